@@ -1,0 +1,109 @@
+//! The one interface both backends implement, and backend selection.
+
+pub mod cpu;
+pub mod gpu;
+
+use serde::Serialize;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::metrics::Counts;
+use crate::model::ModelSpec;
+
+/// Which backend to train on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The GPU when wgpu finds an adapter, else the CPU (with a notice).
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// The adapter a GPU session runs on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdapterDesc {
+    pub name: String,
+    pub api: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+/// Everything a training run needs besides the data and the model's shape.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Initial parameters, laid out as `ModelSpec::layout`.
+    pub params: Vec<f32>,
+    pub lr: f32,
+}
+
+/// One training run's state on one backend: data, weights and scratch, allocated once.
+///
+/// The iteration contract: `evaluate` yields the counts of the current weights (after t
+/// updates) and keeps what the gradient needs; `update` then applies update t + 1. The
+/// weights before the last update stay available through `previous_params`.
+pub trait Session {
+    /// Forward pass over the training rows with the current weights.
+    fn evaluate(&mut self) -> Result<Counts>;
+    /// One full-batch gradient step, W ← W − lr·∇L, from the last `evaluate`.
+    fn update(&mut self) -> Result<()>;
+    /// The current weights.
+    fn params(&mut self) -> Result<Vec<f32>>;
+    /// The weights before the last update (the initial ones if there was none).
+    fn previous_params(&mut self) -> Result<Vec<f32>>;
+    /// `None` for the CPU.
+    fn adapter(&self) -> Option<AdapterDesc>;
+}
+
+/// An opened session and what the user should be told about how it was chosen.
+pub struct Opened {
+    pub session: Box<dyn Session>,
+    /// A one-line notice, e.g. that `auto` fell back to the CPU.
+    pub notice: Option<String>,
+}
+
+/// Opens a session on the chosen backend. `adapter` picks a GPU adapter by name substring.
+pub fn open(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    data: &Dataset,
+    spec: &ModelSpec,
+    cfg: &SessionConfig,
+) -> Result<Opened> {
+    let cpu =
+        || -> Result<Box<dyn Session>> { Ok(Box::new(cpu::CpuSession::new(data, spec, cfg)?)) };
+    match choice {
+        BackendChoice::Cpu => Ok(Opened {
+            session: cpu()?,
+            notice: None,
+        }),
+        BackendChoice::Gpu => {
+            let ctx = gpu::GpuContext::open(adapter)?;
+            Ok(Opened {
+                session: Box::new(gpu::GpuSession::new(ctx, data, spec, cfg)?),
+                notice: None,
+            })
+        }
+        BackendChoice::Auto => {
+            let gpu = gpu::GpuContext::open(adapter)
+                .and_then(|ctx| gpu::GpuSession::new(ctx, data, spec, cfg));
+            match gpu {
+                Ok(s) => Ok(Opened {
+                    session: Box::new(s),
+                    notice: None,
+                }),
+                Err(e @ (Error::NoAdapter(_) | Error::TooLarge(_))) => Ok(Opened {
+                    session: cpu()?,
+                    notice: Some(format!(
+                        "training on the CPU: {} (--backend cpu silences this notice)",
+                        first_line(&e.to_string())
+                    )),
+                }),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

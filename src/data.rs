@@ -1,0 +1,616 @@
+//! Training data: CSV loading with precise errors, label mapping, z-score standardization and
+//! the built-in demo sets.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Binary-labelled rows of numeric features.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Features, row-major: [rows, features].
+    pub x: Vec<f32>,
+    /// Labels: [rows], each 0.0 or 1.0.
+    pub y: Vec<f32>,
+    pub rows: usize,
+    pub features: usize,
+    pub feature_names: Vec<String>,
+    pub label: LabelMapping,
+    /// Where the rows came from: a file path or `demo:NAME`.
+    pub source: String,
+}
+
+/// How the label column's two values map to the classes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LabelMapping {
+    pub column: String,
+    /// The original value that means class 1.
+    pub positive: String,
+    /// The original value that means class 0.
+    pub negative: String,
+}
+
+impl Dataset {
+    pub fn positives(&self) -> usize {
+        self.y.iter().filter(|&&v| v == 1.0).count()
+    }
+
+    /// Row `r` of X: [features].
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.x[r * self.features..(r + 1) * self.features]
+    }
+}
+
+/// Z-score statistics of the training rows: mean and population standard deviation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Standardizer {
+    pub mean: Vec<f64>,
+    /// Population standard deviation; 0 marks a constant column, which maps to all zeros.
+    pub std: Vec<f64>,
+}
+
+impl Standardizer {
+    pub fn fit(data: &Dataset) -> Self {
+        let (n, f) = (data.rows, data.features);
+        let mut mean = vec![0.0f64; f];
+        for r in 0..n {
+            for (m, &v) in mean.iter_mut().zip(data.row(r)) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut var = vec![0.0f64; f];
+        let mut constant = vec![true; f];
+        for r in 0..n {
+            for (j, &v) in data.row(r).iter().enumerate() {
+                let d = v as f64 - mean[j];
+                var[j] += d * d;
+                if v != data.x[j] {
+                    constant[j] = false;
+                }
+            }
+        }
+        let std = var
+            .iter()
+            .zip(&constant)
+            .map(|(&v, &c)| if c { 0.0 } else { (v / n as f64).sqrt() })
+            .collect();
+        Standardizer { mean, std }
+    }
+
+    /// x ← (x − mean) / std, computed in f64; constant columns become 0.
+    pub fn apply(&self, data: &mut Dataset) {
+        let f = data.features;
+        for (k, v) in data.x.iter_mut().enumerate() {
+            let j = k % f;
+            *v = if self.std[j] == 0.0 {
+                0.0
+            } else {
+                ((*v as f64 - self.mean[j]) / self.std[j]) as f32
+            };
+        }
+    }
+}
+
+/// How to read a CSV file.
+#[derive(Clone, Debug, Default)]
+pub struct CsvOptions {
+    /// Label column name; `None` takes the last column.
+    pub label: Option<String>,
+    /// Columns to ignore.
+    pub drop: Vec<String>,
+    /// The label value that is the positive class.
+    pub positive: Option<String>,
+}
+
+/// Reads a CSV file with a header row. Every column other than the label and the dropped ones
+/// must hold finite numbers.
+pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_csv(&shown, &bytes, opts)
+}
+
+/// Parses CSV bytes; `name` is used in error messages.
+pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Error::data(
+            name,
+            "the file is empty (expected a header row and data rows)",
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(name, &e))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut seen = HashMap::new();
+    for (j, h) in headers.iter().enumerate() {
+        if h.is_empty() {
+            return Err(Error::Data {
+                path: name.into(),
+                line: Some(1),
+                column: Some((j + 1).to_string()),
+                msg: "the header has an empty column name".into(),
+            });
+        }
+        if let Some(first) = seen.insert(h.as_str(), j) {
+            return Err(Error::Data {
+                path: name.into(),
+                line: Some(1),
+                column: Some(format!("{} \"{h}\"", j + 1)),
+                msg: format!("column name \"{h}\" already names column {}", first + 1),
+            });
+        }
+    }
+    let find = |col: &str, flag: &str| -> Result<usize> {
+        headers.iter().position(|h| h == col).ok_or_else(|| {
+            Error::Config(format!(
+                "{flag} {col}: {name} has no column \"{col}\" (columns: {})",
+                headers.join(", ")
+            ))
+        })
+    };
+    let label_idx = match &opts.label {
+        Some(l) => find(l, "--label")?,
+        None => headers.len() - 1,
+    };
+    let mut dropped = vec![false; headers.len()];
+    for d in &opts.drop {
+        let j = find(d, "--drop")?;
+        if j == label_idx {
+            return Err(Error::Config(format!(
+                "--drop {d}: \"{d}\" is the label column; pick another label with --label"
+            )));
+        }
+        dropped[j] = true;
+    }
+    let feature_cols: Vec<usize> = (0..headers.len())
+        .filter(|&j| j != label_idx && !dropped[j])
+        .collect();
+    if feature_cols.is_empty() {
+        return Err(Error::data(
+            name,
+            format!(
+                "no feature columns left besides the label \"{}\"",
+                headers[label_idx]
+            ),
+        ));
+    }
+
+    let mut x = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut label_lines: Vec<u64> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(name, &e))?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.len() != headers.len() {
+            return Err(Error::Data {
+                path: name.into(),
+                line: Some(line),
+                column: None,
+                msg: format!(
+                    "expected {} fields (as in the header), found {}",
+                    headers.len(),
+                    record.len()
+                ),
+            });
+        }
+        for &j in &feature_cols {
+            x.push(parse_feature(name, line, j, &headers[j], &record[j])?);
+        }
+        let lab = &record[label_idx];
+        if lab.is_empty() {
+            return Err(Error::Data {
+                path: name.into(),
+                line: Some(line),
+                column: Some(column_name(label_idx, &headers[label_idx])),
+                msg: "the label is empty".into(),
+            });
+        }
+        labels.push(lab.to_string());
+        label_lines.push(line);
+    }
+    if labels.is_empty() {
+        return Err(Error::data(name, "no data rows after the header"));
+    }
+    let label_name = headers[label_idx].clone();
+    let (y, label) = map_labels(name, &label_name, &labels, opts.positive.as_deref())?;
+    Ok(Dataset {
+        rows: labels.len(),
+        features: feature_cols.len(),
+        feature_names: feature_cols.iter().map(|&j| headers[j].clone()).collect(),
+        x,
+        y,
+        label,
+        source: name.to_string(),
+    })
+}
+
+fn column_name(j: usize, name: &str) -> String {
+    format!("{} \"{name}\"", j + 1)
+}
+
+fn csv_error(name: &str, e: &csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    let msg = match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+        csv::ErrorKind::Io(io) => io.to_string(),
+        _ => e.to_string(),
+    };
+    Error::Data {
+        path: name.into(),
+        line,
+        column: None,
+        msg,
+    }
+}
+
+fn parse_feature(name: &str, line: u64, j: usize, header: &str, cell: &str) -> Result<f32> {
+    let bad = |msg: String| Error::Data {
+        path: name.into(),
+        line: Some(line),
+        column: Some(column_name(j, header)),
+        msg,
+    };
+    if cell.is_empty() {
+        return Err(bad(
+            "the cell is empty; features must be finite numbers".into()
+        ));
+    }
+    let v: f64 = cell
+        .parse()
+        .map_err(|_| bad(format!("\"{cell}\" is not a number")))?;
+    if !v.is_finite() {
+        return Err(bad(format!("\"{cell}\" is not a finite number")));
+    }
+    let v32 = v as f32;
+    if !v32.is_finite() {
+        return Err(bad(format!("\"{cell}\" is outside the range of f32")));
+    }
+    Ok(v32)
+}
+
+/// Maps the label texts to 0/1. Numeric labels: the larger value is positive. Text labels: the
+/// value that sorts last, unless `positive` names one.
+fn map_labels(
+    name: &str,
+    column: &str,
+    labels: &[String],
+    positive: Option<&str>,
+) -> Result<(Vec<f32>, LabelMapping)> {
+    let numeric: Option<Vec<f64>> = labels
+        .iter()
+        .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    // Distinct classes as (sort key, first text seen), in sorted order.
+    let mut classes: Vec<(String, Option<f64>)> = Vec::new();
+    let key_of =
+        |i: usize| -> (String, Option<f64>) { (labels[i].clone(), numeric.as_ref().map(|v| v[i])) };
+    for i in 0..labels.len() {
+        let (t, v) = key_of(i);
+        let same = |c: &(String, Option<f64>)| match v {
+            Some(v) => c.1 == Some(v),
+            None => c.0 == t,
+        };
+        if !classes.iter().any(same) {
+            classes.push((t, v));
+            if classes.len() > 2 {
+                break;
+            }
+        }
+    }
+    if classes.len() != 2 {
+        let shown: Vec<String> = classes.iter().map(|c| format!("\"{}\"", c.0)).collect();
+        let msg = if classes.len() == 1 {
+            format!(
+                "the label column \"{column}\" has only one distinct value ({}); a binary classifier needs exactly two",
+                shown[0]
+            )
+        } else {
+            format!(
+                "the label column \"{column}\" has more than two distinct values ({}, ...); a binary classifier needs exactly two (pick the label with --label)",
+                shown.join(", ")
+            )
+        };
+        return Err(Error::data(name, msg));
+    }
+    classes.sort_by(|a, b| match (a.1, b.1) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.0.cmp(&b.0),
+    });
+    let pos_idx = match positive {
+        None => 1,
+        Some(p) => {
+            let pv = p.parse::<f64>().ok();
+            classes
+                .iter()
+                .position(|c| c.0 == p || (c.1.is_some() && c.1 == pv))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "--positive {p}: the label column \"{column}\" holds \"{}\" and \"{}\", not \"{p}\"",
+                        classes[0].0, classes[1].0
+                    ))
+                })?
+        }
+    };
+    let pos = &classes[pos_idx];
+    let y = labels
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let is_pos = match (&numeric, pos.1) {
+                (Some(v), Some(pv)) => v[i] == pv,
+                _ => *t == pos.0,
+            };
+            if is_pos { 1.0 } else { 0.0 }
+        })
+        .collect();
+    Ok((
+        y,
+        LabelMapping {
+            column: column.to_string(),
+            positive: pos.0.clone(),
+            negative: classes[1 - pos_idx].0.clone(),
+        },
+    ))
+}
+
+/// The built-in data sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Demo {
+    /// The four points (±1, ±1) labelled 1 where the signs agree: not linearly separable.
+    Xnor,
+    /// Two Gaussian blobs (σ = 1) centred at (2, 2) and (−2, −2); 2 features.
+    Blobs,
+    /// Two interleaving half circles with jitter σ = 0.1; 2 features.
+    Moons,
+    /// Points uniform in [−1, 1]^F labelled by the side of a random hyperplane through 0.
+    Hyperplane,
+}
+
+impl Demo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Demo::Xnor => "xnor",
+            Demo::Blobs => "blobs",
+            Demo::Moons => "moons",
+            Demo::Hyperplane => "hyperplane",
+        }
+    }
+}
+
+/// Sizes and randomness of a demo set.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Rows (default 1000; xnor has 4).
+    pub rows: Option<usize>,
+    /// Features (hyperplane only; default 8).
+    pub features: Option<usize>,
+    /// Fraction of labels flipped, in [0, 1]; exactly round(noise · rows) rows are flipped.
+    pub noise: f64,
+    pub seed: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            rows: None,
+            features: None,
+            noise: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Uniform in [0, 1) with 53 random bits.
+fn uniform(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Standard normal by Box–Muller.
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1 = 1.0 - uniform(rng); // (0, 1]
+    let u2 = uniform(rng);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Builds a demo set, deterministic for the seed.
+pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
+    if !(0.0..=1.0).contains(&opts.noise) || opts.noise.is_nan() {
+        return Err(Error::Config(format!(
+            "--noise {}: must be a fraction between 0 and 1",
+            opts.noise
+        )));
+    }
+    if opts.features.is_some() && kind != Demo::Hyperplane {
+        return Err(Error::Config(format!(
+            "--features applies to --demo hyperplane only ({} has 2 features)",
+            kind.name()
+        )));
+    }
+    if kind == Demo::Xnor && (opts.rows.is_some() || opts.noise > 0.0) {
+        return Err(Error::Config(
+            "--rows and --noise do not apply to --demo xnor (always its four points)".into(),
+        ));
+    }
+    let rows = opts.rows.unwrap_or(1000);
+    let features = opts.features.unwrap_or(8);
+    if rows == 0 {
+        return Err(Error::Config("--rows must be at least 1".into()));
+    }
+    if features == 0 {
+        return Err(Error::Config("--features must be at least 1".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let (x, mut y, f): (Vec<f32>, Vec<f32>, usize) = match kind {
+        Demo::Xnor => (
+            vec![1.0, 1.0, 1.0, -1.0, -1.0, 1.0, -1.0, -1.0],
+            vec![1.0, 0.0, 0.0, 1.0],
+            2,
+        ),
+        Demo::Blobs => {
+            let mut x = Vec::with_capacity(rows * 2);
+            let mut y = Vec::with_capacity(rows);
+            for r in 0..rows {
+                let label = (r % 2) as f32;
+                let c = if label == 1.0 { 2.0 } else { -2.0 };
+                x.push((c + normal(&mut rng)) as f32);
+                x.push((c + normal(&mut rng)) as f32);
+                y.push(label);
+            }
+            (x, y, 2)
+        }
+        Demo::Moons => {
+            let mut x = Vec::with_capacity(rows * 2);
+            let mut y = Vec::with_capacity(rows);
+            for r in 0..rows {
+                let label = (r % 2) as f32;
+                let t = std::f64::consts::PI * uniform(&mut rng);
+                let (px, py) = if label == 0.0 {
+                    (t.cos(), t.sin())
+                } else {
+                    (1.0 - t.cos(), 0.5 - t.sin())
+                };
+                x.push((px + 0.1 * normal(&mut rng)) as f32);
+                x.push((py + 0.1 * normal(&mut rng)) as f32);
+                y.push(label);
+            }
+            (x, y, 2)
+        }
+        Demo::Hyperplane => {
+            let w: Vec<f64> = (0..features).map(|_| normal(&mut rng)).collect();
+            let mut x = Vec::with_capacity(rows * features);
+            let mut y = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                let mut dot = 0.0;
+                for wj in &w {
+                    let v = (2.0 * uniform(&mut rng) - 1.0) as f32;
+                    dot += wj * v as f64;
+                    x.push(v);
+                }
+                y.push(if dot > 0.0 { 1.0 } else { 0.0 });
+            }
+            (x, y, features)
+        }
+    };
+    let n = y.len();
+    // Flip exactly round(noise · n) distinct rows, chosen by a partial Fisher–Yates shuffle.
+    let flips = (opts.noise * n as f64).round() as usize;
+    let mut idx: Vec<usize> = (0..n).collect();
+    for k in 0..flips {
+        let pick = k + (rng.next_u64() % (n - k) as u64) as usize;
+        idx.swap(k, pick);
+        y[idx[k]] = 1.0 - y[idx[k]];
+    }
+    Ok(Dataset {
+        rows: n,
+        features: f,
+        feature_names: (1..=f).map(|j| format!("x{j}")).collect(),
+        x,
+        y,
+        label: LabelMapping {
+            column: "label".into(),
+            positive: "1".into(),
+            negative: "0".into(),
+        },
+        source: format!("demo:{}", kind.name()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, opts: &CsvOptions) -> Result<Dataset> {
+        parse_csv("t.csv", text.as_bytes(), opts)
+    }
+
+    #[test]
+    fn numeric_labels_larger_is_positive() {
+        let d = parse("a,b,y\n1,2,-1\n3,4,1\n5,6,-1\n", &CsvOptions::default()).unwrap();
+        assert_eq!(d.y, vec![0.0, 1.0, 0.0]);
+        assert_eq!(d.label.positive, "1");
+        assert_eq!(d.label.negative, "-1");
+        assert_eq!(d.x, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn text_labels_sort_last_or_named() {
+        let text = "x,diag\n1,M\n2,B\n";
+        let d = parse(text, &CsvOptions::default()).unwrap();
+        assert_eq!(d.y, vec![1.0, 0.0]); // "M" sorts after "B"
+        let opts = CsvOptions {
+            positive: Some("B".into()),
+            ..Default::default()
+        };
+        let d = parse(text, &opts).unwrap();
+        assert_eq!(d.y, vec![0.0, 1.0]);
+        assert_eq!(d.label.negative, "M");
+    }
+
+    #[test]
+    fn label_and_drop_select_columns() {
+        let opts = CsvOptions {
+            label: Some("y".into()),
+            drop: vec!["id".into()],
+            positive: None,
+        };
+        let d = parse("id,y,f\n7,0,1.5\n8,1,2.5\n", &opts).unwrap();
+        assert_eq!(d.feature_names, vec!["f"]);
+        assert_eq!(d.x, vec![1.5, 2.5]);
+    }
+
+    #[test]
+    fn standardize_population_std_and_constant_column() {
+        let mut d = parse("a,c,y\n1,5,0\n3,5,1\n", &CsvOptions::default()).unwrap();
+        let s = Standardizer::fit(&d);
+        assert_eq!(s.mean, vec![2.0, 5.0]);
+        assert_eq!(s.std, vec![1.0, 0.0]);
+        s.apply(&mut d);
+        assert_eq!(d.x, vec![-1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn demos_are_deterministic_and_sized() {
+        let o = DemoOptions {
+            rows: Some(101),
+            noise: 0.1,
+            seed: 7,
+            ..Default::default()
+        };
+        for kind in [Demo::Blobs, Demo::Moons, Demo::Hyperplane] {
+            let a = demo(kind, &o).unwrap();
+            let b = demo(kind, &o).unwrap();
+            assert_eq!(a.x, b.x);
+            assert_eq!(a.y, b.y);
+            assert_eq!(a.rows, 101);
+        }
+        let clean = demo(
+            Demo::Hyperplane,
+            &DemoOptions {
+                noise: 0.0,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        let noisy = demo(Demo::Hyperplane, &o).unwrap();
+        let flipped = clean.y.iter().zip(&noisy.y).filter(|(a, b)| a != b).count();
+        assert_eq!(flipped, 10); // round(0.1 * 101)
+        assert_eq!(demo(Demo::Xnor, &DemoOptions::default()).unwrap().rows, 4);
+    }
+}

@@ -1,0 +1,17 @@
+//! wgtrain: binary classifiers (logistic regression, MLPs) trained by full-batch gradient
+//! descent on the GPU through wgpu, or on the CPU, stopped at the exact iteration a rule holds.
+//!
+//! Data flows one way: [`data`] → [`model::ModelSpec`] → [`backend`] (CPU | GPU) →
+//! [`train::train`] with a [`stop::StopRule`] → [`report`].
+
+pub mod backend;
+pub mod data;
+pub mod error;
+pub mod job;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod stop;
+pub mod train;
+
+pub use error::{Error, Result};

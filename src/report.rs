@@ -1,0 +1,174 @@
+//! The training report: plain serializable data, a human summary and a JSON exporter.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::backend::AdapterDesc;
+use crate::data::LabelMapping;
+use crate::metrics::Metrics;
+use crate::model::Activation;
+use crate::stop::StopReason;
+use crate::train::StopInfo;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// "cpu" or "gpu".
+    pub backend: String,
+    pub adapter: Option<AdapterDesc>,
+    pub data: DataInfo,
+    pub model: ModelInfo,
+    pub stop: StopReport,
+    /// Metrics of the returned weights on the training rows.
+    pub metrics: Metrics,
+    pub max_iter: u64,
+    pub lr: f32,
+    pub seed: u64,
+    pub timing: Timing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DataInfo {
+    pub source: String,
+    pub rows: usize,
+    pub features: usize,
+    pub positives: usize,
+    pub label_mapping: LabelMapping,
+    pub standardized: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelInfo {
+    /// [inputs, hidden..., 1]
+    pub layers: Vec<usize>,
+    pub activation: Activation,
+    pub parameters: usize,
+    /// SHA-256 of the parameters' f32 little-endian bytes.
+    pub checksum: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StopReport {
+    #[serde(flatten)]
+    pub info: StopInfo,
+    /// One human sentence.
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    /// Data loading, device and session setup.
+    pub setup_s: f64,
+    /// The training loop.
+    pub train_s: f64,
+    /// Iterations (forward, metrics and, unless stopping, backward and update) per second.
+    pub iterations_per_s: f64,
+}
+
+/// The one-sentence account of a stop, e.g.
+/// `stopped at iteration 137: accuracy 0.9912 >= 0.99 (threshold); 863 of 1000 iterations not needed`.
+pub fn stop_message(s: &StopInfo, max_iter: u64) -> String {
+    let name = s.metric.name();
+    let cmp = if s.metric.higher_is_better() {
+        ">="
+    } else {
+        "<="
+    };
+    match s.reason {
+        StopReason::Threshold => format!(
+            "stopped at iteration {}: {name} {} {cmp} {} (threshold); {} of {max_iter} iterations not needed",
+            s.iteration,
+            short(s.value),
+            short(s.threshold.unwrap_or(f64::NAN)),
+            max_iter.saturating_sub(s.iteration)
+        ),
+        StopReason::MaxIter => match s.threshold {
+            Some(t) => format!(
+                "reached max_iter {max_iter} without meeting the threshold: {name} {} (threshold {})",
+                short(s.value),
+                short(t)
+            ),
+            None => format!(
+                "ran all {max_iter} iterations (no threshold set): {name} {}",
+                short(s.value)
+            ),
+        },
+        StopReason::NonFinite => match s.non_finite_at {
+            Some(at) if at > s.iteration => format!(
+                "the loss became non-finite at iteration {at}; returned the weights of iteration {} ({name} {}); try a smaller --lr",
+                s.iteration,
+                short(s.value)
+            ),
+            _ => format!(
+                "the loss of the initial weights is not finite; returned them ({name} {}); check the data's scale",
+                short(s.value)
+            ),
+        },
+    }
+}
+
+/// Four decimals for people; the JSON keeps every digit.
+fn short(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The summary printed for people.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let d = &self.data;
+        let _ = writeln!(
+            s,
+            "data:    {}: {} rows × {} features, {} positive (label \"{}\": {} = positive, {} = negative){}",
+            d.source,
+            d.rows,
+            d.features,
+            d.positives,
+            d.label_mapping.column,
+            d.label_mapping.positive,
+            d.label_mapping.negative,
+            if d.standardized { ", standardized" } else { "" }
+        );
+        let layers: Vec<String> = self.model.layers.iter().map(|l| l.to_string()).collect();
+        let act = if self.model.layers.len() > 2 {
+            format!(" ({})", self.model.activation.name())
+        } else {
+            " (logistic regression)".into()
+        };
+        let on = match &self.adapter {
+            Some(a) => format!("gpu: {} ({}, {})", a.name, a.api, a.device_type),
+            None => "cpu".into(),
+        };
+        let _ = writeln!(
+            s,
+            "model:   {}{act}, {} parameters, lr {}, on {on}",
+            layers.join(" → "),
+            self.model.parameters,
+            self.lr
+        );
+        let _ = writeln!(s, "result:  {}", self.stop.message);
+        let m = &self.metrics;
+        let _ = writeln!(
+            s,
+            "metrics: loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
+            m.loss, m.accuracy, m.precision, m.recall, m.f1, m.iou
+        );
+        let _ = writeln!(
+            s,
+            "counts:  TP {}  FP {}  FN {}  TN {}",
+            m.tp, m.fp, m.fn_, m.tn
+        );
+        let t = &self.timing;
+        let _ = writeln!(
+            s,
+            "time:    setup {:.3} s, training {:.3} s ({:.0} iterations/s)",
+            t.setup_s, t.train_s, t.iterations_per_s
+        );
+        let _ = write!(s, "weights: sha256 {}", self.model.checksum);
+        s
+    }
+}
