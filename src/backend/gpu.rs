@@ -20,7 +20,7 @@ const DENSE_GRAD_UPDATE: &str = include_str!("../../shaders/dense_grad_update.wg
 const DENSE_BACKPROP: &str = include_str!("../../shaders/dense_backprop.wgsl");
 
 /// Invocations per workgroup of the element-wise kernels (forward, backprop).
-const WORKGROUP: u32 = 64;
+const WORKGROUP: usize = 64;
 
 /// How to get a GPU adapter where there is none.
 pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. Without a GPU, Mesa's software \
@@ -70,6 +70,12 @@ impl GpuContext {
     /// Opens the adapter whose name contains `name` (case-insensitive; WGPU_ADAPTER_NAME when
     /// `None`), else the high-performance default.
     pub fn open(name: Option<&str>) -> Result<Self> {
+        Self::open_with_limits(name, |_| {})
+    }
+
+    /// As `open`, with the device's limits narrowed by `narrow` (tests use it to force the
+    /// 2-D dispatch grids that only huge data would otherwise reach).
+    pub fn open_with_limits(name: Option<&str>, narrow: impl FnOnce(&mut wgpu::Limits)) -> Result<Self> {
         let inst = instance();
         let wanted = name
             .map(str::to_owned)
@@ -100,7 +106,8 @@ impl GpuContext {
             }))
             .map_err(|e| Error::NoAdapter(format!("{NO_ADAPTER_HELP}\n  wgpu: {e}")))?,
         };
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        narrow(&mut limits);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
             required_limits: limits.clone(),
@@ -203,12 +210,17 @@ impl GpuContext {
     }
 
     /// A 2-D grid for `groups` workgroups within the per-dimension limit.
-    fn grid(&self, groups: u32) -> (u32, u32) {
-        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+    fn grid(&self, groups: usize) -> Result<(u32, u32)> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1) as usize;
         if groups <= max {
-            (groups.max(1), 1)
+            Ok((groups.max(1) as u32, 1))
+        } else if groups.div_ceil(max) <= max {
+            Ok((max as u32, groups.div_ceil(max) as u32))
         } else {
-            (max, groups.div_ceil(max))
+            Err(Error::TooLarge(format!(
+                "{groups} workgroups in one dispatch exceed the {max} × {max} grid of {}",
+                self.adapter.name
+            )))
         }
     }
 
@@ -364,7 +376,7 @@ impl GpuSession {
             forward.push(Dispatch {
                 pipeline: FORWARD,
                 groups,
-                grid: ctx.grid(u(n * lay.outputs).div_ceil(WORKGROUP)),
+                grid: ctx.grid((n * lay.outputs).div_ceil(WORKGROUP))?,
             });
         }
 
@@ -413,7 +425,7 @@ impl GpuSession {
             backward.push(Dispatch {
                 pipeline: GRAD,
                 groups,
-                grid: ctx.grid(u(lay.outputs * (lay.inputs + 1))),
+                grid: ctx.grid(lay.outputs * (lay.inputs + 1))?,
             });
             if l > 0 {
                 let back_cfg = ctx.uniform(
@@ -438,7 +450,7 @@ impl GpuSession {
                 backward.push(Dispatch {
                     pipeline: BACKPROP,
                     groups,
-                    grid: ctx.grid(u(n * lay.inputs).div_ceil(WORKGROUP)),
+                    grid: ctx.grid((n * lay.inputs).div_ceil(WORKGROUP))?,
                 });
             }
         }

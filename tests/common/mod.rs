@@ -1,0 +1,122 @@
+//! Shared test helpers: one test body, run on both backends.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use wgtrain::backend::cpu::CpuSession;
+use wgtrain::backend::gpu::{GpuContext, GpuSession};
+use wgtrain::backend::{Session, SessionConfig};
+use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
+use wgtrain::metrics::{Metric, Metrics};
+use wgtrain::model::{Activation, ModelSpec};
+use wgtrain::stop::StopRule;
+use wgtrain::train::{self, Outcome};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cpu,
+    Gpu,
+}
+
+/// Says loudly that a GPU test cannot run; with `CI` set, fails instead.
+pub fn no_gpu(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but no GPU adapter is available, so GPU tests cannot run: {why}");
+    }
+    // Straight to the stream: the test harness captures eprintln! of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! GPU TEST SKIPPED: no GPU adapter ({why}).\n!!! Install lavapipe (apt-get install mesa-vulkan-drivers) to run it.\n"
+    );
+}
+
+/// A GPU context, or `None` after saying loudly why not.
+pub fn gpu_context() -> Option<GpuContext> {
+    match GpuContext::open(None) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            no_gpu(&e.to_string());
+            None
+        }
+    }
+}
+
+/// A session on `kind`; `None` when the GPU is missing (after `no_gpu`).
+pub fn session(kind: Kind, data: &Dataset, spec: &ModelSpec, cfg: &SessionConfig) -> Option<Box<dyn Session>> {
+    match kind {
+        Kind::Cpu => Some(Box::new(CpuSession::new(data, spec, cfg).expect("cpu session"))),
+        Kind::Gpu => {
+            let ctx = gpu_context()?;
+            Some(Box::new(GpuSession::new(ctx, data, spec, cfg).expect("gpu session")))
+        }
+    }
+}
+
+/// A standardized demo set.
+pub fn demo(kind: Demo, rows: usize, features: Option<usize>, noise: f64, seed: u64) -> Dataset {
+    let mut d = data::demo(
+        kind,
+        &DemoOptions { rows: if kind == Demo::Xnor { None } else { Some(rows) }, features, noise, seed },
+    )
+    .expect("demo data");
+    Standardizer::fit(&d).apply(&mut d);
+    d
+}
+
+pub fn spec(data: &Dataset, hidden: &[usize], act: Activation) -> ModelSpec {
+    ModelSpec::new(data.features, hidden, act).expect("spec")
+}
+
+pub fn config(spec: &ModelSpec, lr: f32, seed: u64) -> SessionConfig {
+    SessionConfig { params: spec.init_params(seed), lr }
+}
+
+pub fn rule(metric: Metric, threshold: Option<f64>, max_iter: u64) -> StopRule {
+    StopRule { metric, threshold, max_iter }
+}
+
+/// Trains and returns the outcome and every check's metrics.
+pub fn train_all(s: &mut dyn Session, rule: &StopRule) -> (Outcome, Vec<Metrics>) {
+    let mut seen = Vec::new();
+    let out = train::train(s, rule, |t, m| {
+        assert_eq!(t as usize, seen.len(), "checks come in order");
+        seen.push(*m);
+    })
+    .expect("training");
+    (out, seen)
+}
+
+/// The weights after exactly `t` updates, by driving a fresh session by hand.
+pub fn params_after(mut s: Box<dyn Session>, t: u64) -> Vec<f32> {
+    for _ in 0..t {
+        s.evaluate().expect("evaluate");
+        s.update().expect("update");
+    }
+    s.params().expect("params")
+}
+
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Defines `mod $name { fn cpu(); fn gpu(); }` running one body with `$kind` bound to each.
+#[macro_export]
+macro_rules! both_backends {
+    ($(fn $name:ident($kind:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn body($kind: $crate::common::Kind) $body
+                #[test]
+                fn cpu() {
+                    body($crate::common::Kind::Cpu)
+                }
+                #[test]
+                fn gpu() {
+                    body($crate::common::Kind::Gpu)
+                }
+            }
+        )*
+    };
+}
