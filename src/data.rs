@@ -112,9 +112,9 @@ pub struct CsvOptions {
 /// must hold finite numbers.
 pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|err| Error::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     parse_csv(&shown, &bytes, opts)
 }
@@ -127,6 +127,26 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
             "the file is empty (expected a header row and data rows)",
         ));
     }
+    // Line numbers from byte offsets, so CRLF endings and blank lines count as a reader sees them.
+    let line_starts: Vec<u64> = std::iter::once(0)
+        .chain(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i as u64 + 1),
+        )
+        .collect();
+    // A record's position can sit on the line break before it; skip to its first byte.
+    let line_of = |p: Option<&csv::Position>| {
+        p.map(|p| {
+            let mut b = p.byte() as usize;
+            while b < bytes.len() && (bytes[b] == b'\r' || bytes[b] == b'\n') {
+                b += 1;
+            }
+            line_starts.partition_point(|&s| s <= b as u64) as u64
+        })
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -134,7 +154,7 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
         .from_reader(bytes);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| csv_error(name, &e))?
+        .map_err(|e| csv_error(name, &e, line_of(e.position())))?
         .iter()
         .map(str::to_string)
         .collect();
@@ -196,8 +216,8 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
     let mut labels: Vec<String> = Vec::new();
     let mut label_lines: Vec<u64> = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| csv_error(name, &e))?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let record = record.map_err(|e| csv_error(name, &e, line_of(e.position())))?;
+        let line = line_of(record.position()).unwrap_or(0);
         if record.len() != headers.len() {
             return Err(Error::Data {
                 path: name.into(),
@@ -229,7 +249,13 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
         return Err(Error::data(name, "no data rows after the header"));
     }
     let label_name = headers[label_idx].clone();
-    let (y, label) = map_labels(name, &label_name, &labels, opts.positive.as_deref())?;
+    let (y, label) = map_labels(
+        name,
+        &label_name,
+        &labels,
+        &label_lines,
+        opts.positive.as_deref(),
+    )?;
     Ok(Dataset {
         rows: labels.len(),
         features: feature_cols.len(),
@@ -245,8 +271,7 @@ fn column_name(j: usize, name: &str) -> String {
     format!("{} \"{name}\"", j + 1)
 }
 
-fn csv_error(name: &str, e: &csv::Error) -> Error {
-    let line = e.position().map(|p| p.line());
+fn csv_error(name: &str, e: &csv::Error, line: Option<u64>) -> Error {
     let msg = match e.kind() {
         csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
         csv::ErrorKind::Io(io) => io.to_string(),
@@ -291,43 +316,60 @@ fn map_labels(
     name: &str,
     column: &str,
     labels: &[String],
+    lines: &[u64],
     positive: Option<&str>,
 ) -> Result<(Vec<f32>, LabelMapping)> {
     let numeric: Option<Vec<f64>> = labels
         .iter()
         .map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()))
         .collect();
-    // Distinct classes as (sort key, first text seen), in sorted order.
+    // Distinct classes as (first text seen, numeric value), sorted below.
     let mut classes: Vec<(String, Option<f64>)> = Vec::new();
     let key_of =
         |i: usize| -> (String, Option<f64>) { (labels[i].clone(), numeric.as_ref().map(|v| v[i])) };
-    for i in 0..labels.len() {
+    // The line of the first row holding a third distinct value.
+    let mut third_line = None;
+    for (i, &line) in lines.iter().enumerate() {
         let (t, v) = key_of(i);
         let same = |c: &(String, Option<f64>)| match v {
             Some(v) => c.1 == Some(v),
             None => c.0 == t,
         };
         if !classes.iter().any(same) {
+            if classes.len() == 2 {
+                third_line.get_or_insert(line);
+            }
             classes.push((t, v));
-            if classes.len() > 2 {
+            if classes.len() > 6 {
                 break;
             }
         }
     }
-    if classes.len() != 2 {
-        let shown: Vec<String> = classes.iter().map(|c| format!("\"{}\"", c.0)).collect();
-        let msg = if classes.len() == 1 {
+    if classes.len() == 1 {
+        return Err(Error::data(
+            name,
             format!(
-                "the label column \"{column}\" has only one distinct value ({}); a binary classifier needs exactly two",
-                shown[0]
-            )
-        } else {
-            format!(
-                "the label column \"{column}\" has more than two distinct values ({}, ...); a binary classifier needs exactly two (pick the label with --label)",
+                "the label column \"{column}\" has only one distinct value (\"{}\"); a binary classifier needs exactly two",
+                classes[0].0
+            ),
+        ));
+    }
+    if classes.len() > 2 {
+        let shown: Vec<String> = classes
+            .iter()
+            .take(6)
+            .map(|c| format!("\"{}\"", c.0))
+            .collect();
+        let more = if classes.len() > 6 { ", ..." } else { "" };
+        return Err(Error::Data {
+            path: name.into(),
+            line: third_line,
+            column: None,
+            msg: format!(
+                "the label column \"{column}\" has more than two distinct values ({}{more}); a binary classifier needs exactly two (pick the label with --label)",
                 shown.join(", ")
-            )
-        };
-        return Err(Error::data(name, msg));
+            ),
+        });
     }
     classes.sort_by(|a, b| match (a.1, b.1) {
         (Some(x), Some(y)) => x.total_cmp(&y),

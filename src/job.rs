@@ -91,7 +91,7 @@ pub fn run(job: &TrainJob, observe: impl FnMut(u64, &Metrics)) -> Result<JobResu
         },
         model: ModelInfo {
             layers: spec.layers.clone(),
-            activation: spec.activation,
+            activation: (!spec.is_logistic()).then_some(spec.activation),
             parameters: spec.parameter_count(),
             checksum: model::checksum(&outcome.params),
         },

@@ -43,12 +43,7 @@ enum Command {
 #[derive(Args)]
 struct TrainArgs {
     /// CSV file with a header row; every column but the label must be numeric.
-    #[arg(
-        long,
-        value_name = "FILE.csv",
-        conflicts_with = "demo",
-        required_unless_present = "demo"
-    )]
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "demo")]
     data: Option<PathBuf>,
     /// Built-in data set instead of a file.
     #[arg(long, value_enum, value_name = "NAME")]
@@ -72,7 +67,12 @@ struct TrainArgs {
     #[arg(long, requires = "demo")]
     features: Option<usize>,
     /// Fraction of a demo set's labels flipped, 0 to 1.
-    #[arg(long, default_value_t = 0.0, requires = "demo")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        requires = "demo",
+        allow_negative_numbers = true
+    )]
     noise: f64,
     /// Seed of the demo data and the MLP initialisation.
     #[arg(long, default_value_t = 0)]
@@ -84,13 +84,13 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "relu")]
     activation: Activation,
     /// Learning rate of gradient descent.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f32,
     /// Metric the stop rule watches.
     #[arg(long, value_enum, default_value = "accuracy")]
     metric: Metric,
     /// Stop once the metric is >= T (loss: <= T); `none` turns it off [default: 0.99, none for loss].
-    #[arg(long, value_name = "T|none", value_parser = parse_threshold)]
+    #[arg(long, value_name = "T|none", value_parser = parse_threshold, allow_negative_numbers = true)]
     threshold: Option<Threshold>,
     /// Most updates to apply.
     #[arg(long, default_value_t = 1000)]
@@ -167,7 +167,9 @@ impl TrainArgs {
                     seed: self.seed,
                 },
             },
-            (None, None) => bail!("give --data FILE.csv or --demo NAME"),
+            (None, None) => bail!(
+                "no data: give --data FILE.csv or --demo NAME (xnor, blobs, moons, hyperplane)"
+            ),
         };
         Ok(TrainJob {
             source,

@@ -58,9 +58,11 @@ impl ModelSpec {
             return Err(Error::Config("the data has no features".into()));
         }
         if hidden.contains(&0) {
-            return Err(Error::Config(
-                "--hidden: every hidden layer needs at least one unit".into(),
-            ));
+            let list: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+            return Err(Error::Config(format!(
+                "--hidden {}: every hidden layer needs at least one unit",
+                list.join(",")
+            )));
         }
         let mut layers = vec![inputs];
         layers.extend_from_slice(hidden);

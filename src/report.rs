@@ -41,7 +41,8 @@ pub struct DataInfo {
 pub struct ModelInfo {
     /// [inputs, hidden..., 1]
     pub layers: Vec<usize>,
-    pub activation: Activation,
+    /// The hidden layers' activation; null for logistic regression.
+    pub activation: Option<Activation>,
     pub parameters: usize,
     /// SHA-256 of the parameters' f32 little-endian bytes.
     pub checksum: String,
@@ -134,10 +135,9 @@ impl Report {
             if d.standardized { ", standardized" } else { "" }
         );
         let layers: Vec<String> = self.model.layers.iter().map(|l| l.to_string()).collect();
-        let act = if self.model.layers.len() > 2 {
-            format!(" ({})", self.model.activation.name())
-        } else {
-            " (logistic regression)".into()
+        let act = match self.model.activation {
+            Some(a) => format!(" ({})", a.name()),
+            None => " (logistic regression)".into(),
         };
         let on = match &self.adapter {
             Some(a) => format!("gpu: {} ({}, {})", a.name, a.api, a.device_type),

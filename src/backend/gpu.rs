@@ -75,7 +75,10 @@ impl GpuContext {
 
     /// As `open`, with the device's limits narrowed by `narrow` (tests use it to force the
     /// 2-D dispatch grids that only huge data would otherwise reach).
-    pub fn open_with_limits(name: Option<&str>, narrow: impl FnOnce(&mut wgpu::Limits)) -> Result<Self> {
+    pub fn open_with_limits(
+        name: Option<&str>,
+        narrow: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Self> {
         let inst = instance();
         let wanted = name
             .map(str::to_owned)

@@ -91,19 +91,20 @@ pub fn open(
                     session: Box::new(s),
                     notice: None,
                 }),
-                Err(e @ (Error::NoAdapter(_) | Error::TooLarge(_))) => Ok(Opened {
-                    session: cpu()?,
-                    notice: Some(format!(
-                        "training on the CPU: {} (--backend cpu silences this notice)",
-                        first_line(&e.to_string())
-                    )),
-                }),
+                Err(e @ (Error::NoAdapter(_) | Error::TooLarge(_))) => {
+                    let why = match e {
+                        Error::NoAdapter(_) => "no GPU adapter found".to_string(),
+                        other => other.to_string(),
+                    };
+                    Ok(Opened {
+                        session: cpu()?,
+                        notice: Some(format!(
+                            "training on the CPU: {why} (--backend cpu silences this notice)"
+                        )),
+                    })
+                }
                 Err(e) => Err(e),
             }
         }
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }

@@ -42,12 +42,21 @@ pub fn gpu_context() -> Option<GpuContext> {
 }
 
 /// A session on `kind`; `None` when the GPU is missing (after `no_gpu`).
-pub fn session(kind: Kind, data: &Dataset, spec: &ModelSpec, cfg: &SessionConfig) -> Option<Box<dyn Session>> {
+pub fn session(
+    kind: Kind,
+    data: &Dataset,
+    spec: &ModelSpec,
+    cfg: &SessionConfig,
+) -> Option<Box<dyn Session>> {
     match kind {
-        Kind::Cpu => Some(Box::new(CpuSession::new(data, spec, cfg).expect("cpu session"))),
+        Kind::Cpu => Some(Box::new(
+            CpuSession::new(data, spec, cfg).expect("cpu session"),
+        )),
         Kind::Gpu => {
             let ctx = gpu_context()?;
-            Some(Box::new(GpuSession::new(ctx, data, spec, cfg).expect("gpu session")))
+            Some(Box::new(
+                GpuSession::new(ctx, data, spec, cfg).expect("gpu session"),
+            ))
         }
     }
 }
@@ -56,7 +65,12 @@ pub fn session(kind: Kind, data: &Dataset, spec: &ModelSpec, cfg: &SessionConfig
 pub fn demo(kind: Demo, rows: usize, features: Option<usize>, noise: f64, seed: u64) -> Dataset {
     let mut d = data::demo(
         kind,
-        &DemoOptions { rows: if kind == Demo::Xnor { None } else { Some(rows) }, features, noise, seed },
+        &DemoOptions {
+            rows: if kind == Demo::Xnor { None } else { Some(rows) },
+            features,
+            noise,
+            seed,
+        },
     )
     .expect("demo data");
     Standardizer::fit(&d).apply(&mut d);
@@ -68,11 +82,18 @@ pub fn spec(data: &Dataset, hidden: &[usize], act: Activation) -> ModelSpec {
 }
 
 pub fn config(spec: &ModelSpec, lr: f32, seed: u64) -> SessionConfig {
-    SessionConfig { params: spec.init_params(seed), lr }
+    SessionConfig {
+        params: spec.init_params(seed),
+        lr,
+    }
 }
 
 pub fn rule(metric: Metric, threshold: Option<f64>, max_iter: u64) -> StopRule {
-    StopRule { metric, threshold, max_iter }
+    StopRule {
+        metric,
+        threshold,
+        max_iter,
+    }
 }
 
 /// Trains and returns the outcome and every check's metrics.
