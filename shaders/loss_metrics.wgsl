@@ -4,7 +4,8 @@
 //   0  acts    storage, read        f32[..]  logits z [rows] at logit_off
 //   1  labels  storage, read        f32[rows] y, each 0 or 1
 //   2  deltas  storage, read_write  f32[..]  ∂L/∂z [rows] written at delta_off
-//   3  result  storage, read_write  u32[8]   [0] Σ loss (f32 bits), [1] TP, [2] FP, [3] FN, [4] TN
+//   3  result  storage, read_write  u32[..]  at result_off: [+0] Σ loss (f32 bits), [+1] TP,
+//                                            [+2] FP, [+3] FN, [+4] TN
 //   4  cfg     uniform              LossCfg
 // Workgroup: exactly one workgroup of 256 invocations. Invocation k handles rows k, k+256, ...
 // in order; the 256 partial sums then meet in a fixed binary tree, so the result does not
@@ -17,12 +18,16 @@ struct LossCfg {
     logit_off: u32,
     delta_off: u32,
     inv_rows: f32,
+    result_off: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> acts: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<f32>;
 @group(0) @binding(2) var<storage, read_write> deltas: array<f32>;
-@group(0) @binding(3) var<storage, read_write> result: array<u32, 8>;
+@group(0) @binding(3) var<storage, read_write> result: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: LossCfg;
 
 var<workgroup> loss_part: array<f32, 256>;
@@ -52,10 +57,11 @@ fn main(@builtin(local_invocation_index) k: u32) {
         workgroupBarrier();
     }
     if (k == 0u) {
-        result[0] = bitcast<u32>(loss_part[0]);
-        result[1] = count_part[0].x;
-        result[2] = count_part[0].y;
-        result[3] = count_part[0].z;
-        result[4] = count_part[0].w;
+        let o = cfg.result_off;
+        result[o] = bitcast<u32>(loss_part[0]);
+        result[o + 1u] = count_part[0].x;
+        result[o + 2u] = count_part[0].y;
+        result[o + 3u] = count_part[0].z;
+        result[o + 4u] = count_part[0].w;
     }
 }

@@ -97,6 +97,63 @@ impl Standardizer {
     }
 }
 
+impl Dataset {
+    /// The rows at `idx`, in that order.
+    pub fn subset(&self, idx: &[usize], source: String) -> Dataset {
+        Dataset {
+            x: idx
+                .iter()
+                .flat_map(|&r| self.row(r).iter().copied())
+                .collect(),
+            y: idx.iter().map(|&r| self.y[r]).collect(),
+            rows: idx.len(),
+            features: self.features,
+            feature_names: self.feature_names.clone(),
+            label: self.label.clone(),
+            source,
+        }
+    }
+}
+
+/// Holds out a stratified, seeded fraction of the rows for validation: round(fraction · n_c)
+/// rows of each class c, picked by a seeded shuffle. Both parts keep the original row order.
+/// Returns (training, validation).
+pub fn split_stratified(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::Config(format!(
+            "--val-split {fraction}: must be a fraction between 0 and 1 (exclusive)"
+        )));
+    }
+    // A stream of its own, so the split does not shift with other uses of the seed.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5B11_7000_0001);
+    let mut held = vec![false; data.rows];
+    for class in [0.0f32, 1.0] {
+        let mut idx: Vec<usize> = (0..data.rows).filter(|&r| data.y[r] == class).collect();
+        let take = (fraction * idx.len() as f64).round() as usize;
+        for k in 0..take {
+            let pick = k + (rng.next_u64() % (idx.len() - k) as u64) as usize;
+            idx.swap(k, pick);
+            held[idx[k]] = true;
+        }
+    }
+    let (val_idx, train_idx): (Vec<usize>, Vec<usize>) = (0..data.rows).partition(|&r| held[r]);
+    if val_idx.is_empty() || train_idx.is_empty() {
+        return Err(Error::Config(format!(
+            "--val-split {fraction}: {} rows split into {} for training and {} for validation; both need at least one",
+            data.rows,
+            train_idx.len(),
+            val_idx.len()
+        )));
+    }
+    Ok((
+        data.subset(&train_idx, data.source.clone()),
+        data.subset(
+            &val_idx,
+            format!("{} (held out: --val-split {fraction})", data.source),
+        ),
+    ))
+}
+
 /// How to read a CSV file.
 #[derive(Clone, Debug, Default)]
 pub struct CsvOptions {
@@ -119,8 +176,36 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     parse_csv(&shown, &bytes, opts)
 }
 
+/// Reads a validation file: the training data's feature columns (by name, in any order; other
+/// columns are ignored) and label column, with the training data's label mapping.
+pub fn load_csv_like(path: &Path, like: &Dataset) -> Result<Dataset> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|err| Error::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    parse_with(&shown, &bytes, Columns::Like(like))
+}
+
 /// Parses CSV bytes; `name` is used in error messages.
 pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset> {
+    parse_with(name, bytes, Columns::Select(opts))
+}
+
+/// Parses CSV bytes with the columns and label mapping of `like`.
+pub fn parse_csv_like(name: &str, bytes: &[u8], like: &Dataset) -> Result<Dataset> {
+    parse_with(name, bytes, Columns::Like(like))
+}
+
+/// How a file's columns are chosen.
+enum Columns<'a> {
+    /// By the options, for training data.
+    Select(&'a CsvOptions),
+    /// As in an already loaded data set, for validation data.
+    Like(&'a Dataset),
+}
+
+fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::data(
             name,
@@ -185,32 +270,29 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
             ))
         })
     };
-    let label_idx = match &opts.label {
-        Some(l) => find(l, "--label")?,
-        None => headers.len() - 1,
-    };
-    let mut dropped = vec![false; headers.len()];
-    for d in &opts.drop {
-        let j = find(d, "--drop")?;
-        if j == label_idx {
-            return Err(Error::Config(format!(
-                "--drop {d}: \"{d}\" is the label column; pick another label with --label"
-            )));
+    let (label_idx, feature_cols) = match columns {
+        Columns::Select(opts) => select_columns(&headers, opts, &find)?,
+        Columns::Like(like) => {
+            let need = |col: &str, what: &str| {
+                headers.iter().position(|h| h == col).ok_or_else(|| Error::Data {
+                    path: name.into(),
+                    line: Some(1),
+                    column: None,
+                    msg: format!(
+                        "the header has no column \"{col}\" ({what} of the training data); its columns: {}",
+                        headers.join(", ")
+                    ),
+                })
+            };
+            let label = need(&like.label.column, "the label column")?;
+            let features = like
+                .feature_names
+                .iter()
+                .map(|f| need(f, "a feature"))
+                .collect::<Result<Vec<_>>>()?;
+            (label, features)
         }
-        dropped[j] = true;
-    }
-    let feature_cols: Vec<usize> = (0..headers.len())
-        .filter(|&j| j != label_idx && !dropped[j])
-        .collect();
-    if feature_cols.is_empty() {
-        return Err(Error::data(
-            name,
-            format!(
-                "no feature columns left besides the label \"{}\"",
-                headers[label_idx]
-            ),
-        ));
-    }
+    };
 
     let mut x = Vec::new();
     let mut labels: Vec<String> = Vec::new();
@@ -249,13 +331,25 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
         return Err(Error::data(name, "no data rows after the header"));
     }
     let label_name = headers[label_idx].clone();
-    let (y, label) = map_labels(
-        name,
-        &label_name,
-        &labels,
-        &label_lines,
-        opts.positive.as_deref(),
-    )?;
+    let (y, label) = match columns {
+        Columns::Select(opts) => map_labels(
+            name,
+            &label_name,
+            &labels,
+            &label_lines,
+            opts.positive.as_deref(),
+        )?,
+        Columns::Like(like) => (
+            map_fixed(
+                name,
+                &column_name(label_idx, &label_name),
+                &labels,
+                &label_lines,
+                &like.label,
+            )?,
+            like.label.clone(),
+        ),
+    };
     Ok(Dataset {
         rows: labels.len(),
         features: feature_cols.len(),
@@ -265,6 +359,72 @@ pub fn parse_csv(name: &str, bytes: &[u8], opts: &CsvOptions) -> Result<Dataset>
         label,
         source: name.to_string(),
     })
+}
+
+/// The label column and the feature columns chosen by the options.
+fn select_columns(
+    headers: &[String],
+    opts: &CsvOptions,
+    find: &dyn Fn(&str, &str) -> Result<usize>,
+) -> Result<(usize, Vec<usize>)> {
+    let label_idx = match &opts.label {
+        Some(l) => find(l, "--label")?,
+        None => headers.len() - 1,
+    };
+    let mut dropped = vec![false; headers.len()];
+    for d in &opts.drop {
+        let j = find(d, "--drop")?;
+        if j == label_idx {
+            return Err(Error::Config(format!(
+                "--drop {d}: \"{d}\" is the label column; pick another label with --label"
+            )));
+        }
+        dropped[j] = true;
+    }
+    let feature_cols: Vec<usize> = (0..headers.len())
+        .filter(|&j| j != label_idx && !dropped[j])
+        .collect();
+    if feature_cols.is_empty() {
+        return Err(Error::Config(format!(
+            "no feature columns left besides the label \"{}\"",
+            headers[label_idx]
+        )));
+    }
+    Ok((label_idx, feature_cols))
+}
+
+/// Maps labels with a known mapping (numbers compare by value).
+fn map_fixed(
+    name: &str,
+    column: &str,
+    labels: &[String],
+    lines: &[u64],
+    mapping: &LabelMapping,
+) -> Result<Vec<f32>> {
+    let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+    let same =
+        |a: &str, b: &str| a == b || matches!((num(a), num(b)), (Some(x), Some(y)) if x == y);
+    labels
+        .iter()
+        .zip(lines)
+        .map(|(l, &line)| {
+            if same(l, &mapping.positive) {
+                Ok(1.0)
+            } else if same(l, &mapping.negative) {
+                Ok(0.0)
+            } else {
+                Err(Error::Data {
+                    path: name.into(),
+                    line: Some(line),
+                    column: Some(column.to_string()),
+                    msg: format!(
+                        "label \"{l}\" is neither \"{}\" (positive) nor \"{}\" (negative) as in the training data",
+                        mapping.positive, mapping.negative
+                    ),
+                })
+            }
+        })
+        .collect()
 }
 
 fn column_name(j: usize, name: &str) -> String {
@@ -625,6 +785,52 @@ mod tests {
         assert_eq!(s.std, vec![1.0, 0.0]);
         s.apply(&mut d);
         assert_eq!(d.x, vec![-1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn validation_file_uses_training_columns_and_mapping() {
+        let opts = CsvOptions {
+            drop: vec!["id".into()],
+            ..Default::default()
+        };
+        let train = parse("id,a,b,y\n1,1,2,M\n2,3,4,B\n", &opts).unwrap();
+        // Columns in another order and an extra one.
+        let val = parse_csv_like("v.csv", b"b,y,extra,a\n5,B,x,6\n7,M,y,8\n", &train).unwrap();
+        assert_eq!(val.x, vec![6.0, 5.0, 8.0, 7.0]);
+        assert_eq!(val.y, vec![0.0, 1.0]);
+        // One class only is fine for validation; an unknown label is not.
+        assert!(parse_csv_like("v.csv", b"a,b,y\n1,2,M\n", &train).is_ok());
+        let e = parse_csv_like("v.csv", b"a,b,y\n1,2,M\n3,4,X\n", &train).unwrap_err();
+        assert!(
+            e.to_string().contains("v.csv, line 3, column 3 \"y\""),
+            "{e}"
+        );
+        let e = parse_csv_like("v.csv", b"a,y\n1,M\n", &train).unwrap_err();
+        assert!(e.to_string().contains("no column \"b\""), "{e}");
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_shares_and_order() {
+        let d = demo(
+            Demo::Hyperplane,
+            &DemoOptions {
+                rows: Some(200),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (tr, va) = split_stratified(&d, 0.25, 3).unwrap();
+        assert_eq!(tr.rows + va.rows, 200);
+        let pos = d.positives();
+        assert_eq!(va.positives(), (0.25 * pos as f64).round() as usize);
+        assert_eq!(
+            va.rows - va.positives(),
+            (0.25 * (200 - pos) as f64).round() as usize
+        );
+        let (tr2, _) = split_stratified(&d, 0.25, 3).unwrap();
+        assert_eq!(tr.x, tr2.x);
+        assert!(split_stratified(&d, 1.0, 3).is_err());
+        assert!(split_stratified(&d, 0.0001, 3).is_err());
     }
 
     #[test]

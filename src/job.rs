@@ -6,11 +6,11 @@ use std::time::Instant;
 use crate::backend::{self, BackendChoice, SessionConfig};
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
 use crate::model::{self, Activation, ModelSpec};
-use crate::report::{self, DataInfo, ModelInfo, Report, StopReport, Timing};
+use crate::report::{self, DataInfo, ModelInfo, Report, StopReport, Timing, ValInfo};
+use crate::runlog::RunLog;
 use crate::stop::StopRule;
-use crate::train::{self, Outcome};
+use crate::train::{self, CheckRecord, Monitor, Outcome, TrainOptions};
 
 /// Where the rows come from.
 #[derive(Clone, Debug)]
@@ -19,9 +19,25 @@ pub enum DataSource {
     Demo { kind: Demo, options: DemoOptions },
 }
 
+/// Where validation rows come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValSource {
+    None,
+    /// A file with the training file's columns.
+    File(PathBuf),
+    /// A stratified, seeded fraction of the training rows.
+    Split(f64),
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainJob {
     pub source: DataSource,
+    pub val: ValSource,
+    /// `None`: the validation rows when there are any, else the training rows.
+    pub monitor: Option<Monitor>,
+    pub restore_best: bool,
+    /// `--log FILE.csv`.
+    pub log: Option<PathBuf>,
     pub standardize: bool,
     pub hidden: Vec<usize>,
     pub activation: Activation,
@@ -40,9 +56,17 @@ pub struct JobResult {
     pub notice: Option<String>,
 }
 
-/// Loads the data and applies the standardization the job asks for.
-pub fn load(job: &TrainJob) -> Result<(Dataset, bool)> {
-    let mut data = match &job.source {
+/// The training rows and, if asked for, validation rows, standardized with statistics of the
+/// training rows only.
+pub struct Loaded {
+    pub train: Dataset,
+    pub val: Option<Dataset>,
+    pub standardized: bool,
+}
+
+/// Loads the data and applies the split and standardization the job asks for.
+pub fn load(job: &TrainJob) -> Result<Loaded> {
+    let data = match &job.source {
         DataSource::Csv { path, options } => data::load_csv(path, options)?,
         DataSource::Demo { kind, options } => data::demo(
             *kind,
@@ -52,14 +76,33 @@ pub fn load(job: &TrainJob) -> Result<(Dataset, bool)> {
             },
         )?,
     };
+    let (mut train, mut val) = match &job.val {
+        ValSource::None => (data, None),
+        ValSource::File(path) => {
+            let v = data::load_csv_like(path, &data)?;
+            (data, Some(v))
+        }
+        ValSource::Split(f) => {
+            let (t, v) = data::split_stratified(&data, *f, job.seed)?;
+            (t, Some(v))
+        }
+    };
     if job.standardize {
-        Standardizer::fit(&data).apply(&mut data);
+        let s = Standardizer::fit(&train);
+        s.apply(&mut train);
+        if let Some(v) = val.as_mut() {
+            s.apply(v);
+        }
     }
-    Ok((data, job.standardize))
+    Ok(Loaded {
+        train,
+        val,
+        standardized: job.standardize,
+    })
 }
 
 /// Runs the job: data → model → backend → training loop → report.
-pub fn run(job: &TrainJob, observe: impl FnMut(u64, &Metrics)) -> Result<JobResult> {
+pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobResult> {
     if !(job.lr.is_finite() && job.lr > 0.0) {
         return Err(Error::Config(format!(
             "--lr {}: must be a finite number above 0",
@@ -67,16 +110,52 @@ pub fn run(job: &TrainJob, observe: impl FnMut(u64, &Metrics)) -> Result<JobResu
         )));
     }
     let start = Instant::now();
-    let (data, standardized) = load(job)?;
+    let Loaded {
+        train: data,
+        val,
+        standardized,
+    } = load(job)?;
+    let monitor = match (job.monitor, &val) {
+        (Some(Monitor::Val), None) => {
+            return Err(Error::Config(
+                "--monitor val needs validation data (--val FILE.csv or --val-split F)".into(),
+            ));
+        }
+        (Some(m), _) => m,
+        (None, Some(_)) => Monitor::Val,
+        (None, None) => Monitor::Train,
+    };
     let spec = ModelSpec::new(data.features, &job.hidden, job.activation)?;
     let cfg = SessionConfig {
         params: spec.init_params(job.seed),
         lr: job.lr,
     };
-    let opened = backend::open(job.backend, job.adapter.as_deref(), &data, &spec, &cfg)?;
+    let opened = backend::open(
+        job.backend,
+        job.adapter.as_deref(),
+        &data,
+        val.as_ref(),
+        &spec,
+        &cfg,
+    )?;
     let mut session = opened.session;
+    let mut log = match &job.log {
+        Some(p) => Some(RunLog::create(p, val.is_some())?),
+        None => None,
+    };
     let setup_s = start.elapsed().as_secs_f64();
-    let outcome = train::train(session.as_mut(), &job.rule, observe)?;
+    let opts = TrainOptions {
+        rule: job.rule.clone(),
+        monitor,
+        restore_best: job.restore_best,
+    };
+    let outcome = train::train(session.as_mut(), &opts, |c| {
+        observe(c);
+        match log.as_mut() {
+            Some(l) => l.write(c),
+            None => Ok(()),
+        }
+    })?;
     let adapter = session.adapter();
     let report = Report {
         backend: if adapter.is_some() { "gpu" } else { "cpu" }.into(),
@@ -88,6 +167,11 @@ pub fn run(job: &TrainJob, observe: impl FnMut(u64, &Metrics)) -> Result<JobResu
             positives: data.positives(),
             label_mapping: data.label.clone(),
             standardized,
+            val: val.as_ref().map(|v| ValInfo {
+                source: v.source.clone(),
+                rows: v.rows,
+                positives: v.positives(),
+            }),
         },
         model: ModelInfo {
             layers: spec.layers.clone(),
@@ -96,11 +180,14 @@ pub fn run(job: &TrainJob, observe: impl FnMut(u64, &Metrics)) -> Result<JobResu
             checksum: model::checksum(&outcome.params),
         },
         stop: StopReport {
-            message: report::stop_message(&outcome.stop, job.rule.max_iter),
+            message: report::stop_message(&outcome.stop, &job.rule),
             info: outcome.stop.clone(),
         },
         metrics: outcome.metrics,
+        val_metrics: outcome.val_metrics,
         max_iter: job.rule.max_iter,
+        eval_every: job.rule.eval_every,
+        restore_best: job.restore_best,
         lr: job.lr,
         seed: job.seed,
         timing: Timing {

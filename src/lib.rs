@@ -11,6 +11,7 @@ pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod report;
+pub mod runlog;
 pub mod stop;
 pub mod train;
 

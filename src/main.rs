@@ -9,10 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 use wgtrain::backend::{BackendChoice, gpu};
 use wgtrain::data::{CsvOptions, Demo, DemoOptions};
-use wgtrain::job::{self, DataSource, TrainJob};
+use wgtrain::job::{self, DataSource, TrainJob, ValSource};
 use wgtrain::metrics::Metric;
 use wgtrain::model::Activation;
-use wgtrain::stop::StopRule;
+use wgtrain::stop::{MinDelta, StopRule};
+use wgtrain::train::Monitor;
 
 #[derive(Parser)]
 #[command(
@@ -101,6 +102,47 @@ struct TrainArgs {
     /// Pick the GPU adapter whose name contains this (see `wgtrain devices`).
     #[arg(long, value_name = "SUBSTRING")]
     adapter: Option<String>,
+    /// Validation CSV with the training file's columns (standardized with the training statistics).
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "val_split")]
+    val: Option<PathBuf>,
+    /// Hold out a stratified, seeded fraction of the training rows for validation.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    val_split: Option<f64>,
+    /// Rows the stop rules watch [default: val when there are validation rows, else train].
+    #[arg(long, value_enum)]
+    monitor: Option<Monitor>,
+    /// Check the stop rules every K iterations (the last iteration is always checked).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    eval_every: u64,
+    /// Stop after P checks in a row without improvement.
+    #[arg(long, value_name = "P")]
+    patience: Option<u64>,
+    /// An improvement must beat the best by more than D.
+    #[arg(
+        long,
+        value_name = "D",
+        conflicts_with = "min_delta_rel",
+        allow_negative_numbers = true
+    )]
+    min_delta: Option<f64>,
+    /// An improvement must beat the best by more than R · |best|.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    min_delta_rel: Option<f64>,
+    /// Checks at iterations below W do not count for patience nor set the best.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    warmup: u64,
+    /// Stop once the metric is worse than V (loss above V, a score below V).
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    divergence: Option<f64>,
+    /// Stop after this many seconds of training (data loading and setup not counted).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    max_time: Option<f64>,
+    /// Return the weights of the best check instead of the last ones.
+    #[arg(long)]
+    restore_best: bool,
+    /// Write one CSV row per checked iteration (train and validation metrics) as the run goes.
+    #[arg(long, value_name = "FILE.csv")]
+    log: Option<PathBuf>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -141,10 +183,42 @@ impl TrainArgs {
                 );
             }
         }
+        if self.eval_every == 0 {
+            bail!("--eval-every 0: must be at least 1");
+        }
+        let non_negative = |flag: &str, v: Option<f64>| -> Result<()> {
+            match v {
+                Some(d) if !(d.is_finite() && d >= 0.0) => {
+                    bail!("{flag} {d}: must be a finite number at least 0")
+                }
+                _ => Ok(()),
+            }
+        };
+        non_negative("--min-delta", self.min_delta)?;
+        non_negative("--min-delta-rel", self.min_delta_rel)?;
+        if let Some(m) = self.max_time {
+            if !(m.is_finite() && m > 0.0) {
+                bail!("--max-time {m}: must be a number of seconds above 0");
+            }
+        }
+        if let Some(v) = self.divergence {
+            if !v.is_finite() {
+                bail!("--divergence {v}: must be a finite number");
+            }
+        }
         Ok(StopRule {
             metric: self.metric,
             threshold,
             max_iter: self.max_iter,
+            patience: self.patience,
+            min_delta: match (self.min_delta, self.min_delta_rel) {
+                (_, Some(r)) => MinDelta::Rel(r),
+                (d, None) => MinDelta::Abs(d.unwrap_or(0.0)),
+            },
+            warmup: self.warmup,
+            divergence: self.divergence,
+            max_time: self.max_time,
+            eval_every: self.eval_every,
         })
     }
 
@@ -179,6 +253,14 @@ impl TrainArgs {
             seed: self.seed,
             lr: self.lr,
             rule: self.rule()?,
+            val: match (&self.val, self.val_split) {
+                (Some(p), _) => ValSource::File(p.clone()),
+                (None, Some(f)) => ValSource::Split(f),
+                (None, None) => ValSource::None,
+            },
+            monitor: self.monitor,
+            restore_best: self.restore_best,
+            log: self.log.clone(),
             backend: self.backend,
             adapter: self.adapter.clone(),
         })
@@ -187,7 +269,7 @@ impl TrainArgs {
 
 fn train(args: &TrainArgs) -> Result<()> {
     let job = args.job()?;
-    let result = job::run(&job, |_, _| {})?;
+    let result = job::run(&job, |_| {})?;
     if let Some(n) = &result.notice {
         eprintln!("wgtrain: {n}");
     }

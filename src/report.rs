@@ -8,8 +8,8 @@ use crate::backend::AdapterDesc;
 use crate::data::LabelMapping;
 use crate::metrics::Metrics;
 use crate::model::Activation;
-use crate::stop::StopReason;
-use crate::train::StopInfo;
+use crate::stop::{StopReason, StopRule};
+use crate::train::{Monitor, StopInfo};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -21,7 +21,11 @@ pub struct Report {
     pub stop: StopReport,
     /// Metrics of the returned weights on the training rows.
     pub metrics: Metrics,
+    /// ... and on the validation rows (null without validation data).
+    pub val_metrics: Option<Metrics>,
     pub max_iter: u64,
+    pub eval_every: u64,
+    pub restore_best: bool,
     pub lr: f32,
     pub seed: u64,
     pub timing: Timing,
@@ -35,6 +39,15 @@ pub struct DataInfo {
     pub positives: usize,
     pub label_mapping: LabelMapping,
     pub standardized: bool,
+    /// The validation rows, if any.
+    pub val: Option<ValInfo>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValInfo {
+    pub source: String,
+    pub rows: usize,
+    pub positives: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -68,44 +81,68 @@ pub struct Timing {
 
 /// The one-sentence account of a stop, e.g.
 /// `stopped at iteration 137: accuracy 0.9912 >= 0.99 (threshold); 863 of 1000 iterations not needed`.
-pub fn stop_message(s: &StopInfo, max_iter: u64) -> String {
-    let name = s.metric.name();
-    let cmp = if s.metric.higher_is_better() {
-        ">="
-    } else {
-        "<="
+pub fn stop_message(s: &StopInfo, rule: &StopRule) -> String {
+    let watched = match s.monitor {
+        Monitor::Val => format!("val {}", s.metric.name()),
+        Monitor::Train => s.metric.name().to_string(),
     };
-    match s.reason {
+    let (better, worse) = if s.metric.higher_is_better() {
+        (">=", "<")
+    } else {
+        ("<=", ">")
+    };
+    let at = s.stopped_at;
+    let max_iter = rule.max_iter;
+    let v = short(s.value_at_stop);
+    let mut msg = match s.reason {
         StopReason::Threshold => format!(
-            "stopped at iteration {}: {name} {} {cmp} {} (threshold); {} of {max_iter} iterations not needed",
-            s.iteration,
-            short(s.value),
-            short(s.threshold.unwrap_or(f64::NAN)),
-            max_iter.saturating_sub(s.iteration)
+            "stopped at iteration {at}: {watched} {v} {better} {} (threshold); {} of {max_iter} iterations not needed",
+            short(rule.threshold.unwrap_or(f64::NAN)),
+            max_iter.saturating_sub(at)
         ),
-        StopReason::MaxIter => match s.threshold {
+        StopReason::Patience => format!(
+            "stopped at iteration {at}: {watched} did not improve for {} checks in a row (patience); best {} at iteration {}",
+            rule.patience.unwrap_or(0).max(1),
+            short(s.best_value.unwrap_or(f64::NAN)),
+            s.best_iteration.map_or("-".into(), |b| b.to_string())
+        ),
+        StopReason::Divergence => format!(
+            "stopped at iteration {at}: {watched} {v} {worse} {} (divergence)",
+            short(rule.divergence.unwrap_or(f64::NAN))
+        ),
+        StopReason::MaxTime => format!(
+            "stopped at iteration {at}: the time limit of {} s was reached (max_time); {watched} {v}",
+            rule.max_time.unwrap_or(f64::NAN)
+        ),
+        StopReason::MaxIter => match rule.threshold {
             Some(t) => format!(
-                "reached max_iter {max_iter} without meeting the threshold: {name} {} (threshold {})",
-                short(s.value),
+                "reached max_iter {max_iter} without meeting the threshold: {watched} {v} (threshold {})",
                 short(t)
             ),
-            None => format!(
-                "ran all {max_iter} iterations (no threshold set): {name} {}",
-                short(s.value)
-            ),
+            None => format!("ran all {max_iter} iterations: {watched} {v}"),
         },
-        StopReason::NonFinite => match s.non_finite_at {
-            Some(at) if at > s.iteration => format!(
-                "the loss became non-finite at iteration {at}; returned the weights of iteration {} ({name} {}); try a smaller --lr",
-                s.iteration,
-                short(s.value)
-            ),
-            _ => format!(
-                "the loss of the initial weights is not finite; returned them ({name} {}); check the data's scale",
-                short(s.value)
-            ),
-        },
+        StopReason::NonFinite if at > 0 => {
+            format!("the loss became non-finite at iteration {at} (non_finite); try a smaller --lr")
+        }
+        StopReason::NonFinite => {
+            "the loss of the initial weights is not finite (non_finite); check the data's scale"
+                .into()
+        }
+    };
+    if s.restored_best {
+        msg.push_str(&format!(
+            "; returned the best weights, of iteration {} ({watched} {})",
+            s.iteration,
+            short(s.value)
+        ));
+    } else if s.iteration != at {
+        msg.push_str(&format!(
+            "; returned the last finite weights, of iteration {} ({watched} {})",
+            s.iteration,
+            short(s.value)
+        ));
     }
+    msg
 }
 
 /// Four decimals for people; the JSON keeps every digit.
@@ -154,14 +191,36 @@ impl Report {
         let m = &self.metrics;
         let _ = writeln!(
             s,
-            "metrics: loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
-            m.loss, m.accuracy, m.precision, m.recall, m.f1, m.iou
+            "{}loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
+            if self.val_metrics.is_some() {
+                "train:   "
+            } else {
+                "metrics: "
+            },
+            m.loss,
+            m.accuracy,
+            m.precision,
+            m.recall,
+            m.f1,
+            m.iou
         );
         let _ = writeln!(
             s,
             "counts:  TP {}  FP {}  FN {}  TN {}",
             m.tp, m.fp, m.fn_, m.tn
         );
+        if let (Some(v), Some(vi)) = (&self.val_metrics, &self.data.val) {
+            let _ = writeln!(
+                s,
+                "val:     {} rows ({}): loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
+                vi.rows, vi.source, v.loss, v.accuracy, v.precision, v.recall, v.f1, v.iou
+            );
+            let _ = writeln!(
+                s,
+                "         TP {}  FP {}  FN {}  TN {}",
+                v.tp, v.fp, v.fn_, v.tn
+            );
+        }
         let t = &self.timing;
         let _ = writeln!(
             s,

@@ -27,11 +27,11 @@ fn agree_on(
     let sp = spec(d, hidden, act);
     let cfg = config(&sp, lr, 11);
     let Some(ctx) = ctx else { return };
-    let mut gpu = GpuSession::new(ctx, d, &sp, &cfg).unwrap();
+    let mut gpu = GpuSession::new(ctx, d, None, &sp, &cfg).unwrap();
     let mut cpu = session(Kind::Cpu, d, &sp, &cfg).unwrap();
     for t in 0..=iters {
-        let g = Metrics::from_counts(&gpu.evaluate().unwrap());
-        let c = Metrics::from_counts(&cpu.evaluate().unwrap());
+        let g = Metrics::from_counts(&gpu.evaluate().unwrap().train);
+        let c = Metrics::from_counts(&cpu.evaluate().unwrap().train);
         let rel = (g.loss - c.loss).abs() / c.loss.abs().max(1e-30);
         assert!(
             rel <= 1e-5,
@@ -194,7 +194,7 @@ fn data_beyond_a_storage_binding_is_a_clear_error() {
     };
     let d = demo(Demo::Hyperplane, 200, Some(8), 0.0, 1);
     let sp = spec(&d, &[], Activation::Relu);
-    let err = match GpuSession::new(ctx, &d, &sp, &config(&sp, 0.1, 0)) {
+    let err = match GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)) {
         Ok(_) => panic!("200 × 8 floats cannot fit 4096 bytes"),
         Err(e) => e,
     };

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::backend::{AdapterDesc, Session, SessionConfig};
+use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Counts;
@@ -275,184 +275,259 @@ struct Dispatch {
 pub struct GpuSession {
     ctx: GpuContext,
     pipelines: Vec<wgpu::ComputePipeline>,
-    /// Per layer, first to last.
+    /// The training rows' forward passes and loss, then the validation rows' (if any).
     forward: Vec<Dispatch>,
-    loss: Dispatch,
     /// In recording order: last layer first; each grad-update followed by its backprop.
     backward: Vec<Dispatch>,
     /// Ping-pong weights: `params[cur]` holds the current weights, the other the previous.
     params: [wgpu::Buffer; 2],
     cur: usize,
+    /// The weights kept by `save_best`.
+    best: wgpu::Buffer,
+    /// u32[16]: the training rows' loss and counts at 0..5, the validation rows' at 8..13.
     result: wgpu::Buffer,
     result_staging: wgpu::Buffer,
     params_staging: wgpu::Buffer,
     param_bytes: u64,
+    has_val: bool,
     /// An update was requested and is recorded before the next use of the weights.
     pending: bool,
+    /// `save_best` was asked for the weights in params[k]; copied before the next update.
+    pending_best: Option<usize>,
     evaluated: bool,
+}
+
+const FORWARD: usize = 0;
+const LOSS: usize = 1;
+const GRAD: usize = 2;
+const BACKPROP: usize = 3;
+/// 32-bit words of `result` per set of rows.
+const RESULT_WORDS: usize = 8;
+
+/// One set of rows on the device: features and per-layer outputs in `acts`.
+struct DeviceRows {
+    /// X [n, f] at 0, then each layer's output [n, out_l] at `out_off[l]`.
+    acts: wgpu::Buffer,
+    out_off: Vec<usize>,
+}
+
+impl DeviceRows {
+    fn new(ctx: &GpuContext, what: &str, data: &Dataset, layout: &[LayerLayout]) -> Result<Self> {
+        let n = data.rows;
+        let mut out_off = Vec::new();
+        let mut len = n * data.features;
+        for l in layout {
+            out_off.push(len);
+            len += n * l.outputs;
+        }
+        check_size(
+            ctx,
+            &format!("the {what} features and activations"),
+            len,
+            data,
+        )?;
+        let mut init = vec![0.0f32; len];
+        init[..data.x.len()].copy_from_slice(&data.x);
+        Ok(DeviceRows {
+            acts: ctx.storage(what, &init),
+            out_off,
+        })
+    }
+
+    fn in_off(&self, l: usize) -> usize {
+        if l == 0 { 0 } else { self.out_off[l - 1] }
+    }
+
+    /// The forward dispatches of every layer, then the loss/metrics reduction into
+    /// `result[result_off..]`, writing ∂L/∂z into `dz` at `dz_off`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        ctx: &GpuContext,
+        pipelines: &[wgpu::ComputePipeline],
+        params: &[wgpu::Buffer; 2],
+        data: &Dataset,
+        spec: &ModelSpec,
+        layout: &[LayerLayout],
+        (dz, dz_off): (&wgpu::Buffer, usize),
+        (result, result_off): (&wgpu::Buffer, usize),
+    ) -> Result<Vec<Dispatch>> {
+        let n = data.rows;
+        let u = |v: usize| v as u32;
+        let last = layout.len() - 1;
+        let mut out = Vec::new();
+        for (l, lay) in layout.iter().enumerate() {
+            let act = if l == last { 0 } else { spec.activation.code() };
+            let words = [
+                u(n),
+                u(lay.inputs),
+                u(lay.outputs),
+                u(self.in_off(l)),
+                u(self.out_off[l]),
+                u(lay.w_off),
+                u(lay.b_off),
+                act,
+            ];
+            let cfg = ctx.uniform("dense_forward cfg", &words);
+            out.push(Dispatch {
+                pipeline: FORWARD,
+                groups: [0, 1]
+                    .map(|k| ctx.bind_group(&pipelines[FORWARD], &[&params[k], &self.acts, &cfg])),
+                grid: ctx.grid((n * lay.outputs).div_ceil(WORKGROUP))?,
+            });
+        }
+        let words = [
+            u(n),
+            u(self.out_off[last]),
+            u(dz_off),
+            (1.0f32 / n as f32).to_bits(),
+            u(result_off),
+            0,
+            0,
+            0,
+        ];
+        let cfg = ctx.uniform("loss_metrics cfg", &words);
+        let group = ctx.bind_group(
+            &pipelines[LOSS],
+            &[
+                &self.acts,
+                &ctx.storage("labels", &data.y),
+                dz,
+                result,
+                &cfg,
+            ],
+        );
+        out.push(Dispatch {
+            pipeline: LOSS,
+            groups: [group.clone(), group],
+            grid: (1, 1),
+        });
+        Ok(out)
+    }
 }
 
 impl GpuSession {
     pub fn new(
         ctx: GpuContext,
         data: &Dataset,
+        val: Option<&Dataset>,
         spec: &ModelSpec,
         cfg: &SessionConfig,
     ) -> Result<Self> {
-        if spec.parameter_count() != cfg.params.len() || spec.layers[0] != data.features {
-            return Err(Error::Config(
-                "the initial parameters do not match the model and data".into(),
-            ));
-        }
+        super::check_shapes(data, val, spec, cfg)?;
         let n = data.rows;
         let layout = spec.layout();
-        // acts: X [n, f] at 0, then each layer's output [n, out_l]; deltas: each layer's ∂L/∂Z.
-        let mut out_off = Vec::new();
+        // deltas: each layer's ∂L/∂Z [n, out_l] on the training rows, at d_off[l].
         let mut d_off = Vec::new();
-        let mut acts_len = n * data.features;
         let mut deltas_len = 0;
         for l in &layout {
-            out_off.push(acts_len);
             d_off.push(deltas_len);
-            acts_len += n * l.outputs;
             deltas_len += n * l.outputs;
         }
-        check_size(&ctx, "the features and activations", acts_len, data)?;
         check_size(&ctx, "the gradients per row", deltas_len, data)?;
         check_size(&ctx, "the parameters", cfg.params.len(), data)?;
 
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
-        let mut acts_init = vec![0.0f32; acts_len];
-        acts_init[..data.x.len()].copy_from_slice(&data.x);
-        let acts = ctx.storage("acts", &acts_init);
-        drop(acts_init);
-        let labels = ctx.storage("labels", &data.y);
+        let train_rows = DeviceRows::new(&ctx, "training", data, &layout)?;
         let deltas = ctx.storage("deltas", &vec![0.0f32; deltas_len]);
         let params = [
             ctx.storage("params0", &cfg.params),
             ctx.storage("params1", &cfg.params),
         ];
+        let best = ctx.storage("best", &cfg.params);
+        let result_bytes = (4 * 2 * RESULT_WORDS) as u64;
         let result = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("result"),
-            size: 32,
+            size: result_bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let param_bytes = 4 * cfg.params.len() as u64;
-        let result_staging = ctx.readback("result staging", 32);
+        let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
-
-        const FORWARD: usize = 0;
-        const LOSS: usize = 1;
-        const GRAD: usize = 2;
-        const BACKPROP: usize = 3;
         let pipelines = vec![
             ctx.pipeline("dense_forward", DENSE_FORWARD),
             ctx.pipeline("loss_metrics", LOSS_METRICS),
             ctx.pipeline("dense_grad_update", DENSE_GRAD_UPDATE),
             ctx.pipeline("dense_backprop", DENSE_BACKPROP),
         ];
-        let u = |v: usize| v as u32;
         let last = layout.len() - 1;
-        let in_off = |l: usize| if l == 0 { 0 } else { out_off[l - 1] };
-
-        let mut forward = Vec::new();
-        for (l, lay) in layout.iter().enumerate() {
-            let act = if l == last { 0 } else { spec.activation.code() };
-            let cfg_buf = ctx.uniform(
-                "dense_forward cfg",
-                &[
-                    u(n),
-                    u(lay.inputs),
-                    u(lay.outputs),
-                    u(in_off(l)),
-                    u(out_off[l]),
-                    u(lay.w_off),
-                    u(lay.b_off),
-                    act,
-                ],
-            );
-            let groups =
-                [0, 1].map(|k| ctx.bind_group(&pipelines[FORWARD], &[&params[k], &acts, &cfg_buf]));
-            forward.push(Dispatch {
-                pipeline: FORWARD,
-                groups,
-                grid: ctx.grid((n * lay.outputs).div_ceil(WORKGROUP))?,
-            });
+        let mut forward = train_rows.forward(
+            &ctx,
+            &pipelines,
+            &params,
+            data,
+            spec,
+            &layout,
+            (&deltas, d_off[last]),
+            (&result, 0),
+        )?;
+        if let Some(v) = val {
+            let val_rows = DeviceRows::new(&ctx, "validation", v, &layout)?;
+            // The validation rows' ∂L/∂z is written but never used.
+            let scratch = ctx.storage("validation dz", &vec![0.0f32; v.rows]);
+            forward.extend(val_rows.forward(
+                &ctx,
+                &pipelines,
+                &params,
+                v,
+                spec,
+                &layout,
+                (&scratch, 0),
+                (&result, RESULT_WORDS),
+            )?);
         }
 
-        let loss_cfg = ctx.uniform(
-            "loss_metrics cfg",
-            &[
-                u(n),
-                u(out_off[last]),
-                u(d_off[last]),
-                (1.0f32 / n as f32).to_bits(),
-            ],
-        );
-        let loss_group = ctx.bind_group(
-            &pipelines[LOSS],
-            &[&acts, &labels, &deltas, &result, &loss_cfg],
-        );
-        let loss = Dispatch {
-            pipeline: LOSS,
-            groups: [loss_group.clone(), loss_group],
-            grid: (1, 1),
-        };
-
         // Variant k of a backward dispatch writes params[k] from the old weights params[1 − k].
+        let u = |v: usize| v as u32;
+        let acts = &train_rows.acts;
         let mut backward = Vec::new();
         for l in (0..layout.len()).rev() {
             let lay: LayerLayout = layout[l];
-            let grad_cfg = ctx.uniform(
-                "dense_grad_update cfg",
-                &[
-                    u(n),
-                    u(lay.inputs),
-                    u(lay.outputs),
-                    u(in_off(l)),
-                    u(d_off[l]),
-                    u(lay.w_off),
-                    u(lay.b_off),
-                    cfg.lr.to_bits(),
-                ],
-            );
-            let groups = [0, 1].map(|k| {
-                ctx.bind_group(
-                    &pipelines[GRAD],
-                    &[&params[1 - k], &params[k], &acts, &deltas, &grad_cfg],
-                )
-            });
+            let in_off = train_rows.in_off(l);
+            let words = [
+                u(n),
+                u(lay.inputs),
+                u(lay.outputs),
+                u(in_off),
+                u(d_off[l]),
+                u(lay.w_off),
+                u(lay.b_off),
+                cfg.lr.to_bits(),
+            ];
+            let grad_cfg = ctx.uniform("dense_grad_update cfg", &words);
             backward.push(Dispatch {
                 pipeline: GRAD,
-                groups,
+                groups: [0, 1].map(|k| {
+                    ctx.bind_group(
+                        &pipelines[GRAD],
+                        &[&params[1 - k], &params[k], acts, &deltas, &grad_cfg],
+                    )
+                }),
                 grid: ctx.grid(lay.outputs * (lay.inputs + 1))?,
             });
             if l > 0 {
-                let back_cfg = ctx.uniform(
-                    "dense_backprop cfg",
-                    &[
-                        u(n),
-                        u(lay.inputs),
-                        u(lay.outputs),
-                        u(in_off(l)),
-                        u(d_off[l]),
-                        u(d_off[l - 1]),
-                        u(lay.w_off),
-                        spec.activation.code(),
-                    ],
-                );
-                let groups = [0, 1].map(|k| {
-                    ctx.bind_group(
-                        &pipelines[BACKPROP],
-                        &[&params[1 - k], &acts, &deltas, &back_cfg],
-                    )
-                });
+                let words = [
+                    u(n),
+                    u(lay.inputs),
+                    u(lay.outputs),
+                    u(in_off),
+                    u(d_off[l]),
+                    u(d_off[l - 1]),
+                    u(lay.w_off),
+                    spec.activation.code(),
+                ];
+                let back_cfg = ctx.uniform("dense_backprop cfg", &words);
                 backward.push(Dispatch {
                     pipeline: BACKPROP,
-                    groups,
+                    groups: [0, 1].map(|k| {
+                        ctx.bind_group(
+                            &pipelines[BACKPROP],
+                            &[&params[1 - k], acts, &deltas, &back_cfg],
+                        )
+                    }),
                     grid: ctx.grid((n * lay.inputs).div_ceil(WORKGROUP))?,
                 });
             }
@@ -471,15 +546,17 @@ impl GpuSession {
             ctx,
             pipelines,
             forward,
-            loss,
             backward,
             params,
             cur: 0,
+            best,
             result,
             result_staging,
             params_staging,
             param_bytes,
+            has_val: val.is_some(),
             pending: false,
+            pending_best: None,
             evaluated: false,
         })
     }
@@ -490,7 +567,8 @@ impl GpuSession {
         pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
     }
 
-    /// An encoder that starts with the pending update, if any.
+    /// An encoder that starts with the pending update and the pending copy of the best
+    /// weights, if any.
     fn encoder(&mut self) -> wgpu::CommandEncoder {
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         if self.pending {
@@ -501,17 +579,21 @@ impl GpuSession {
             drop(pass);
             self.pending = false;
         }
+        if let Some(k) = self.pending_best.take() {
+            enc.copy_buffer_to_buffer(&self.params[k], 0, &self.best, 0, self.param_bytes);
+        }
         enc
     }
 
-    fn read_params(&mut self, which: usize) -> Result<Vec<f32>> {
+    fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
         let enc = self.encoder();
-        let bytes = self.ctx.read(
-            enc,
-            &self.params[which],
-            &self.params_staging,
-            self.param_bytes,
-        )?;
+        let src = match which {
+            Some(k) => &self.params[k],
+            None => &self.best,
+        };
+        let bytes = self
+            .ctx
+            .read(enc, src, &self.params_staging, self.param_bytes)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }
@@ -533,24 +615,34 @@ fn check_size(ctx: &GpuContext, what: &str, elements: usize, data: &Dataset) -> 
 }
 
 impl Session for GpuSession {
-    fn evaluate(&mut self) -> Result<Counts> {
+    fn evaluate(&mut self) -> Result<Evaluation> {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for d in &self.forward {
                 self.record(&mut pass, d, self.cur);
             }
-            self.record(&mut pass, &self.loss, 0);
         }
-        let bytes = self.ctx.read(enc, &self.result, &self.result_staging, 32)?;
+        let words = if self.has_val {
+            2 * RESULT_WORDS
+        } else {
+            RESULT_WORDS
+        };
+        let bytes = self
+            .ctx
+            .read(enc, &self.result, &self.result_staging, 4 * words as u64)?;
         let w: &[u32] = bytemuck::cast_slice(&bytes);
-        self.evaluated = true;
-        Ok(Counts {
+        let counts = |w: &[u32]| Counts {
             loss_sum: f32::from_bits(w[0]) as f64,
             tp: w[1] as u64,
             fp: w[2] as u64,
             fn_: w[3] as u64,
             tn: w[4] as u64,
+        };
+        self.evaluated = true;
+        Ok(Evaluation {
+            train: counts(&w[..RESULT_WORDS]),
+            val: self.has_val.then(|| counts(&w[RESULT_WORDS..])),
         })
     }
 
@@ -567,11 +659,22 @@ impl Session for GpuSession {
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        self.read_params(self.cur)
+        self.read_params(Some(self.cur))
     }
 
     fn previous_params(&mut self) -> Result<Vec<f32>> {
-        self.read_params(1 - self.cur)
+        self.read_params(Some(1 - self.cur))
+    }
+
+    fn save_best(&mut self) -> Result<()> {
+        // Recorded with the next submission, after any pending update: that update writes
+        // the other buffer, so params[cur] is the same before and after it.
+        self.pending_best = Some(self.cur);
+        Ok(())
+    }
+
+    fn best_params(&mut self) -> Result<Vec<f32>> {
+        self.read_params(None)
     }
 
     fn adapter(&self) -> Option<AdapterDesc> {

@@ -36,20 +36,54 @@ pub struct SessionConfig {
     pub lr: f32,
 }
 
+/// The counts of one set of weights on the training rows and, if any, the validation rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub train: Counts,
+    pub val: Option<Counts>,
+}
+
+/// Rejects parameters, data and validation data whose shapes do not fit together.
+pub(crate) fn check_shapes(
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+    cfg: &SessionConfig,
+) -> Result<()> {
+    if spec.parameter_count() != cfg.params.len() || spec.layers[0] != data.features {
+        return Err(Error::Config(
+            "the initial parameters do not match the model and data".into(),
+        ));
+    }
+    if let Some(v) = val {
+        if v.features != data.features || v.rows == 0 {
+            return Err(Error::Config(format!(
+                "the validation data has {} rows × {} features; training has {} features",
+                v.rows, v.features, data.features
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One training run's state on one backend: data, weights and scratch, allocated once.
 ///
 /// The iteration contract: `evaluate` yields the counts of the current weights (after t
 /// updates) and keeps what the gradient needs; `update` then applies update t + 1. The
 /// weights before the last update stay available through `previous_params`.
 pub trait Session {
-    /// Forward pass over the training rows with the current weights.
-    fn evaluate(&mut self) -> Result<Counts>;
+    /// Forward pass with the current weights over the training rows and the validation rows.
+    fn evaluate(&mut self) -> Result<Evaluation>;
     /// One full-batch gradient step, W ← W − lr·∇L, from the last `evaluate`.
     fn update(&mut self) -> Result<()>;
     /// The current weights.
     fn params(&mut self) -> Result<Vec<f32>>;
     /// The weights before the last update (the initial ones if there was none).
     fn previous_params(&mut self) -> Result<Vec<f32>>;
+    /// Keeps a copy of the current weights as the best (on the device for the GPU).
+    fn save_best(&mut self) -> Result<()>;
+    /// The weights last kept by `save_best` (the initial ones if none were).
+    fn best_params(&mut self) -> Result<Vec<f32>>;
     /// `None` for the CPU.
     fn adapter(&self) -> Option<AdapterDesc>;
 }
@@ -61,16 +95,19 @@ pub struct Opened {
     pub notice: Option<String>,
 }
 
-/// Opens a session on the chosen backend. `adapter` picks a GPU adapter by name substring.
+/// Opens a session on the chosen backend over the training rows and, if given, validation
+/// rows. `adapter` picks a GPU adapter by name substring.
 pub fn open(
     choice: BackendChoice,
     adapter: Option<&str>,
     data: &Dataset,
+    val: Option<&Dataset>,
     spec: &ModelSpec,
     cfg: &SessionConfig,
 ) -> Result<Opened> {
-    let cpu =
-        || -> Result<Box<dyn Session>> { Ok(Box::new(cpu::CpuSession::new(data, spec, cfg)?)) };
+    let cpu = || -> Result<Box<dyn Session>> {
+        Ok(Box::new(cpu::CpuSession::new(data, val, spec, cfg)?))
+    };
     match choice {
         BackendChoice::Cpu => Ok(Opened {
             session: cpu()?,
@@ -79,13 +116,13 @@ pub fn open(
         BackendChoice::Gpu => {
             let ctx = gpu::GpuContext::open(adapter)?;
             Ok(Opened {
-                session: Box::new(gpu::GpuSession::new(ctx, data, spec, cfg)?),
+                session: Box::new(gpu::GpuSession::new(ctx, data, val, spec, cfg)?),
                 notice: None,
             })
         }
         BackendChoice::Auto => {
             let gpu = gpu::GpuContext::open(adapter)
-                .and_then(|ctx| gpu::GpuSession::new(ctx, data, spec, cfg));
+                .and_then(|ctx| gpu::GpuSession::new(ctx, data, val, spec, cfg));
             match gpu {
                 Ok(s) => Ok(Opened {
                     session: Box::new(s),

@@ -10,7 +10,7 @@ use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
 use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::{Activation, ModelSpec};
 use wgtrain::stop::StopRule;
-use wgtrain::train::{self, Outcome};
+use wgtrain::train::{self, CheckRecord, Outcome, TrainOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -48,14 +48,25 @@ pub fn session(
     spec: &ModelSpec,
     cfg: &SessionConfig,
 ) -> Option<Box<dyn Session>> {
+    session_val(kind, data, None, spec, cfg)
+}
+
+/// A session with validation rows.
+pub fn session_val(
+    kind: Kind,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+    cfg: &SessionConfig,
+) -> Option<Box<dyn Session>> {
     match kind {
         Kind::Cpu => Some(Box::new(
-            CpuSession::new(data, spec, cfg).expect("cpu session"),
+            CpuSession::new(data, val, spec, cfg).expect("cpu session"),
         )),
         Kind::Gpu => {
             let ctx = gpu_context()?;
             Some(Box::new(
-                GpuSession::new(ctx, data, spec, cfg).expect("gpu session"),
+                GpuSession::new(ctx, data, val, spec, cfg).expect("gpu session"),
             ))
         }
     }
@@ -93,15 +104,28 @@ pub fn rule(metric: Metric, threshold: Option<f64>, max_iter: u64) -> StopRule {
         metric,
         threshold,
         max_iter,
+        ..Default::default()
     }
 }
 
-/// Trains and returns the outcome and every check's metrics.
+/// Trains on the training rows with every iteration checked; returns the outcome and every
+/// check's training metrics.
 pub fn train_all(s: &mut dyn Session, rule: &StopRule) -> (Outcome, Vec<Metrics>) {
-    let mut seen = Vec::new();
-    let out = train::train(s, rule, |t, m| {
-        assert_eq!(t as usize, seen.len(), "checks come in order");
-        seen.push(*m);
+    assert_eq!(rule.eval_every, 1);
+    let (out, seen) = train_with(s, &TrainOptions::new(rule.clone()));
+    (out, seen.iter().map(|c| c.train).collect())
+}
+
+/// Trains with `opts`; returns the outcome and every logged check.
+pub fn train_with(s: &mut dyn Session, opts: &TrainOptions) -> (Outcome, Vec<CheckRecord>) {
+    let mut seen: Vec<CheckRecord> = Vec::new();
+    let out = train::train(s, opts, |c| {
+        assert!(
+            seen.last().is_none_or(|p| p.iteration < c.iteration),
+            "checks come in order"
+        );
+        seen.push(*c);
+        Ok(())
     })
     .expect("training");
     (out, seen)
