@@ -197,12 +197,49 @@ pub fn parse_csv_like(name: &str, bytes: &[u8], like: &Dataset) -> Result<Datase
     parse_with(name, bytes, Columns::Like(like))
 }
 
+/// Reads rows for a saved model: the `features` columns by name (in any order; other columns
+/// are ignored) and, if the file has it, the label column mapped by `label`. Returns the rows
+/// and whether they are labelled; unlabelled rows all read as class 0.
+pub fn load_csv_named(
+    path: &Path,
+    features: &[String],
+    label: &LabelMapping,
+) -> Result<(Dataset, bool)> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|err| Error::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    parse_csv_named(&shown, &bytes, features, label)
+}
+
+/// Parses CSV bytes as `load_csv_named` reads a file; `name` is used in error messages.
+pub fn parse_csv_named(
+    name: &str,
+    bytes: &[u8],
+    features: &[String],
+    label: &LabelMapping,
+) -> Result<(Dataset, bool)> {
+    let data = parse_with(name, bytes, Columns::Named { features, label })?;
+    let labelled = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes)
+        .headers()
+        .is_ok_and(|h| h.iter().any(|c| c == label.column));
+    Ok((data, labelled))
+}
+
 /// How a file's columns are chosen.
 enum Columns<'a> {
     /// By the options, for training data.
     Select(&'a CsvOptions),
     /// As in an already loaded data set, for validation data.
     Like(&'a Dataset),
+    /// Named features and, if present, the label column with a known mapping: a saved model's.
+    Named {
+        features: &'a [String],
+        label: &'a LabelMapping,
+    },
 }
 
 fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
@@ -271,7 +308,10 @@ fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
         })
     };
     let (label_idx, feature_cols) = match columns {
-        Columns::Select(opts) => select_columns(&headers, opts, &find)?,
+        Columns::Select(opts) => {
+            let (label, features) = select_columns(&headers, opts, &find)?;
+            (Some(label), features)
+        }
         Columns::Like(like) => {
             let need = |col: &str, what: &str| {
                 headers.iter().position(|h| h == col).ok_or_else(|| Error::Data {
@@ -290,13 +330,31 @@ fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
                 .iter()
                 .map(|f| need(f, "a feature"))
                 .collect::<Result<Vec<_>>>()?;
-            (label, features)
+            (Some(label), features)
+        }
+        Columns::Named { features, label } => {
+            let features = features
+                .iter()
+                .map(|f| {
+                    headers.iter().position(|h| h == f).ok_or_else(|| Error::Data {
+                        path: name.into(),
+                        line: Some(1),
+                        column: None,
+                        msg: format!(
+                            "the header has no column \"{f}\" (a feature of the model); its columns: {}",
+                            headers.join(", ")
+                        ),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (headers.iter().position(|h| *h == label.column), features)
         }
     };
 
     let mut x = Vec::new();
     let mut labels: Vec<String> = Vec::new();
     let mut label_lines: Vec<u64> = Vec::new();
+    let mut rows = 0;
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(name, &e, line_of(e.position())))?;
         let line = line_of(record.position()).unwrap_or(0);
@@ -315,6 +373,10 @@ fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
         for &j in &feature_cols {
             x.push(parse_feature(name, line, j, &headers[j], &record[j])?);
         }
+        rows += 1;
+        let Some(label_idx) = label_idx else {
+            continue;
+        };
         let lab = &record[label_idx];
         if lab.is_empty() {
             return Err(Error::Data {
@@ -327,31 +389,36 @@ fn parse_with(name: &str, bytes: &[u8], columns: Columns) -> Result<Dataset> {
         labels.push(lab.to_string());
         label_lines.push(line);
     }
-    if labels.is_empty() {
+    if rows == 0 {
         return Err(Error::data(name, "no data rows after the header"));
     }
-    let label_name = headers[label_idx].clone();
+    // Rows without a label column (a saved model's input) all read as class 0.
+    let fixed = |mapping: &LabelMapping| -> Result<(Vec<f32>, LabelMapping)> {
+        let y = match label_idx {
+            Some(l) => map_fixed(
+                name,
+                &column_name(l, &headers[l]),
+                &labels,
+                &label_lines,
+                mapping,
+            )?,
+            None => vec![0.0; rows],
+        };
+        Ok((y, mapping.clone()))
+    };
     let (y, label) = match columns {
         Columns::Select(opts) => map_labels(
             name,
-            &label_name,
+            &headers[label_idx.expect("training data has a label column")],
             &labels,
             &label_lines,
             opts.positive.as_deref(),
         )?,
-        Columns::Like(like) => (
-            map_fixed(
-                name,
-                &column_name(label_idx, &label_name),
-                &labels,
-                &label_lines,
-                &like.label,
-            )?,
-            like.label.clone(),
-        ),
+        Columns::Like(like) => fixed(&like.label)?,
+        Columns::Named { label, .. } => fixed(label)?,
     };
     Ok(Dataset {
-        rows: labels.len(),
+        rows,
         features: feature_cols.len(),
         feature_names: feature_cols.iter().map(|&j| headers[j].clone()).collect(),
         x,

@@ -3,14 +3,16 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::atomic;
 use crate::backend::{self, BackendChoice, SessionConfig};
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, ModelSpec};
+use crate::modelfile::{self, Model, ModelFile};
 use crate::report::{self, DataInfo, ModelInfo, Report, StopReport, Timing, ValInfo};
 use crate::runlog::RunLog;
 use crate::stop::StopRule;
-use crate::train::{self, CheckRecord, Monitor, Outcome, TrainOptions};
+use crate::train::{self, CheckRecord, Monitor, Outcome, SyncMode, TrainOptions};
 
 /// Where the rows come from.
 #[derive(Clone, Debug)]
@@ -38,9 +40,20 @@ pub struct TrainJob {
     pub restore_best: bool,
     /// `--log FILE.csv`.
     pub log: Option<PathBuf>,
+    pub sync: SyncMode,
+    /// `--chunk K`; `None` adapts.
+    pub chunk: Option<u32>,
+    /// Set it to stop after the current iteration or chunk (reason `interrupted`).
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub standardize: bool,
     pub hidden: Vec<usize>,
-    pub activation: Activation,
+    /// `None`: relu, or the `--init-weights` file's.
+    pub activation: Option<Activation>,
+    /// `--init-weights FILE`: start from a saved model's weights, with its architecture and
+    /// its standardization statistics (so continued training sees the same inputs).
+    pub init_weights: Option<PathBuf>,
+    /// `--save FILE`: write the returned weights as a model file (atomically).
+    pub save: Option<PathBuf>,
     pub seed: u64,
     pub lr: f32,
     pub rule: StopRule,
@@ -54,6 +67,8 @@ pub struct JobResult {
     pub outcome: Outcome,
     /// A one-line notice for the user (e.g. the CPU fallback), if any.
     pub notice: Option<String>,
+    /// The returned weights with everything needed to apply them: what `--save` writes.
+    pub model: Model,
 }
 
 /// The training rows and, if asked for, validation rows, standardized with statistics of the
@@ -62,10 +77,18 @@ pub struct Loaded {
     pub train: Dataset,
     pub val: Option<Dataset>,
     pub standardized: bool,
+    /// The statistics applied: fitted to the training rows, or the `--init-weights` file's.
+    pub standardizer: Option<Standardizer>,
+    /// The `--init-weights` model file, checked against the data.
+    pub init: Option<ModelFile>,
 }
 
 /// Loads the data and applies the split and standardization the job asks for.
 pub fn load(job: &TrainJob) -> Result<Loaded> {
+    let init = match &job.init_weights {
+        Some(p) => Some(modelfile::load(p)?),
+        None => None,
+    };
     let data = match &job.source {
         DataSource::Csv { path, options } => data::load_csv(path, options)?,
         DataSource::Demo { kind, options } => data::demo(
@@ -87,8 +110,20 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
             (t, Some(v))
         }
     };
-    if job.standardize {
-        let s = Standardizer::fit(&train);
+    let standardizer = match (&init, &job.init_weights) {
+        (Some(f), Some(path)) => {
+            check_init_data(path, &f.model, &train)?;
+            if !job.standardize && f.model.standardization.is_some() {
+                return Err(Error::Config(format!(
+                    "--no-standardize: the --init-weights model {} was trained on standardized features; continuing uses its statistics",
+                    path.display()
+                )));
+            }
+            f.model.standardization.clone()
+        }
+        _ => job.standardize.then(|| Standardizer::fit(&train)),
+    };
+    if let Some(s) = &standardizer {
         s.apply(&mut train);
         if let Some(v) = val.as_mut() {
             s.apply(v);
@@ -97,8 +132,77 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
     Ok(Loaded {
         train,
         val,
-        standardized: job.standardize,
+        standardized: standardizer.is_some(),
+        standardizer,
+        init,
     })
+}
+
+/// The `--init-weights` model must have been trained on the data's features and labels.
+fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Result<()> {
+    let shown = path.display();
+    if model.features != data.feature_names {
+        let same_set = {
+            let (mut a, mut b) = (model.features.clone(), data.feature_names.clone());
+            a.sort();
+            b.sort();
+            a == b
+        };
+        return Err(Error::Config(format!(
+            "--init-weights {shown}: the model's features are [{}] but the data's are [{}]{}",
+            model.features.join(", "),
+            data.feature_names.join(", "),
+            if same_set {
+                " (the same columns in another order: reorder the columns)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+    let same =
+        |a: &str, b: &str| a == b || matches!((num(a), num(b)), (Some(x), Some(y)) if x == y);
+    let (m, d) = (&model.label, &data.label);
+    if m.column != d.column || !same(&m.positive, &d.positive) || !same(&m.negative, &d.negative) {
+        return Err(Error::Config(format!(
+            "--init-weights {shown}: the model's label \"{}\" has {} = positive, {} = negative, \
+             but the data's \"{}\" has {} = positive, {} = negative (--label and --positive choose them)",
+            m.column, m.positive, m.negative, d.column, d.positive, d.negative
+        )));
+    }
+    Ok(())
+}
+
+/// `--hidden` and `--activation`, where given, must match the `--init-weights` model.
+fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Result<()> {
+    let hidden = &model.spec.layers[1..model.spec.layers.len() - 1];
+    let list = |h: &[usize]| {
+        let v: Vec<String> = h.iter().map(|x| x.to_string()).collect();
+        if v.is_empty() {
+            "none (logistic regression)".to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    if !job.hidden.is_empty() && job.hidden != hidden {
+        return Err(Error::Config(format!(
+            "--hidden {}: the --init-weights model {} has hidden layers {}; leave out --hidden to take the model's",
+            list(&job.hidden),
+            path.display(),
+            list(hidden)
+        )));
+    }
+    if let (Some(a), Some(m)) = (job.activation, model.activation()) {
+        if a != m {
+            return Err(Error::Config(format!(
+                "--activation {}: the --init-weights model {} uses {}; leave out --activation to take the model's",
+                a.name(),
+                path.display(),
+                m.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the job: data → model → backend → training loop → report.
@@ -109,11 +213,16 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
             job.lr
         )));
     }
+    if let Some(p) = &job.save {
+        atomic::check_target(p, "--save")?;
+    }
     let start = Instant::now();
     let Loaded {
         train: data,
         val,
         standardized,
+        standardizer,
+        init,
     } = load(job)?;
     let monitor = match (job.monitor, &val) {
         (Some(Monitor::Val), None) => {
@@ -125,11 +234,19 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         (None, Some(_)) => Monitor::Val,
         (None, None) => Monitor::Train,
     };
-    let spec = ModelSpec::new(data.features, &job.hidden, job.activation)?;
-    let cfg = SessionConfig {
-        params: spec.init_params(job.seed),
-        lr: job.lr,
+    let (spec, params) = match (init, &job.init_weights) {
+        (Some(f), Some(path)) => {
+            check_init_arch(job, path, &f.model)?;
+            (f.model.spec, f.model.params)
+        }
+        _ => {
+            let activation = job.activation.unwrap_or(Activation::Relu);
+            let spec = ModelSpec::new(data.features, &job.hidden, activation)?;
+            let params = spec.init_params(job.seed);
+            (spec, params)
+        }
     };
+    let cfg = SessionConfig { params, lr: job.lr };
     let opened = backend::open(
         job.backend,
         job.adapter.as_deref(),
@@ -148,6 +265,9 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         rule: job.rule.clone(),
         monitor,
         restore_best: job.restore_best,
+        sync: job.sync,
+        chunk: job.chunk,
+        interrupt: job.interrupt.clone(),
     };
     let outcome = train::train(session.as_mut(), &opts, |c| {
         observe(c);
@@ -200,9 +320,20 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
             },
         },
     };
+    let model = Model {
+        spec,
+        features: data.feature_names.clone(),
+        standardization: standardizer.as_ref().map(modelfile::file_standardization),
+        label: data.label.clone(),
+        params: outcome.params.clone(),
+    };
+    if let Some(p) = &job.save {
+        modelfile::save(p, &model, Some(&report))?;
+    }
     Ok(JobResult {
         report,
         outcome,
         notice: opened.notice,
+        model,
     })
 }

@@ -4,12 +4,18 @@
 //! Data flows one way: [`data`] → [`model::ModelSpec`] → [`backend`] (CPU | GPU) →
 //! [`train::train`] with a [`stop::StopRule`] → [`report`].
 
+pub mod atomic;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod job;
 pub mod metrics;
 pub mod model;
+pub mod modelfile;
+pub mod plot;
+pub mod predict;
+pub mod progress;
 pub mod report;
 pub mod runlog;
 pub mod stop;

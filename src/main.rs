@@ -1,8 +1,10 @@
 //! The command line: clap structs → typed job → library call → report printer.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -12,8 +14,10 @@ use wgtrain::data::{CsvOptions, Demo, DemoOptions};
 use wgtrain::job::{self, DataSource, TrainJob, ValSource};
 use wgtrain::metrics::Metric;
 use wgtrain::model::Activation;
+use wgtrain::stop::StopReason;
 use wgtrain::stop::{MinDelta, StopRule};
-use wgtrain::train::Monitor;
+use wgtrain::train::{Monitor, SyncMode};
+use wgtrain::{atomic, modelfile, plot, predict, progress};
 
 #[derive(Parser)]
 #[command(
@@ -33,12 +37,18 @@ struct Cli {
 enum Command {
     /// Train a classifier on a CSV file or a built-in data set.
     Train(Box<TrainArgs>),
+    /// Apply a saved model (train --save) to a CSV file: one probability and class per row.
+    Predict(PredictArgs),
+    /// Metrics and confusion counts of a saved model on a labelled CSV file.
+    Eval(EvalArgs),
     /// List the GPU adapters wgpu sees.
     Devices {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Measure training speed per backend and GPU sync mode on generated data.
+    Bench(Box<wgtrain::bench::BenchArgs>),
 }
 
 #[derive(Args)]
@@ -81,9 +91,9 @@ struct TrainArgs {
     /// Hidden layer sizes, comma-separated (none: logistic regression).
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     hidden: Vec<usize>,
-    /// Activation of the hidden layers.
-    #[arg(long, value_enum, default_value = "relu")]
-    activation: Activation,
+    /// Activation of the hidden layers [default: relu, or the --init-weights model's].
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
     /// Learning rate of gradient descent.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f32,
@@ -143,6 +153,27 @@ struct TrainArgs {
     /// Write one CSV row per checked iteration (train and validation metrics) as the run goes.
     #[arg(long, value_name = "FILE.csv")]
     log: Option<PathBuf>,
+    /// Write the returned weights, features, standardization and report as a safetensors
+    /// model file (atomically).
+    #[arg(long, value_name = "FILE.safetensors")]
+    save: Option<PathBuf>,
+    /// Start from a saved model's weights, architecture and standardization statistics.
+    #[arg(long, value_name = "FILE.safetensors")]
+    init_weights: Option<PathBuf>,
+    /// When a GPU run reads the metrics back: after every iteration, or once per chunk with
+    /// the stop rule evaluated on the device (same stop, same weights).
+    #[arg(long, value_enum, default_value = "chunk")]
+    sync: SyncMode,
+    /// Iterations per chunk with --sync chunk [default: adaptive].
+    #[arg(long, value_name = "K")]
+    chunk: Option<u32>,
+    /// Draw the monitored metric and the loss against iteration, with the threshold and the
+    /// stop, as an SVG chart (written atomically when the run ends).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// No progress bar (it shows only when stderr is a terminal).
+    #[arg(short, long)]
+    quiet: bool,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -261,23 +292,200 @@ impl TrainArgs {
             monitor: self.monitor,
             restore_best: self.restore_best,
             log: self.log.clone(),
+            init_weights: self.init_weights.clone(),
+            save: self.save.clone(),
+            sync: self.sync,
+            chunk: self.chunk,
+            interrupt: Some(Arc::new(AtomicBool::new(false))),
             backend: self.backend,
             adapter: self.adapter.clone(),
         })
     }
 }
 
-fn train(args: &TrainArgs) -> Result<()> {
+/// Ctrl-C sets `flag`: training stops after the current iteration (or chunk) and the model,
+/// log, plot and report are still written. A second Ctrl-C quits at once with status 130.
+fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
+    let installed = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        progress::eprintln_above(
+            "wgtrain: interrupted: stopping after the current iteration (Ctrl-C again quits at once)",
+        );
+    });
+    if let Err(e) = installed {
+        log::warn!("Ctrl-C will end the run without writing results: {e}");
+    }
+}
+
+/// Trains; the exit status is 130 when Ctrl-C stopped the run.
+fn train(args: &TrainArgs) -> Result<ExitCode> {
     let job = args.job()?;
-    let result = job::run(&job, |_| {})?;
+    if let Some(p) = &args.plot {
+        atomic::check_target(p, "--plot")?;
+    }
+    if let Some(flag) = &job.interrupt {
+        stop_on_ctrl_c(flag.clone());
+    }
+    let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
+    let mut curve = args
+        .plot
+        .as_ref()
+        .map(|_| plot::Curve::new(&job.rule, args.monitor));
+    let result = job::run(&job, |c| {
+        bar.observe(c);
+        if let Some(curve) = curve.as_mut() {
+            curve.push(c);
+        }
+    });
+    bar.finish();
+    let result = result?;
     if let Some(n) = &result.notice {
         eprintln!("wgtrain: {n}");
+    }
+    if let (Some(p), Some(curve)) = (&args.plot, &curve) {
+        curve.write(p, &result.report.stop.info)?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", result.report.to_json())?;
     } else {
         writeln!(out, "{}", result.report.human())?;
+        if let Some(p) = &args.save {
+            writeln!(out, "saved:   {}", p.display())?;
+        }
+        if let Some(p) = &args.plot {
+            writeln!(out, "plot:    {}", p.display())?;
+        }
+    }
+    Ok(
+        if result.report.stop.info.reason == StopReason::Interrupted {
+            ExitCode::from(130)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// What `predict` and `eval` share: a model, rows and where to run it.
+#[derive(Args)]
+struct ApplyArgs {
+    /// Model file written by `train --save`.
+    #[arg(long, value_name = "FILE.safetensors")]
+    model: PathBuf,
+    /// CSV file with the model's feature columns (by name, any order; other columns ignored).
+    #[arg(long, value_name = "FILE.csv")]
+    data: PathBuf,
+    /// Where to run the forward pass.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Pick the GPU adapter whose name contains this (see `wgtrain devices`).
+    #[arg(long, value_name = "SUBSTRING")]
+    adapter: Option<String>,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    apply: ApplyArgs,
+    /// Write the CSV here (atomically) instead of to stdout.
+    #[arg(long, value_name = "FILE.csv")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    apply: ApplyArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loads the model and the rows and runs the forward pass.
+fn apply_model(
+    a: &ApplyArgs,
+    need_label: bool,
+) -> Result<(modelfile::Model, predict::Rows, predict::Prediction)> {
+    let model = modelfile::load(&a.model)?.model;
+    let rows = predict::load_rows(&a.data, &model)?;
+    if need_label && !rows.labelled {
+        bail!(
+            "{}: no column \"{}\" (the model's label); eval needs the labels (predict works without them)",
+            a.data.display(),
+            model.label.column
+        );
+    }
+    let pred = predict::predict(&model, &rows, a.backend, a.adapter.as_deref())?;
+    if let Some(n) = &pred.notice {
+        eprintln!("wgtrain: {n}");
+    }
+    Ok((model, rows, pred))
+}
+
+fn predict_cmd(args: &PredictArgs) -> Result<()> {
+    if let Some(p) = &args.out {
+        atomic::check_target(p, "--out")?;
+    }
+    let (model, rows, pred) = apply_model(&args.apply, false)?;
+    let csv = predict::to_csv(&pred.logits, &model.label);
+    match &args.out {
+        Some(p) => {
+            atomic::write_atomic(p, csv.as_bytes())?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "wrote {} predictions to {}",
+                rows.data.rows,
+                p.display()
+            )?;
+            if let Some(m) = &pred.metrics {
+                writeln!(out, "{}", predict::metrics_text(m))?;
+            }
+        }
+        None => {
+            std::io::stdout()
+                .lock()
+                .write_all(csv.as_bytes())
+                .context("writing to stdout")?;
+            if let Some(m) = &pred.metrics {
+                eprintln!("{}", predict::metrics_text(m));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval_cmd(args: &EvalArgs) -> Result<()> {
+    let (model, rows, pred) = apply_model(&args.apply, true)?;
+    let m = pred.metrics.expect("labelled rows have metrics");
+    let d = &rows.data;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let v = serde_json::json!({
+            "model": args.apply.model.display().to_string(),
+            "data": d.source,
+            "rows": d.rows,
+            "positives": d.positives(),
+            "label_mapping": model.label,
+            "backend": if pred.adapter.is_some() { "gpu" } else { "cpu" },
+            "adapter": pred.adapter,
+            "metrics": m,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        writeln!(
+            out,
+            "data:    {}: {} rows, {} positive (label \"{}\": {} = positive, {} = negative)\n{}",
+            d.source,
+            d.rows,
+            d.positives(),
+            model.label.column,
+            model.label.positive,
+            model.label.negative,
+            predict::metrics_text(&m)
+        )?;
     }
     Ok(())
 }
@@ -304,6 +512,29 @@ fn devices(json: bool) -> Result<()> {
     Ok(())
 }
 
+fn bench(args: &wgtrain::bench::BenchArgs) -> Result<()> {
+    let (spec, notice) = args.spec()?;
+    if let Some(n) = notice {
+        eprintln!("wgtrain: {n}");
+    }
+    let quiet = args.quiet;
+    let report = wgtrain::bench::run(&spec, |line| {
+        if !quiet {
+            eprintln!("wgtrain bench: {line}");
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    let text = if args.json {
+        report.to_json()
+    } else if args.markdown {
+        report.markdown()
+    } else {
+        report.human()
+    };
+    writeln!(out, "{text}").context("writing to stdout")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = match cli.verbose {
@@ -311,13 +542,26 @@ fn main() -> ExitCode {
         1 => "info,wgpu_hal=warn,wgpu_core=warn,naga=warn",
         _ => "debug",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    if std::io::stderr().is_terminal() {
+        // Log lines go above the progress bar. env_logger cannot tell that this pipe is a
+        // terminal, so colours are asked for unless RUST_LOG_STYLE or NO_COLOR decide.
+        logger.target(env_logger::Target::Pipe(Box::new(progress::LogWriter)));
+        if std::env::var_os("RUST_LOG_STYLE").is_none() && std::env::var_os("NO_COLOR").is_none() {
+            logger.write_style(env_logger::WriteStyle::Always);
+        }
+    }
+    logger.init();
     let result = match &cli.command {
         Command::Train(args) => train(args),
-        Command::Devices { json } => devices(*json),
+        Command::Predict(args) => predict_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => eval_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Devices { json } => devices(*json).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("wgtrain: error: {e:#}");
             ExitCode::FAILURE

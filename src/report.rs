@@ -114,6 +114,7 @@ pub fn stop_message(s: &StopInfo, rule: &StopRule) -> String {
             "stopped at iteration {at}: the time limit of {} s was reached (max_time); {watched} {v}",
             rule.max_time.unwrap_or(f64::NAN)
         ),
+        StopReason::Interrupted => format!("interrupted at iteration {at}: {watched} {v}"),
         StopReason::MaxIter => match rule.threshold {
             Some(t) => format!(
                 "reached max_iter {max_iter} without meeting the threshold: {watched} {v} (threshold {})",

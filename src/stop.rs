@@ -31,6 +31,8 @@ pub enum StopReason {
     NonFinite,
     MaxIter,
     MaxTime,
+    /// The user interrupted the run (Ctrl-C); set by the training loop, not the engine.
+    Interrupted,
 }
 
 impl StopReason {
@@ -42,6 +44,7 @@ impl StopReason {
             StopReason::NonFinite => "non_finite",
             StopReason::MaxIter => "max_iter",
             StopReason::MaxTime => "max_time",
+            StopReason::Interrupted => "interrupted",
         }
     }
 }

@@ -1,13 +1,16 @@
 //! The training loop, written once for every backend: evaluate, ask the stop rules, update.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::Session;
+use crate::backend::gpu::MAX_CHUNK;
+use crate::backend::{ChunkRule, ChunkStart, Evaluation, Session};
 use crate::error::{Error, Result};
 use crate::metrics::{Metric, Metrics};
-use crate::stop::{Decision, StopEngine, StopReason, StopRule};
+use crate::stop::{Decision, Step, StopEngine, StopReason, StopRule};
 
 /// Which rows the stop rules watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -17,13 +20,41 @@ pub enum Monitor {
     Val,
 }
 
+/// When the host reads the metrics back from a GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// After every iteration.
+    Every,
+    /// Once per chunk of iterations; the stop rule runs on the device in between.
+    Chunk,
+}
+
 /// How to train: the rules, what they watch, and which weights to return.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub rule: StopRule,
     pub monitor: Monitor,
     /// Return the weights of the best check instead of the last ones.
     pub restore_best: bool,
+    pub sync: SyncMode,
+    /// Iterations per chunk with `SyncMode::Chunk`; `None` adapts.
+    pub chunk: Option<u32>,
+    /// Set (e.g. by a Ctrl-C handler) to stop after the current iteration or chunk, with
+    /// reason `interrupted` and the weights of that iteration.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl PartialEq for TrainOptions {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            &self.rule,
+            self.monitor,
+            self.restore_best,
+            self.sync,
+            self.chunk,
+        ) == (&o.rule, o.monitor, o.restore_best, o.sync, o.chunk)
+    }
 }
 
 impl TrainOptions {
@@ -32,6 +63,9 @@ impl TrainOptions {
             rule,
             monitor: Monitor::Train,
             restore_best: false,
+            sync: SyncMode::Chunk,
+            chunk: None,
+            interrupt: None,
         }
     }
 }
@@ -86,28 +120,75 @@ pub struct Outcome {
     pub train_s: f64,
 }
 
+/// Iterations in the first chunk of an adaptive `SyncMode::Chunk` run (and after a pause).
+const FIRST_CHUNK: u32 = 4;
+/// Adaptive chunks stop growing once one takes this long, so that `max_time` and the log
+/// stay timely.
+const CHUNK_SECONDS: f64 = 0.1;
+
 /// Trains until a rule stops it. `on_check` sees every checked iteration and the last one.
 ///
 /// Iteration t means the weights after t updates. The metrics of those weights are produced
 /// before update t + 1 is applied, so the returned weights are exactly those of the reported
 /// iteration: the one where the rule fired, the best check's with `restore_best`, or for a
 /// non-finite loss at t the weights of t − 1 (of t = 0 if it happens there).
+///
+/// With `SyncMode::Chunk` on a backend that supports it, iterations run in chunks with the
+/// rules judged on the device; this engine replays each chunk's history and stays the judge,
+/// so the stop, the reason and the weights are the same as with `SyncMode::Every`. Only
+/// `max_time` is looked at between chunks rather than between iterations.
 pub fn train(
     session: &mut dyn Session,
     opts: &TrainOptions,
-    mut on_check: impl FnMut(&CheckRecord) -> Result<()>,
+    on_check: impl FnMut(&CheckRecord) -> Result<()>,
 ) -> Result<Outcome> {
-    let rule = &opts.rule;
-    let start = Instant::now();
-    let mut engine = StopEngine::new(rule.clone());
-    let mut last: Option<(Metrics, Option<Metrics>)> = None;
-    let mut best: Option<(Metrics, Option<Metrics>)> = None;
-    let mut t = 0u64;
-    loop {
-        let e = session.evaluate()?;
+    let run = Run {
+        opts,
+        engine: StopEngine::new(opts.rule.clone()),
+        start: Instant::now(),
+        last: None,
+        best: None,
+        on_check,
+    };
+    let chunk_rule = ChunkRule {
+        rule: opts.rule.clone(),
+        monitor_val: opts.monitor == Monitor::Val,
+        restore_best: opts.restore_best,
+    };
+    if opts.sync == SyncMode::Chunk && session.supports_chunks(&chunk_rule) {
+        run.chunked(session, &chunk_rule)
+    } else {
+        run.every(session)
+    }
+}
+
+/// The metrics of one iteration on both sets.
+type Pair = (Metrics, Option<Metrics>);
+
+/// A run in progress: the engine and what the loop remembers between iterations.
+struct Run<'a, F> {
+    opts: &'a TrainOptions,
+    engine: StopEngine,
+    start: Instant,
+    /// The metrics of the previous iteration.
+    last: Option<Pair>,
+    /// The metrics of the best check.
+    best: Option<Pair>,
+    on_check: F,
+}
+
+impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
+    /// Judges iteration t. `clock` is what the engine's `max_time` sees; `elapsed_s` is logged.
+    fn judge(
+        &mut self,
+        t: u64,
+        e: &Evaluation,
+        clock: f64,
+        elapsed_s: f64,
+    ) -> Result<(Step, Pair)> {
         let train = Metrics::from_counts(&e.train);
         let val = e.val.map(|c| Metrics::from_counts(&c));
-        let monitored = match (opts.monitor, &val) {
+        let monitored = match (self.opts.monitor, &val) {
             (Monitor::Train, _) => &train,
             (Monitor::Val, Some(v)) => v,
             (Monitor::Val, None) => {
@@ -117,53 +198,158 @@ pub fn train(
             }
         };
         let finite = train.loss.is_finite() && val.is_none_or(|v| v.loss.is_finite());
-        let elapsed_s = start.elapsed().as_secs_f64();
-        let step = engine.observe(t, monitored.get(rule.metric), finite, elapsed_s);
+        let value = monitored.get(self.opts.rule.metric);
+        let step = self.engine.observe(t, value, finite, clock);
         if step.improved {
-            session.save_best()?;
-            best = Some((train, val));
+            self.best = Some((train, val));
         }
-        let stop = match step.decision {
-            Decision::Continue => None,
-            Decision::Stop(r) => Some(r),
-        };
-        if step.checked || stop.is_some() {
-            on_check(&CheckRecord {
+        if step.checked || step.decision != Decision::Continue {
+            (self.on_check)(&CheckRecord {
                 iteration: t,
                 elapsed_s,
                 train,
                 val,
             })?;
         }
-        let Some(reason) = stop else {
+        Ok((step, (train, val)))
+    }
+
+    /// One readback per iteration.
+    fn every(mut self, session: &mut dyn Session) -> Result<Outcome> {
+        let mut t = 0u64;
+        loop {
+            let e = session.evaluate()?;
+            let elapsed = self.start.elapsed().as_secs_f64();
+            let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
+            if step.improved {
+                session.save_best()?;
+            }
+            match self.interrupted(step.decision) {
+                Decision::Continue => {
+                    session.update()?;
+                    self.last = Some(now);
+                    t += 1;
+                }
+                Decision::Stop(reason) => return self.finish(session, t, reason, now),
+            }
+        }
+    }
+
+    /// One readback per chunk; the device pauses wherever a rule may fire.
+    fn chunked(mut self, session: &mut dyn Session, chunk_rule: &ChunkRule) -> Result<Outcome> {
+        let opts = self.opts;
+        let tracking = opts.rule.patience.is_some() || opts.restore_best;
+        let mut k = opts.chunk.unwrap_or(FIRST_CHUNK).clamp(1, MAX_CHUNK);
+        let mut adopt = false;
+        let mut t = 0u64;
+        loop {
+            let left = opts.rule.max_iter.saturating_sub(t).saturating_add(1);
+            let start = ChunkStart {
+                t,
+                has_best: self.engine.best().is_some(),
+                wait: self.engine.wait(),
+                adopt_candidate: adopt,
+            };
+            let began = self.start.elapsed().as_secs_f64();
+            let entries = session.run_chunk(chunk_rule, &start, left.min(u64::from(k)) as u32)?;
+            let elapsed = self.start.elapsed().as_secs_f64();
+            let n = entries.len();
+            let mut host_improved_last = false;
+            for (i, en) in entries.iter().enumerate() {
+                let last = i + 1 == n;
+                // max_time can only end a run where the host looks: at the chunk's end.
+                let clock = if last { elapsed } else { 0.0 };
+                let (step, now) = self.judge(t, &en.eval, clock, elapsed)?;
+                let agrees = en.t == t
+                    && (last || step.decision == Decision::Continue)
+                    && (last || !en.paused)
+                    && (en.paused || en.checked == step.checked)
+                    && (!tracking || last || en.improved == step.improved);
+                if !agrees {
+                    return Err(Error::Gpu(format!(
+                        "the device stop rule disagreed with the host at iteration {t} \
+                         (device {en:?}, host {step:?}); --sync every avoids it"
+                    )));
+                }
+                if step.improved && !en.improved {
+                    session.save_best()?;
+                }
+                let decision = if last {
+                    self.interrupted(step.decision)
+                } else {
+                    step.decision
+                };
+                if let Decision::Stop(reason) = decision {
+                    return self.finish(session, t, reason, now);
+                }
+                host_improved_last = step.improved;
+                self.last = Some(now);
+                t += 1;
+            }
+            let paused = entries.last().is_some_and(|e| e.paused);
+            adopt = paused && host_improved_last;
+            if opts.chunk.is_none() {
+                k = if paused {
+                    FIRST_CHUNK
+                } else if elapsed - began < CHUNK_SECONDS {
+                    (k * 2).min(MAX_CHUNK)
+                } else {
+                    k
+                };
+            }
             session.update()?;
-            last = Some((train, val));
-            t += 1;
-            continue;
-        };
-        let restored = opts.restore_best.then(|| engine.best().zip(best)).flatten();
-        let (iteration, (m, vm), params) = match (restored, reason, last) {
+        }
+    }
+
+    /// `decision`, or a stop with `interrupted` once the interrupt flag is set.
+    fn interrupted(&self, decision: Decision) -> Decision {
+        let flag = self
+            .opts
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed));
+        if decision == Decision::Continue && flag {
+            Decision::Stop(StopReason::Interrupted)
+        } else {
+            decision
+        }
+    }
+
+    /// The outcome of a stop at iteration t with the metrics `now`.
+    fn finish(
+        self,
+        session: &mut dyn Session,
+        t: u64,
+        reason: StopReason,
+        now: Pair,
+    ) -> Result<Outcome> {
+        let rule = &self.opts.rule;
+        let restored = self
+            .opts
+            .restore_best
+            .then(|| self.engine.best().zip(self.best))
+            .flatten();
+        let (iteration, (m, vm), params) = match (restored, reason, self.last) {
             (Some(((bi, _), b)), _, _) => (bi, b, session.best_params()?),
             (None, StopReason::NonFinite, Some(prev)) => (t - 1, prev, session.previous_params()?),
-            _ => (t, (train, val), session.params()?),
+            _ => (t, now, session.params()?),
         };
-        let watched = if opts.monitor == Monitor::Val {
-            vm.unwrap_or(m)
-        } else {
-            m
+        let watched = |p: Pair| match self.opts.monitor {
+            Monitor::Val => p.1.unwrap_or(p.0),
+            Monitor::Train => p.0,
         };
-        return Ok(Outcome {
+        Ok(Outcome {
             stop: StopInfo {
                 reason,
                 iteration,
                 stopped_at: t,
                 metric: rule.metric,
-                monitor: opts.monitor,
-                value: watched.get(rule.metric),
-                value_at_stop: monitored.get(rule.metric),
+                monitor: self.opts.monitor,
+                value: watched((m, vm)).get(rule.metric),
+                value_at_stop: watched(now).get(rule.metric),
                 threshold: rule.threshold,
-                best_iteration: engine.best().map(|b| b.0),
-                best_value: engine.best().map(|b| b.1),
+                best_iteration: self.engine.best().map(|b| b.0),
+                best_value: self.engine.best().map(|b| b.1),
                 restored_best: restored.is_some(),
                 non_finite_at: (reason == StopReason::NonFinite).then_some(t),
             },
@@ -171,7 +357,7 @@ pub fn train(
             val_metrics: vm,
             params,
             evaluations: t + 1,
-            train_s: start.elapsed().as_secs_f64(),
-        });
+            train_s: self.start.elapsed().as_secs_f64(),
+        })
     }
 }

@@ -10,7 +10,7 @@ use wgtrain::data::{self, Dataset, Demo, Standardizer};
 use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::{Activation, ModelSpec};
 use wgtrain::stop::{MinDelta, StopReason, StopRule};
-use wgtrain::train::{CheckRecord, Monitor, Outcome, TrainOptions};
+use wgtrain::train::{CheckRecord, Monitor, Outcome, SyncMode, TrainOptions};
 
 /// Moons with a stratified validation split, standardized on the training rows.
 fn moons_split(rows: usize, seed: u64) -> (Dataset, Dataset) {
@@ -66,9 +66,9 @@ fn val_loss_rule(patience: u64) -> StopRule {
 
 fn opts(rule: StopRule, restore_best: bool) -> TrainOptions {
     TrainOptions {
-        rule,
         monitor: Monitor::Val,
         restore_best,
+        ..TrainOptions::new(rule)
     }
 }
 
@@ -151,12 +151,18 @@ both_backends! {
         assert!(!out.stop.restored_best);
     }
 
+    // With a readback per iteration the first check already stops; in chunks the host looks
+    // at the clock once per chunk, at its end (the first chunk is 4 iterations).
     fn max_time_stops_the_run(kind) {
         let c = case(25, &[4], 0.5);
         let rule = StopRule { max_time: Some(1e-9), ..val_loss_rule(10) };
-        let Some((out, log)) = run(kind, &c, &opts(rule, false)) else { return };
+        let every = TrainOptions { sync: SyncMode::Every, ..opts(rule.clone(), false) };
+        let Some((out, log)) = run(kind, &c, &every) else { return };
         assert_eq!((out.stop.reason, out.stop.iteration), (StopReason::MaxTime, 0));
         assert_eq!(log.len(), 1);
+        let Some((out, _)) = run(kind, &c, &opts(rule, false)) else { return };
+        let expected = if kind == Kind::Gpu { 3 } else { 0 };
+        assert_eq!((out.stop.reason, out.stop.iteration), (StopReason::MaxTime, expected));
     }
 }
 
@@ -208,6 +214,7 @@ fn each_rule_fires_at_the_same_iteration_on_cpu_and_gpu() {
                 },
                 monitor: Monitor::Train,
                 restore_best: false,
+                ..TrainOptions::new(StopRule::default())
             },
         ),
         (

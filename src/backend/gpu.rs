@@ -8,16 +8,28 @@ use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig};
+use crate::backend::{
+    AdapterDesc, ChunkEntry, ChunkRule, ChunkStart, Evaluation, Session, SessionConfig,
+};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Counts;
+use crate::metrics::Metric;
 use crate::model::{LayerLayout, ModelSpec};
+use crate::stop::MinDelta;
 
 const DENSE_FORWARD: &str = include_str!("../../shaders/dense_forward.wgsl");
 const LOSS_METRICS: &str = include_str!("../../shaders/loss_metrics.wgsl");
 const DENSE_GRAD_UPDATE: &str = include_str!("../../shaders/dense_grad_update.wgsl");
 const DENSE_BACKPROP: &str = include_str!("../../shaders/dense_backprop.wgsl");
+const STOP_RULE: &str = include_str!("../../shaders/stop_rule.wgsl");
+const COPY_PARAMS: &str = include_str!("../../shaders/copy_params.wgsl");
+
+/// Most iterations in one chunk.
+pub const MAX_CHUNK: u32 = 1024;
+/// 32-bit words of `stop_rule.wgsl`'s State and of one history Entry.
+const STATE_WORDS: usize = 12;
+const ENTRY_WORDS: usize = 20;
 
 /// Invocations per workgroup of the element-wise kernels (forward, backprop).
 const WORKGROUP: usize = 64;
@@ -231,12 +243,26 @@ impl GpuContext {
     /// returns the bytes.
     fn read(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         src: &wgpu::Buffer,
         staging: &wgpu::Buffer,
         bytes: u64,
     ) -> Result<Vec<u8>> {
-        encoder.copy_buffer_to_buffer(src, 0, staging, 0, bytes);
+        self.read_parts(encoder, &[(src, bytes)], staging)
+    }
+
+    /// As `read`, for the leading bytes of several buffers, laid end to end in `staging`.
+    fn read_parts(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        parts: &[(&wgpu::Buffer, u64)],
+        staging: &wgpu::Buffer,
+    ) -> Result<Vec<u8>> {
+        let mut bytes = 0;
+        for (src, len) in parts {
+            encoder.copy_buffer_to_buffer(src, 0, staging, bytes, *len);
+            bytes += len;
+        }
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
@@ -270,10 +296,14 @@ struct Dispatch {
     pipeline: usize,
     groups: [wgpu::BindGroup; 2],
     grid: (u32, u32),
+    /// Its entry in the indirect-dispatch buffer.
+    arg: usize,
 }
 
 pub struct GpuSession {
     ctx: GpuContext,
+    /// The training rows' logits for `logits()`: the buffer, the byte offset, the row count.
+    train_logits: (wgpu::Buffer, u64, usize),
     pipelines: Vec<wgpu::ComputePipeline>,
     /// The training rows' forward passes and loss, then the validation rows' (if any).
     forward: Vec<Dispatch>,
@@ -292,9 +322,30 @@ pub struct GpuSession {
     has_val: bool,
     /// An update was requested and is recorded before the next use of the weights.
     pending: bool,
-    /// `save_best` was asked for the weights in params[k]; copied before the next update.
+    /// `save_best` was asked for the weights in params[k]; copied with the next submission.
     pending_best: Option<usize>,
     evaluated: bool,
+    /// Indirect dispatch sizes [x, y, 1] of every dispatch, then of the best-weights copy.
+    args: wgpu::Buffer,
+    /// Their values when live.
+    live_args: Vec<u32>,
+    /// The device stop rule's pipelines and buffers, made on the first chunk.
+    chunks: Option<ChunkKit>,
+}
+
+/// What `run_chunk` needs besides the training dispatches.
+struct ChunkKit {
+    stop: wgpu::ComputePipeline,
+    stop_group: wgpu::BindGroup,
+    copy: wgpu::ComputePipeline,
+    /// Variant k copies params[k] to the best weights.
+    copy_groups: [wgpu::BindGroup; 2],
+    rule: wgpu::Buffer,
+    state: wgpu::Buffer,
+    history: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// The device state as last read back.
+    last_state: [u32; STATE_WORDS],
 }
 
 const FORWARD: usize = 0;
@@ -374,6 +425,7 @@ impl DeviceRows {
                 groups: [0, 1]
                     .map(|k| ctx.bind_group(&pipelines[FORWARD], &[&params[k], &self.acts, &cfg])),
                 grid: ctx.grid((n * lay.outputs).div_ceil(WORKGROUP))?,
+                arg: 0,
             });
         }
         let words = [
@@ -401,6 +453,7 @@ impl DeviceRows {
             pipeline: LOSS,
             groups: [group.clone(), group],
             grid: (1, 1),
+            arg: 0,
         });
         Ok(out)
     }
@@ -507,6 +560,7 @@ impl GpuSession {
                     )
                 }),
                 grid: ctx.grid(lay.outputs * (lay.inputs + 1))?,
+                arg: 0,
             });
             if l > 0 {
                 let words = [
@@ -529,9 +583,29 @@ impl GpuSession {
                         )
                     }),
                     grid: ctx.grid((n * lay.inputs).div_ceil(WORKGROUP))?,
+                    arg: 0,
                 });
             }
         }
+
+        // Every dispatch is indirect, so that a stop on the device can turn the rest of a
+        // chunk into no-ops; the last entry is the best-weights copy.
+        let mut live_args = Vec::new();
+        for (i, d) in forward.iter_mut().chain(backward.iter_mut()).enumerate() {
+            d.arg = i;
+            live_args.extend([d.grid.0, d.grid.1, 1]);
+        }
+        // x is set by stop_rule.wgsl when an iteration improves.
+        live_args.extend([0, 1, 1]);
+        let args = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("dispatch args"),
+                contents: bytemuck::cast_slice(&live_args),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::INDIRECT
+                    | wgpu::BufferUsages::COPY_DST,
+            });
 
         if let Some(e) = pollster::block_on(validation.pop()) {
             return Err(Error::Gpu(format!("setting up the session: {e}")));
@@ -543,6 +617,11 @@ impl GpuSession {
             )));
         }
         Ok(GpuSession {
+            train_logits: (
+                train_rows.acts.clone(),
+                4 * train_rows.out_off[layout.len() - 1] as u64,
+                data.rows,
+            ),
             ctx,
             pipelines,
             forward,
@@ -558,13 +637,16 @@ impl GpuSession {
             pending: false,
             pending_best: None,
             evaluated: false,
+            args,
+            live_args,
+            chunks: None,
         })
     }
 
     fn record(&self, pass: &mut wgpu::ComputePass, d: &Dispatch, variant: usize) {
         pass.set_pipeline(&self.pipelines[d.pipeline]);
         pass.set_bind_group(0, &d.groups[variant], &[]);
-        pass.dispatch_workgroups(d.grid.0, d.grid.1, 1);
+        pass.dispatch_workgroups_indirect(&self.args, 12 * d.arg as u64);
     }
 
     /// An encoder that starts with the pending update and the pending copy of the best
@@ -585,6 +667,62 @@ impl GpuSession {
         enc
     }
 
+    /// The training and validation counts from `result`-layout words.
+    fn decode(&self, w: &[u32]) -> Evaluation {
+        let counts = |w: &[u32]| Counts {
+            loss_sum: f32::from_bits(w[0]) as f64,
+            tp: w[1] as u64,
+            fp: w[2] as u64,
+            fn_: w[3] as u64,
+            tn: w[4] as u64,
+        };
+        Evaluation {
+            train: counts(&w[..RESULT_WORDS]),
+            val: self
+                .has_val
+                .then(|| counts(&w[RESULT_WORDS..2 * RESULT_WORDS])),
+        }
+    }
+
+    fn chunk_kit(&self) -> Result<ChunkKit> {
+        let ctx = &self.ctx;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let stop = ctx.pipeline("stop_rule", STOP_RULE);
+        let copy = ctx.pipeline("copy_params", COPY_PARAMS);
+        let rule = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stop rule"),
+            size: 64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let state = ctx.storage("stop state", &[0.0; STATE_WORDS]);
+        let history_bytes = (4 * ENTRY_WORDS * MAX_CHUNK as usize) as u64;
+        let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("history"),
+            size: history_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = ctx.readback("chunk staging", 4 * STATE_WORDS as u64 + history_bytes);
+        let stop_group =
+            ctx.bind_group(&stop, &[&self.result, &state, &history, &self.args, &rule]);
+        let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&self.params[k], &self.best]));
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("setting up the device stop rule: {e}")));
+        }
+        Ok(ChunkKit {
+            stop,
+            stop_group,
+            copy,
+            copy_groups,
+            rule,
+            state,
+            history,
+            staging,
+            last_state: [0; STATE_WORDS],
+        })
+    }
+
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
         let enc = self.encoder();
         let src = match which {
@@ -596,6 +734,127 @@ impl GpuSession {
             .read(enc, src, &self.params_staging, self.param_bytes)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// Runs `stop_rule.wgsl` alone over a sequence of evaluations, as one chunk from t = 0 with a
+/// fresh state, and returns the entries up to where it paused: the harness that holds the
+/// device rule to the host engine (src/stop.rs) on the same metric sequences.
+pub fn device_rule_trace(
+    ctx: &GpuContext,
+    r: &ChunkRule,
+    has_val: bool,
+    seq: &[Evaluation],
+) -> Result<Vec<ChunkEntry>> {
+    let n = seq.len().clamp(1, MAX_CHUNK as usize);
+    let mut words = vec![0u32; 2 * RESULT_WORDS * n];
+    for (w, e) in words.chunks_exact_mut(2 * RESULT_WORDS).zip(seq) {
+        let mut put = |at: usize, c: &Counts| {
+            w[at] = (c.loss_sum as f32).to_bits();
+            w[at + 1..at + 5].copy_from_slice(&[
+                c.tp as u32,
+                c.fp as u32,
+                c.fn_ as u32,
+                c.tn as u32,
+            ]);
+        };
+        put(0, &e.train);
+        if let Some(v) = &e.val {
+            put(RESULT_WORDS, v);
+        }
+    }
+    let dev = &ctx.device;
+    let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+    let results = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("sequence"),
+        contents: bytemuck::cast_slice(&words),
+        usage: wgpu::BufferUsages::COPY_SRC,
+    });
+    let result = ctx.storage("result", &[0.0; 2 * RESULT_WORDS]);
+    let state = ctx.storage("stop state", &[0.0; STATE_WORDS]);
+    let history = ctx.storage("history", &vec![0.0; ENTRY_WORDS * n]);
+    let args = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("args"),
+        contents: bytemuck::cast_slice(&[0u32, 1, 1]),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let rule = ctx.uniform("stop rule", &chunk_rule_words(r, has_val, 0, 1));
+    let stop = ctx.pipeline("stop_rule", STOP_RULE);
+    let group = ctx.bind_group(&stop, &[&result, &state, &history, &args, &rule]);
+    let mut enc = dev.create_command_encoder(&Default::default());
+    let step_bytes = 4 * 2 * RESULT_WORDS as u64;
+    for i in 0..n as u64 {
+        enc.copy_buffer_to_buffer(&results, i * step_bytes, &result, 0, step_bytes);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&stop);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    let history_bytes = 4 * (ENTRY_WORDS * n) as u64;
+    let staging = ctx.readback("trace staging", 4 * STATE_WORDS as u64 + history_bytes);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("setting up the stop rule trace: {e}")));
+    }
+    let bytes = ctx.read_parts(
+        enc,
+        &[(&state, 4 * STATE_WORDS as u64), (&history, history_bytes)],
+        &staging,
+    )?;
+    let w: &[u32] = bytemuck::cast_slice(&bytes);
+    let ran = w[1] as usize;
+    Ok(w[STATE_WORDS..]
+        .chunks_exact(ENTRY_WORDS)
+        .take(ran)
+        .zip(seq)
+        .map(|(e, ev)| ChunkEntry {
+            t: u64::from(e[16]),
+            eval: *ev,
+            checked: e[17] & 1 != 0,
+            improved: e[17] & 2 != 0,
+            paused: e[17] & 4 != 0,
+        })
+        .collect())
+}
+
+/// `stop_rule.wgsl`'s Rule uniform.
+fn chunk_rule_words(r: &ChunkRule, has_val: bool, n_args: u32, copy_groups: u32) -> [u32; 16] {
+    let rule = &r.rule;
+    let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+    let metric = match rule.metric {
+        Metric::Accuracy => 0,
+        Metric::Precision => 1,
+        Metric::Recall => 2,
+        Metric::F1 => 3,
+        Metric::Iou => 4,
+        Metric::Loss => 5,
+    };
+    let (relative, delta) = match rule.min_delta {
+        MinDelta::Abs(d) => (false, d),
+        MinDelta::Rel(r) => (true, r),
+    };
+    let track = rule.patience.is_some() || r.restore_best;
+    let flags = u32::from(rule.threshold.is_some())
+        | u32::from(rule.divergence.is_some()) << 1
+        | u32::from(rule.patience.is_some()) << 2
+        | u32::from(track) << 3
+        | u32::from(relative) << 4;
+    [
+        metric,
+        u32::from(r.monitor_val),
+        u32::from(has_val),
+        flags,
+        (rule.threshold.unwrap_or(0.0) as f32).to_bits(),
+        (rule.divergence.unwrap_or(0.0) as f32).to_bits(),
+        (delta as f32).to_bits(),
+        clamp(rule.patience.unwrap_or(1).max(1)),
+        clamp(rule.warmup),
+        clamp(rule.eval_every.max(1)),
+        clamp(rule.max_iter),
+        n_args,
+        copy_groups,
+        0,
+        0,
+        0,
+    ]
 }
 
 fn check_size(ctx: &GpuContext, what: &str, elements: usize, data: &Dataset) -> Result<()> {
@@ -679,5 +938,128 @@ impl Session for GpuSession {
 
     fn adapter(&self) -> Option<AdapterDesc> {
         Some(self.ctx.adapter.clone())
+    }
+
+    fn supports_chunks(&self, r: &ChunkRule) -> bool {
+        let copy_groups = (self.param_bytes / 4).div_ceil(WORKGROUP as u64);
+        r.rule.max_iter < u64::from(u32::MAX)
+            && r.rule.eval_every <= u64::from(u32::MAX)
+            && copy_groups <= u64::from(self.ctx.limits.max_compute_workgroups_per_dimension)
+    }
+
+    fn run_chunk(&mut self, r: &ChunkRule, start: &ChunkStart, k: u32) -> Result<Vec<ChunkEntry>> {
+        if !self.supports_chunks(r) {
+            return Err(Error::Config(
+                "this run cannot be chunked; use --sync every".into(),
+            ));
+        }
+        let k = k.clamp(1, MAX_CHUNK);
+        if self.chunks.is_none() {
+            self.chunks = Some(self.chunk_kit()?);
+        }
+        let n_args = self.live_args.len() / 3 - 1;
+        let copy_groups = if r.restore_best {
+            (self.param_bytes / 4).div_ceil(WORKGROUP as u64) as u32
+        } else {
+            0
+        };
+        let rule_words = chunk_rule_words(r, self.has_val, n_args as u32, copy_groups);
+        let kit = self.chunks.as_ref().expect("made above");
+        let mut st = kit.last_state;
+        if start.adopt_candidate {
+            st.copy_within(8..11, 4); // best, best_a, best_b ← cand, cand_a, cand_b
+        }
+        st[0] = start.t as u32;
+        st[1] = 0;
+        st[2] = 0;
+        st[3] = start.has_best as u32;
+        st[7] = start.wait.min(u64::from(u32::MAX)) as u32;
+        let q = &self.ctx.queue;
+        q.write_buffer(&kit.rule, 0, bytemuck::cast_slice(&rule_words));
+        q.write_buffer(&kit.state, 0, bytemuck::cast_slice(&st));
+        q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
+
+        let mut enc = self.encoder();
+        let kit = self.chunks.as_ref().expect("made above");
+        let cur0 = self.cur;
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for i in 0..k as usize {
+                // Iteration t0 + i has its weights in params[cur0 ^ (i & 1)].
+                let c = cur0 ^ (i & 1);
+                if i > 0 {
+                    for d in &self.backward {
+                        self.record(&mut pass, d, c);
+                    }
+                }
+                for d in &self.forward {
+                    self.record(&mut pass, d, c);
+                }
+                pass.set_pipeline(&kit.stop);
+                pass.set_bind_group(0, &kit.stop_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                if r.restore_best {
+                    pass.set_pipeline(&kit.copy);
+                    pass.set_bind_group(0, &kit.copy_groups[c], &[]);
+                    pass.dispatch_workgroups_indirect(&self.args, 12 * n_args as u64);
+                }
+            }
+        }
+        let state_bytes = 4 * STATE_WORDS as u64;
+        let history_bytes = 4 * (ENTRY_WORDS * k as usize) as u64;
+        let bytes = self.ctx.read_parts(
+            enc,
+            &[(&kit.state, state_bytes), (&kit.history, history_bytes)],
+            &kit.staging,
+        )?;
+        let words: &[u32] = bytemuck::cast_slice(&bytes);
+        let mut state = [0u32; STATE_WORDS];
+        state.copy_from_slice(&words[..STATE_WORDS]);
+        let ran = state[1] as usize;
+        if ran == 0 || ran > k as usize {
+            return Err(Error::Gpu(format!(
+                "the device stop rule ran {ran} of {k} iterations"
+            )));
+        }
+        let entries = words[STATE_WORDS..]
+            .chunks_exact(ENTRY_WORDS)
+            .take(ran)
+            .map(|e| ChunkEntry {
+                t: u64::from(e[16]),
+                eval: self.decode(&e[..2 * RESULT_WORDS]),
+                checked: e[17] & 1 != 0,
+                improved: e[17] & 2 != 0,
+                paused: e[17] & 4 != 0,
+            })
+            .collect();
+        if let Some(kit) = self.chunks.as_mut() {
+            kit.last_state = state;
+        }
+        self.cur = cur0 ^ ((ran - 1) & 1);
+        self.pending = false;
+        self.evaluated = true;
+        Ok(entries)
+    }
+
+    fn logits(&mut self) -> Result<Vec<f32>> {
+        if !self.evaluated {
+            return Err(Error::Config(
+                "logits() needs an evaluate() first (and no update() since)".into(),
+            ));
+        }
+        let (acts, offset, n) = &self.train_logits;
+        let bytes = 4 * *n as u64;
+        // Out of the activations into a buffer of their own: `read` copies from offset 0.
+        let out = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("logits"),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let staging = self.ctx.readback("logits staging", bytes);
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(acts, *offset, &out, 0, bytes);
+        let read = self.ctx.read(enc, &out, &staging, bytes)?;
+        Ok(bytemuck::pod_collect_to_vec(&read))
     }
 }

@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Counts;
 use crate::model::ModelSpec;
+use crate::stop::StopRule;
 
 /// Which backend to train on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +67,39 @@ pub(crate) fn check_shapes(
     Ok(())
 }
 
+/// What the device needs to judge a chunk: the rules, what they watch, whether best weights
+/// are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkRule {
+    pub rule: StopRule,
+    pub monitor_val: bool,
+    pub restore_best: bool,
+}
+
+/// The host engine's state handed to the device at the start of a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkStart {
+    /// The iteration the chunk starts at (its update, if any, is pending).
+    pub t: u64,
+    pub has_best: bool,
+    pub wait: u64,
+    /// The host counted the last iteration of the previous chunk, where the device paused
+    /// undecided, as an improvement: the device adopts that value as its best.
+    pub adopt_candidate: bool,
+}
+
+/// One iteration of a chunk as the device ran it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkEntry {
+    pub t: u64,
+    pub eval: Evaluation,
+    /// The device's verdicts: the iteration was a check; it improved (and the weights were
+    /// copied as the best); the device paused here.
+    pub checked: bool,
+    pub improved: bool,
+    pub paused: bool,
+}
+
 /// One training run's state on one backend: data, weights and scratch, allocated once.
 ///
 /// The iteration contract: `evaluate` yields the counts of the current weights (after t
@@ -86,6 +120,25 @@ pub trait Session {
     fn best_params(&mut self) -> Result<Vec<f32>>;
     /// `None` for the CPU.
     fn adapter(&self) -> Option<AdapterDesc>;
+    /// The output-layer logits z of the training rows from the last `evaluate` ([rows], in
+    /// row order; the probability is 1 / (1 + exp(−z))). Call it after `evaluate`, before
+    /// `update`.
+    fn logits(&mut self) -> Result<Vec<f32>>;
+    /// Whether `run_chunk` works here (a GPU; the CPU has no round trip to save).
+    fn supports_chunks(&self, _rule: &ChunkRule) -> bool {
+        false
+    }
+    /// Runs up to `k` iterations from `start.t` (recording the pending update first) with the
+    /// stop rules judged on the device, which pauses at any iteration where a rule may fire.
+    /// Returns the iterations run, the last one evaluated and its update not applied.
+    fn run_chunk(
+        &mut self,
+        _rule: &ChunkRule,
+        _start: &ChunkStart,
+        _k: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        Err(Error::Config("this backend runs no chunks".into()))
+    }
 }
 
 /// An opened session and what the user should be told about how it was chosen.

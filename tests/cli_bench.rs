@@ -1,0 +1,186 @@
+//! End-to-end tests of `wgtrain bench` on tiny sizes: the JSON report's fields, the human
+//! and Markdown outputs, one GPU configuration (lavapipe in CI) and errors for bad flags.
+
+mod common;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn wgtrain() -> Command {
+    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
+}
+
+/// Runs `wgtrain bench -q ARGS...`, expects success, returns stdout.
+fn bench_ok(args: &[&str]) -> String {
+    let assert = wgtrain()
+        .args(["bench", "-q"])
+        .args(args)
+        .assert()
+        .success();
+    String::from_utf8(assert.get_output().stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn bench_json(args: &[&str]) -> Value {
+    let out = bench_ok(&[args, &["--json"]].concat());
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{out}"))
+}
+
+/// Runs `wgtrain bench ARGS...`, expects a failure without a panic, returns stderr.
+fn bench_fails(args: &[&str]) -> String {
+    let assert = wgtrain()
+        .arg("bench")
+        .args(args)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("panicked").not());
+    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
+}
+
+const TINY: &[&str] = &[
+    "--rows",
+    "200",
+    "--features",
+    "8",
+    "--iters",
+    "5",
+    "--repeats",
+    "2",
+];
+
+/// The fields every configuration's result has, with sane values.
+fn check_result(r: &Value, repeats: usize) {
+    let f = |k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("field {k} missing in {r}"))
+    };
+    assert_eq!(r["train_s"].as_array().unwrap().len(), repeats);
+    assert_eq!(r["per_iteration_s"].as_array().unwrap().len(), repeats);
+    assert!(f("warmup_train_s") > 0.0);
+    let p = &r["per_iteration"];
+    for k in ["median", "mean", "stddev", "min", "max"] {
+        assert!(p[k].as_f64().is_some(), "per_iteration.{k} missing in {r}");
+    }
+    let (min, med, max) = (
+        p["min"].as_f64().unwrap(),
+        p["median"].as_f64().unwrap(),
+        p["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < min && min <= med && med <= max, "{p}");
+    assert!((f("iterations_per_s") - 1.0 / med).abs() < 1e-6 / med);
+    assert!(f("gb_per_s") > 0.0 && f("gflop_per_s") > 0.0);
+    let s = &r["speedup"];
+    for k in ["median", "min", "max"] {
+        assert!(s[k].as_f64().unwrap() > 0.0, "speedup.{k} in {r}");
+    }
+    assert!(f("final_loss").is_finite());
+    assert!((0.0..=1.0).contains(&f("final_accuracy")));
+}
+
+#[test]
+fn cpu_json_has_every_field() {
+    let v = bench_json(&[TINY, &["--backends", "cpu"]].concat());
+    assert_eq!(v["rows"], 200);
+    assert_eq!(v["features"], 8);
+    assert_eq!(v["iters"], 5);
+    assert_eq!(v["repeats"], 2);
+    assert_eq!(v["layers"], serde_json::json!([8, 1]));
+    assert_eq!(v["bytes_per_iteration"], 200 * 8 * 4);
+    assert_eq!(v["flops_per_iteration"].as_f64(), Some(6.0 * 200.0 * 8.0));
+    assert!(
+        v["flop_formula"]
+            .as_str()
+            .unwrap()
+            .contains("forward 2·rows·Σ(in·out) + backward 4·rows·Σ(in·out)")
+    );
+    assert!(v["timing_method"].as_str().unwrap().contains("warm-up"));
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["label"], "cpu");
+    assert_eq!(results[0]["config"]["backend"], "cpu");
+    assert!(results[0]["config"]["sync"].is_null());
+    assert!(results[0]["adapter"].is_null());
+    assert_eq!(results[0]["speedup"]["median"].as_f64(), Some(1.0));
+    check_result(&results[0], 2);
+}
+
+#[test]
+fn mlp_counts_every_layer() {
+    let v = bench_json(&[TINY, &["--backends", "cpu", "--hidden", "4,3"]].concat());
+    assert_eq!(v["layers"], serde_json::json!([8, 4, 3, 1]));
+    assert_eq!(v["activation"], "relu");
+    let per_row = 8.0 * 4.0 + 4.0 * 3.0 + 3.0;
+    assert_eq!(
+        v["flops_per_iteration"].as_f64(),
+        Some(6.0 * 200.0 * per_row)
+    );
+    check_result(&v["results"][0], 2);
+}
+
+#[test]
+fn human_and_markdown_outputs() {
+    let human = bench_ok(&[TINY, &["--backends", "cpu"]].concat());
+    for want in [
+        "Benchmark 1: cpu",
+        "Time per iteration (median):",
+        "min … max",
+        "mean ± σ",
+        "iterations/s",
+        "GB/s",
+        "GFLOP/s",
+        "forward 2·rows·Σ(in·out)",
+    ] {
+        assert!(human.contains(want), "no {want:?} in:\n{human}");
+    }
+    let md = bench_ok(&[TINY, &["--backends", "cpu", "--markdown"]].concat());
+    assert!(md.contains("| Configuration |"), "{md}");
+    assert!(md.contains("|---|"), "{md}");
+    assert!(md.lines().any(|l| l.starts_with("| cpu |")), "{md}");
+}
+
+#[test]
+fn cpu_and_one_gpu_config_on_lavapipe() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let v = bench_json(&[TINY, &["--backends", "cpu,gpu", "--sync", "every"]].concat());
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[1]["label"], "gpu sync=every");
+    assert_eq!(results[1]["config"]["sync"], "every");
+    assert!(results[1]["adapter"]["name"].is_string());
+    assert_eq!(results[1]["speedup"]["against"]["backend"], "cpu");
+    for r in results {
+        check_result(r, 2);
+    }
+    // Both backends train the same model on the same data.
+    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
+    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-3);
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    for (args, want) in [
+        (&["--rows", "0"][..], "--rows 0"),
+        (&["--features", "0"], "--features 0"),
+        (&["--iters", "0"], "--iters 0"),
+        (&["--repeats", "0"], "--repeats 0"),
+        (&["--chunk", "0"], "--chunk 0"),
+        (&["--lr", "-1"], "--lr -1"),
+        (&["--hidden", "4,0"], "--hidden 4,0"),
+        (&["--backends", "tpu"], "--backends"),
+        (&["--backends", "cpu,cpu"], "--backends"),
+        (&["--sync", "sometimes"], "--sync"),
+        (&["--rows", "many"], "--rows"),
+        (&["--json", "--markdown"], "--markdown"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ] {
+        // CPU only, so that no test here waits for a GPU adapter to open.
+        let err = if args.first() == Some(&"--backends") {
+            bench_fails(args)
+        } else {
+            bench_fails(&[&["--backends", "cpu"][..], args].concat())
+        };
+        assert!(err.contains(want), "{args:?}: no {want:?} in:\n{err}");
+    }
+}

@@ -1,0 +1,243 @@
+//! End-to-end tests of "seeing a run": `--plot`, the progress bar's silence off a terminal,
+//! and Ctrl-C (SIGINT), which stops after the current iteration and still writes everything.
+//!
+//! Everything runs on the CPU.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn wgtrain() -> Command {
+    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
+}
+
+fn path(dir: &TempDir, name: &str) -> String {
+    dir.path().join(name).to_str().expect("UTF-8").to_string()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn plot_draws_the_run_and_stderr_stays_clean_off_a_terminal() {
+    let dir = TempDir::new().unwrap();
+    let svg = path(&dir, "curve.svg");
+    let out = wgtrain()
+        .args([
+            "train",
+            "--demo",
+            "moons",
+            "--rows",
+            "600",
+            "--hidden",
+            "8",
+            "--lr",
+            "0.5",
+            "--val-split",
+            "0.25",
+            "--threshold",
+            "0.95",
+            "--max-iter",
+            "400",
+            "--backend",
+            "cpu",
+            "--json",
+            "--plot",
+            &svg,
+        ])
+        .assert()
+        .success()
+        // stderr is a pipe here: no progress bar, nothing else either.
+        .stderr(predicate::str::is_empty())
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    let stopped_at = report["stop"]["stopped_at"].as_u64().unwrap();
+    let reason = report["stop"]["reason"].as_str().unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
+    assert!(text.trim_end().ends_with("</svg>"));
+    for want in [
+        format!("val accuracy: stopped at iteration {stopped_at} ({reason})"),
+        "train accuracy".into(),
+        "val accuracy (monitored)".into(),
+        "train loss".into(),
+        "val loss".into(),
+        "threshold 0.95".into(),
+        format!("stop @ {stopped_at}: {reason}"),
+        "iteration".into(),
+    ] {
+        assert!(text.contains(&want), "the chart has no \"{want}\"");
+    }
+    // Written atomically: no temporary file is left next to it.
+    assert_eq!(names_in(dir.path()), vec!["curve.svg".to_string()]);
+}
+
+#[test]
+fn plot_of_the_loss_has_one_panel_and_human_output_names_the_file() {
+    let dir = TempDir::new().unwrap();
+    let svg = path(&dir, "loss.svg");
+    wgtrain()
+        .args([
+            "train",
+            "--demo",
+            "blobs",
+            "--rows",
+            "300",
+            "--metric",
+            "loss",
+            "--threshold",
+            "0.2",
+            "--max-iter",
+            "300",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--plot",
+            &svg,
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("plot:    {svg}")));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("train loss (monitored)"));
+    assert!(text.contains("threshold 0.2"));
+    assert!(!text.contains("accuracy"));
+}
+
+#[test]
+fn plot_into_a_missing_folder_fails_before_training() {
+    let dir = TempDir::new().unwrap();
+    let svg = path(&dir, "no-such-folder/curve.svg");
+    wgtrain()
+        .args([
+            "train",
+            "--demo",
+            "moons",
+            "--backend",
+            "cpu",
+            "--plot",
+            &svg,
+        ])
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains("--plot").and(predicate::str::contains("does not exist")))
+        .stdout(predicate::str::is_empty());
+}
+
+/// SIGINT mid-run: the run stops after the current iteration with reason `interrupted` and
+/// exit status 130, and the model, the log, the plot and the report are all written.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
+    use std::process::{Command as Std, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new().unwrap();
+    let (model, log, svg) = (
+        path(&dir, "m.safetensors"),
+        path(&dir, "log.csv"),
+        path(&dir, "curve.svg"),
+    );
+    let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "train",
+            "--demo",
+            "hyperplane",
+            "--rows",
+            "20000",
+            "--hidden",
+            "64",
+            "--threshold",
+            "none",
+            "--max-iter",
+            "100000000",
+            "--backend",
+            "cpu",
+            "--save",
+            &model,
+            "--log",
+            &log,
+            "--plot",
+            &svg,
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wgtrain starts");
+    // The handler is installed before the log is created; wait for a few rows.
+    let start = Instant::now();
+    loop {
+        let rows = std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
+        if rows >= 4 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("wgtrain ended before it was interrupted: {status}");
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("no log rows after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Std::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let waited = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if waited.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("wgtrain did not stop within 120 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted"), "stderr: {stderr}");
+
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the JSON report");
+    assert_eq!(report["stop"]["reason"], "interrupted");
+    let stopped_at = report["stop"]["stopped_at"].as_u64().unwrap();
+    assert!(stopped_at >= 3, "stopped at {stopped_at}");
+    assert!(stopped_at < 100_000_000);
+
+    let file = wgtrain::modelfile::load(Path::new(&model)).expect("the model loads");
+    assert_eq!(file.model.spec.layers, vec![8, 64, 1]);
+    let saved = file.report.expect("the model file holds the report");
+    assert_eq!(saved["stop"]["reason"], "interrupted");
+    assert_eq!(saved["model"]["checksum"], report["model"]["checksum"]);
+
+    // Every iteration is checked: the log's last row is the iteration the run stopped at.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap();
+    let t: u64 = last.split(',').next().unwrap().parse().unwrap();
+    assert_eq!(t, stopped_at);
+
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.contains(&format!("stop @ {stopped_at}: interrupted")));
+    // Nothing half-written is left behind.
+    assert_eq!(
+        names_in(dir.path()),
+        vec!["curve.svg", "log.csv", "m.safetensors"]
+    );
+}

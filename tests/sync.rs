@@ -1,0 +1,208 @@
+//! `--sync chunk` against `--sync every` on the GPU: for every rule, the same stop iteration,
+//! the same reason and bit-identical weights, whatever the chunk size.
+
+mod common;
+
+use common::*;
+use wgtrain::backend::SessionConfig;
+use wgtrain::data::{self, Dataset, Demo, Standardizer};
+use wgtrain::metrics::Metric;
+use wgtrain::model::{Activation, ModelSpec};
+use wgtrain::stop::{MinDelta, StopRule};
+use wgtrain::train::{Monitor, SyncMode, TrainOptions};
+
+struct Case {
+    train: Dataset,
+    val: Dataset,
+    spec: ModelSpec,
+    cfg: SessionConfig,
+}
+
+fn case(seed: u64, hidden: &[usize], act: Activation, lr: f32) -> Case {
+    let raw = data::demo(
+        Demo::Moons,
+        &data::DemoOptions {
+            rows: Some(150),
+            noise: 0.1,
+            seed,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mut train, mut val) = data::split_stratified(&raw, 0.3, seed).unwrap();
+    let s = Standardizer::fit(&train);
+    s.apply(&mut train);
+    s.apply(&mut val);
+    let spec = spec(&train, hidden, act);
+    let cfg = config(&spec, lr, seed);
+    Case {
+        train,
+        val,
+        spec,
+        cfg,
+    }
+}
+
+/// Runs the case with `--sync every` and with chunks of several sizes; all must agree.
+fn same_in_every_mode(name: &str, c: &Case, opts: TrainOptions) {
+    let run = |sync, chunk| {
+        let o = TrainOptions {
+            sync,
+            chunk,
+            ..opts.clone()
+        };
+        let mut s = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?;
+        Some(train_with(s.as_mut(), &o))
+    };
+    let Some((every, log_every)) = run(SyncMode::Every, None) else {
+        return;
+    };
+    assert!(
+        every.stop.stopped_at > 0,
+        "{name}: the case must need training: {:?}",
+        every.stop
+    );
+    for chunk in [None, Some(1), Some(3), Some(64)] {
+        let (out, log) = run(SyncMode::Chunk, chunk).unwrap();
+        let what = format!("{name}, chunk {chunk:?}");
+        assert_eq!(out.stop.reason, every.stop.reason, "{what}");
+        assert_eq!(out.stop.stopped_at, every.stop.stopped_at, "{what}");
+        assert_eq!(out.stop.iteration, every.stop.iteration, "{what}");
+        assert_eq!(out.stop.best_iteration, every.stop.best_iteration, "{what}");
+        assert_eq!(out.metrics, every.metrics, "{what}");
+        assert_eq!(out.val_metrics, every.val_metrics, "{what}");
+        assert_eq!(bits(&out.params), bits(&every.params), "{what}: weights");
+        // Debug text, so that a NaN loss compares equal to itself.
+        let its = |l: &[wgtrain::train::CheckRecord]| {
+            l.iter()
+                .map(|r| format!("{} {:?} {:?}", r.iteration, r.train, r.val))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(its(&log), its(&log_every), "{what}: the log");
+    }
+}
+
+fn val(rule: StopRule) -> TrainOptions {
+    TrainOptions {
+        monitor: Monitor::Val,
+        ..TrainOptions::new(rule)
+    }
+}
+
+fn base() -> StopRule {
+    StopRule {
+        max_iter: 400,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn threshold_on_scores_and_loss() {
+    let c = case(41, &[8], Activation::Tanh, 1.0);
+    for metric in [
+        Metric::Accuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1,
+        Metric::Iou,
+    ] {
+        let rule = StopRule {
+            metric,
+            threshold: Some(0.9),
+            ..base()
+        };
+        same_in_every_mode(&format!("threshold {metric:?}"), &c, val(rule));
+    }
+    let rule = StopRule {
+        metric: Metric::Loss,
+        threshold: Some(0.3),
+        ..base()
+    };
+    same_in_every_mode("threshold loss on train", &c, TrainOptions::new(rule));
+}
+
+#[test]
+fn patience_with_deltas_warmup_and_eval_every() {
+    let c = case(42, &[8], Activation::Tanh, 2.0);
+    let loss = |patience| StopRule {
+        metric: Metric::Loss,
+        patience: Some(patience),
+        max_iter: 2000,
+        ..base()
+    };
+    same_in_every_mode("patience", &c, val(loss(3)));
+    same_in_every_mode("patience 0", &c, val(loss(0)));
+    let abs = StopRule {
+        min_delta: MinDelta::Abs(1e-3),
+        eval_every: 3,
+        ..loss(2)
+    };
+    same_in_every_mode("patience, min delta, eval every 3", &c, val(abs));
+    let rel = StopRule {
+        min_delta: MinDelta::Rel(0.01),
+        warmup: 25,
+        ..loss(2)
+    };
+    same_in_every_mode("patience, relative delta, warm-up", &c, val(rel));
+    // Accuracy plateaus hold many exact ties.
+    let acc = StopRule {
+        metric: Metric::Accuracy,
+        patience: Some(15),
+        max_iter: 2000,
+        ..base()
+    };
+    same_in_every_mode("patience on accuracy", &c, val(acc));
+}
+
+#[test]
+fn restore_best_with_and_without_an_early_stop() {
+    let c = case(43, &[6], Activation::Relu, 1.5);
+    let rule = StopRule {
+        metric: Metric::Loss,
+        patience: Some(4),
+        max_iter: 2000,
+        ..base()
+    };
+    same_in_every_mode(
+        "restore best",
+        &c,
+        TrainOptions {
+            restore_best: true,
+            ..val(rule)
+        },
+    );
+    let rule = StopRule {
+        metric: Metric::F1,
+        max_iter: 90,
+        eval_every: 7,
+        ..base()
+    };
+    same_in_every_mode(
+        "restore best at max_iter",
+        &c,
+        TrainOptions {
+            restore_best: true,
+            ..val(rule)
+        },
+    );
+}
+
+#[test]
+fn divergence_non_finite_and_max_iter() {
+    let c = case(44, &[6], Activation::Tanh, 10.0);
+    let rule = StopRule {
+        metric: Metric::Loss,
+        divergence: Some(3.0),
+        ..base()
+    };
+    same_in_every_mode("divergence", &c, TrainOptions::new(rule));
+    let c = case(45, &[8], Activation::Relu, 1e30);
+    same_in_every_mode("non_finite", &c, val(base()));
+    let c = case(46, &[], Activation::Relu, 0.5);
+    let rule = StopRule {
+        max_iter: 37,
+        eval_every: 5,
+        ..base()
+    };
+    same_in_every_mode("max_iter", &c, val(rule));
+}
