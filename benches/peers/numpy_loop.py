@@ -10,6 +10,10 @@ float32 than np.logaddexp(0, z); exp(-|z|) is shared with the sigmoid.
     python3 benches/peers/numpy_loop.py --rows 100000 --features 64 [--hidden 128]
 """
 
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
+
 import numpy as np
 
 from common import check, init_params, make_data, parser, report, time_runs

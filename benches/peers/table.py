@@ -124,10 +124,7 @@ def main():
             "torch": load_peer(out, f"{key}_torch"),
         }
         got[key] = (cells, cpu, gpu)
-        iters = ""
-        if isinstance(cpu, dict) and "cpu" in cpu:
-            iters = ""
-        print(f"| {title}{iters} | " + " | ".join(cell(cells[k]) for k in ("cpu", "every", "chunk", "numpy", "torch")) + " |")
+        print(f"| {title} | " + " | ".join(cell(cells[k]) for k in ("cpu", "every", "chunk", "numpy", "torch")) + " |")
 
     bw, _ = membw(out)
     print()

@@ -11,6 +11,10 @@ that is one device synchronisation per iteration, like `wgtrain --sync every`); 
     python3 benches/peers/torch_loop.py --rows 100000 --features 64 [--hidden 128]
 """
 
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
+
 import torch
 import torch.nn.functional as F
 

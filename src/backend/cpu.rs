@@ -264,9 +264,10 @@ fn loss_and_delta(
 }
 
 /// a·b as four partial sums, from LANES accumulators: lane l sums the products of the
-/// elements k ≡ l mod 4 (the tail past the last whole LANES goes to lane 0). Returning the lanes and adding them in a separate
-/// loop is what makes LLVM use whole 4-wide vectors here: a horizontal sum at the end of each
-/// dot product makes it split the products into 2-wide pieces.
+/// elements k ≡ l mod 4 (the tail past the last whole LANES goes to lane 0). Returning the
+/// lanes and adding them in a separate loop is what makes LLVM use whole 4-wide vectors
+/// here: with a horizontal sum at the end of each dot product it splits the products into
+/// 2-wide pieces.
 fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 4] {
     let mut s = [[0.0f32; 4]; LANES / 4];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -353,73 +354,74 @@ fn forward_narrow(
     }
 }
 
-/// C[m, n] += A[m, k]·B[k, n] for B and C row-major and A[i, q] = a[i·ars + q·acs], so A is a
-/// row-major matrix (ars = k, acs = 1) or the transpose of one (ars = 1, acs = m).
-///
-/// A register tile of [`GEMM_ROWS`] rows × LANES columns of C stays in registers over a run of
-/// k; each element of A scales a LANES-wide piece of a row of B. Columns past the last whole
-/// LANES are summed one by one.
-#[allow(clippy::too_many_arguments)]
-fn gemm_acc(
-    c: &mut [f32],
-    a: &[f32],
-    ars: usize,
-    acs: usize,
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-) {
-    debug_assert!(c.len() >= m * n && b.len() >= k * n);
-    let mut i = 0;
-    while i + GEMM_ROWS <= m {
-        gemm_rows::<GEMM_ROWS>(c, a, ars, acs, b, i, k, n);
-        i += GEMM_ROWS;
-    }
-    while i < m {
-        gemm_rows::<1>(c, a, ars, acs, b, i, k, n);
-        i += 1;
-    }
+/// A matrix read through strides, A[i, q] = data[i·rs + q·cs]: a row-major [m, k] matrix
+/// (rs = k, cs = 1) or the transpose of a row-major [k, m] one (rs = 1, cs = m).
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
 }
 
 /// Rows of C per register tile in [`gemm_acc`].
 const GEMM_ROWS: usize = 2;
-/// The run of k that [`gemm_acc`] copies from A at a time.
+/// The run of k that [`gemm_acc`] packs from A at a time.
 const GEMM_K: usize = 64;
 
-/// Rows i..i + R of [`gemm_acc`].
-#[allow(clippy::too_many_arguments)]
+/// C[m, n] += A[m, k]·B[k, n], B and C row-major.
+///
+/// A register tile of [`GEMM_ROWS`] rows × LANES columns of C stays in registers over a run
+/// of k; each element of A scales a LANES-wide piece of a row of B. The tile's elements of A
+/// are first copied to `pack` ([GEMM_K · GEMM_ROWS], scratch) four times over each, so that
+/// the inner loop loads them whole instead of broadcasting them. Columns past the last whole
+/// LANES are summed one by one.
+fn gemm_acc(
+    c: &mut [f32],
+    a: Strided,
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    pack: &mut [[f32; 4]],
+) {
+    debug_assert!(c.len() >= m * n && b.len() >= k * n);
+    let mut i = 0;
+    while i + GEMM_ROWS <= m {
+        gemm_rows::<GEMM_ROWS>(&mut c[i * n..(i + GEMM_ROWS) * n], a, i, b, (k, n), pack);
+        i += GEMM_ROWS;
+    }
+    while i < m {
+        gemm_rows::<1>(&mut c[i * n..(i + 1) * n], a, i, b, (k, n), pack);
+        i += 1;
+    }
+}
+
+/// Rows i..i + R of [`gemm_acc`]: c is [R, n].
 #[inline(always)]
 fn gemm_rows<const R: usize>(
     c: &mut [f32],
-    a: &[f32],
-    ars: usize,
-    acs: usize,
-    b: &[f32],
+    a: Strided,
     i: usize,
-    k: usize,
-    n: usize,
+    b: &[f32],
+    (k, n): (usize, usize),
+    pack: &mut [[f32; 4]],
 ) {
     let whole = n - n % LANES;
-    let c = &mut c[i * n..(i + R) * n]; // [R, n]
     for k0 in (0..k).step_by(GEMM_K) {
         let kl = GEMM_K.min(k - k0);
-        // pack[q][r] = A[i + r, k0 + q] four times over: each is multiplied into whole vectors
-        // of B, and a load of four copies is cheaper than a broadcast.
-        let pack: [[[f32; 4]; R]; GEMM_K] = std::array::from_fn(|q| {
-            std::array::from_fn(|r| match q < kl {
-                true => [a[(i + r) * ars + (k0 + q) * acs]; 4],
-                false => [0.0; 4],
-            })
-        });
-        let pack = &pack[..kl];
-        let b = &b[k0 * n..(k0 + kl) * n]; // [kl, n]
+        // pack[q·R + r] = A[i + r, k0 + q], four times over.
+        let pack = &mut pack[..kl * R];
+        for (q, p) in pack.chunks_exact_mut(R).enumerate() {
+            for (r, v) in p.iter_mut().enumerate() {
+                *v = [a.data[(i + r) * a.rs + (k0 + q) * a.cs]; 4];
+            }
+        }
+        let pack = &*pack;
+        let b_rows = b[k0 * n..(k0 + kl) * n].chunks_exact(n); // [kl, n]
         for j in (0..whole).step_by(LANES) {
             let mut acc = [[0.0f32; LANES]; R];
             for (r, row) in acc.iter_mut().enumerate() {
                 row.copy_from_slice(&c[r * n + j..r * n + j + LANES]);
             }
-            for (p, brow) in pack.iter().zip(b.chunks_exact(n)) {
+            for (p, brow) in pack.chunks_exact(R).zip(b_rows.clone()) {
                 let bv: &[f32; LANES] = brow[j..j + LANES].try_into().unwrap();
                 for (row, av) in acc.iter_mut().zip(p) {
                     for l in 0..LANES {
@@ -434,7 +436,7 @@ fn gemm_rows<const R: usize>(
         for j in whole..n {
             for r in 0..R {
                 let mut s = c[r * n + j];
-                for (p, brow) in pack.iter().zip(b.chunks_exact(n)) {
+                for (p, brow) in pack.chunks_exact(R).zip(b_rows.clone()) {
                     s += p[r][0] * brow[j];
                 }
                 c[r * n + j] = s;
@@ -502,6 +504,8 @@ struct Block {
     ds: Vec<Vec<f32>>,
     /// [TILE_ROWS · outputs], the partial sums of a narrow layer's dot products.
     lanes: Vec<[f32; 4]>,
+    /// [GEMM_K · GEMM_ROWS], [`gemm_acc`]'s copy of A.
+    pack: Vec<[f32; 4]>,
 }
 
 impl Block {
@@ -525,6 +529,7 @@ impl Block {
                 outs: scratch(),
                 ds: scratch(),
                 lanes: vec![[0.0; 4]; TILE_ROWS * narrow],
+                pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
             })
             .collect()
     }
@@ -579,7 +584,13 @@ impl Block {
                 for o in out.chunks_exact_mut(lay.outputs) {
                     o.copy_from_slice(b);
                 }
-                gemm_acc(out, input, lay.inputs, 1, wt, rows, lay.inputs, lay.outputs);
+                let input = Strided {
+                    data: input,
+                    rs: lay.inputs,
+                    cs: 1,
+                };
+                let shape = (rows, lay.inputs, lay.outputs);
+                gemm_acc(out, input, wt, shape, &mut self.pack);
             }
             if l < last {
                 activate_all(net.act, out);
@@ -602,7 +613,12 @@ impl Block {
             let (gw, gb) =
                 self.grad[lay.w_off..lay.b_off + o_n].split_at_mut(lay.b_off - lay.w_off);
             // ∇W[o, i] += Σ_r D[r, o]·In[r, i], i.e. Dᵀ·In with Dᵀ read from D.
-            gemm_acc(gw, d, 1, o_n, input, o_n, rows, i_n);
+            let dt = Strided {
+                data: d,
+                rs: 1,
+                cs: o_n,
+            };
+            gemm_acc(gw, dt, input, (o_n, rows, i_n), &mut self.pack);
             // ∇b[o] += Σ_r D[r, o].
             if o_n == 1 {
                 gb[0] += sum(d);
@@ -618,7 +634,12 @@ impl Block {
                 let w = &net.params[lay.w_off..lay.b_off]; // [outputs, inputs]
                 let dprev = &mut before[l - 1][..rows * i_n]; // [rows, inputs]
                 dprev.fill(0.0);
-                gemm_acc(dprev, d, o_n, 1, w, rows, o_n, i_n);
+                let d = Strided {
+                    data: d,
+                    rs: o_n,
+                    cs: 1,
+                };
+                gemm_acc(dprev, d, w, (rows, o_n, i_n), &mut self.pack);
                 backprop_activation(net.act, dprev, input);
             }
         }
@@ -977,7 +998,15 @@ mod tests {
     #[test]
     fn kernels_match_plain_loops() {
         // C[m, n] += A[m, k]·B[k, n] with A as a matrix and as a transposed view.
-        for &(m, k, n) in &[(1, 1, 1), (3, 5, 17), (4, 7, 32), (5, 3, 40), (2, 16, 15)] {
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 17),
+            (4, 7, 32),
+            (5, 3, 40),
+            (2, 16, 15),
+            (3, 130, 20),
+        ];
+        for &(m, k, n) in &shapes {
             let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
             let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.01).collect();
@@ -989,8 +1018,14 @@ mod tests {
                     }
                 }
             }
+            let mut pack = vec![[0.0; 4]; GEMM_K * GEMM_ROWS];
             let mut c = c0.clone();
-            gemm_acc(&mut c, &a, k, 1, &b, m, k, n);
+            let a_rows = Strided {
+                data: &a,
+                rs: k,
+                cs: 1,
+            };
+            gemm_acc(&mut c, a_rows, &b, (m, k, n), &mut pack);
             close(&c, &want, "gemm");
             let mut at = vec![0.0; k * m]; // [k, m]
             for i in 0..m {
@@ -999,7 +1034,12 @@ mod tests {
                 }
             }
             let mut c = c0.clone();
-            gemm_acc(&mut c, &at, 1, m, &b, m, k, n);
+            let a_cols = Strided {
+                data: &at,
+                rs: 1,
+                cs: m,
+            };
+            gemm_acc(&mut c, a_cols, &b, (m, k, n), &mut pack);
             close(&c, &want, "gemm transposed");
         }
         for len in [0, 1, 15, 16, 17, 64, 100] {
