@@ -13,7 +13,7 @@ use wgtrain::model::Activation;
 /// Runs `iters` iterations on both backends and compares every check: loss to 1e-5
 /// relative, confusion counts exactly; then the final weights to a small tolerance.
 fn agree(d: &Dataset, hidden: &[usize], act: Activation, lr: f32, iters: u64) {
-    agree_on(gpu_context(), d, hidden, act, lr, iters)
+    agree_on(gpu_context(), d, hidden, act, lr, iters, 1)
 }
 
 fn agree_on(
@@ -23,11 +23,13 @@ fn agree_on(
     act: Activation,
     lr: f32,
     iters: u64,
+    segments: usize,
 ) {
     let sp = spec(d, hidden, act);
     let cfg = config(&sp, lr, 11);
     let Some(ctx) = ctx else { return };
     let mut gpu = GpuSession::new(ctx, d, None, &sp, &cfg).unwrap();
+    assert_eq!(gpu.segments(), segments, "segments of the training rows");
     let mut cpu = session(Kind::Cpu, d, &sp, &cfg).unwrap();
     for t in 0..=iters {
         let g = Metrics::from_counts(&gpu.evaluate().unwrap().train);
@@ -144,6 +146,25 @@ fn deep_mlp_every_layer_backpropagates() {
     );
 }
 
+/// Big data gets bigger blocks of rows per workgroup (512 here, and the largest, 3,072).
+#[test]
+fn logistic_blocks_larger_than_256_rows() {
+    agree(
+        &demo(Demo::Hyperplane, 70_001, Some(4), 0.1, 6),
+        &[],
+        Activation::Relu,
+        0.5,
+        3,
+    );
+    agree(
+        &demo(Demo::Hyperplane, 800_003, Some(2), 0.1, 7),
+        &[],
+        Activation::Relu,
+        0.5,
+        2,
+    );
+}
+
 /// With at most 6 workgroups per grid dimension every kernel but the loss needs a 2-D grid.
 #[test]
 fn two_dimensional_grids() {
@@ -162,6 +183,7 @@ fn two_dimensional_grids() {
         Activation::Relu,
         0.3,
         8,
+        1,
     );
 }
 
@@ -184,24 +206,144 @@ fn same_stop_iteration() {
     assert_eq!(g.stop.reason, c.stop.reason);
 }
 
-/// Data beyond one storage binding is a clear error naming the sizes, not a GPU fault.
+/// A context whose storage bindings hold at most `bytes`, so small data needs segments.
+fn narrow_binding(bytes: u64) -> Option<GpuContext> {
+    match GpuContext::open_with_limits(None, |l| l.max_storage_buffer_binding_size = bytes) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            no_gpu(&e.to_string());
+            None
+        }
+    }
+}
+
+/// Runs `iters` iterations and returns every evaluation's loss bits and counts, then the
+/// weights' bits.
+fn trace(s: &mut GpuSession, iters: u64) -> (Vec<(u64, [u64; 4])>, Vec<u32>) {
+    let mut out = Vec::new();
+    for t in 0..=iters {
+        let e = s.evaluate().unwrap();
+        for c in std::iter::once(&e.train).chain(&e.val) {
+            out.push((
+                (c.loss_sum as f32).to_bits() as u64,
+                [c.tp, c.fp, c.fn_, c.tn],
+            ));
+        }
+        if t < iters {
+            s.update().unwrap();
+        }
+    }
+    (out, bits(&s.params().unwrap()))
+}
+
+/// Data beyond one storage binding trains: with 4 KiB bindings, 1,000 rows × 3 features go
+/// in four segments, held to the CPU iteration by iteration.
 #[test]
-fn data_beyond_a_storage_binding_is_a_clear_error() {
-    let ctx = match GpuContext::open_with_limits(None, |l| l.max_storage_buffer_binding_size = 4096)
-    {
-        Ok(c) => c,
-        Err(e) => return no_gpu(&e.to_string()),
+fn data_beyond_a_storage_binding_trains_logistic() {
+    agree_on(
+        narrow_binding(4096),
+        &demo(Demo::Hyperplane, 1000, Some(3), 0.05, 2),
+        &[],
+        Activation::Relu,
+        0.5,
+        10,
+        4,
+    );
+}
+
+/// The layered kernels too: 300 rows of an MLP 2 → 5 → 1 in three segments.
+#[test]
+fn data_beyond_a_storage_binding_trains_mlp() {
+    agree_on(
+        narrow_binding(4096),
+        &demo(Demo::Moons, 300, None, 0.05, 3),
+        &[5],
+        Activation::Tanh,
+        0.5,
+        10,
+        3,
+    );
+}
+
+/// Segments are cut on block boundaries, so a run cut in segments (training and validation
+/// rows) is bit-identical to one that is not.
+#[test]
+fn segments_do_not_change_a_bit() {
+    let (Some(narrow), Some(whole)) = (narrow_binding(4096), gpu_context()) else {
+        return;
     };
-    let d = demo(Demo::Hyperplane, 200, Some(8), 0.0, 1);
+    let d = demo(Demo::Hyperplane, 1000, Some(3), 0.05, 2);
+    let v = demo(Demo::Hyperplane, 700, Some(3), 0.05, 4);
+    let sp = spec(&d, &[], Activation::Relu);
+    let cfg = config(&sp, 0.5, 5);
+    let mut a = GpuSession::new(narrow, &d, Some(&v), &sp, &cfg).unwrap();
+    let mut b = GpuSession::new(whole, &d, Some(&v), &sp, &cfg).unwrap();
+    assert_eq!(
+        (a.segments(), b.segments()),
+        (4, 1),
+        "the case must cut the rows"
+    );
+    let (ta, pa) = trace(&mut a, 12);
+    let (tb, pb) = trace(&mut b, 12);
+    assert_eq!(ta, tb);
+    assert_eq!(pa, pb);
+    let mut cpu = session_val(Kind::Cpu, &d, Some(&v), &sp, &cfg).unwrap();
+    for _ in 0..12 {
+        cpu.evaluate().unwrap();
+        cpu.update().unwrap();
+    }
+    let c = cpu.evaluate().unwrap().val.unwrap();
+    assert_eq!(&ta[ta.len() - 1].1, &[c.tp, c.fp, c.fn_, c.tn]);
+    assert_eq!(bits(&a.logits().unwrap()).len(), 1000);
+}
+
+/// Where not even one block of rows fits a storage binding, the error names the sizes.
+#[test]
+fn rows_wider_than_a_storage_binding_are_a_clear_error() {
+    let Some(ctx) = narrow_binding(4096) else {
+        return;
+    };
+    let d = demo(Demo::Hyperplane, 200, Some(20), 0.0, 1);
     let sp = spec(&d, &[], Activation::Relu);
     let err = match GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)) {
-        Ok(_) => panic!("200 × 8 floats cannot fit 4096 bytes"),
+        Ok(_) => panic!("64 rows × 21 floats cannot fit 4096 bytes"),
         Err(e) => e,
     };
     assert!(matches!(err, wgtrain::Error::TooLarge(_)), "{err:?}");
     let msg = err.to_string();
     assert!(
-        msg.contains("200 rows × 8 features") && msg.contains("4096 bytes"),
+        msg.contains("20 features") && msg.contains("4096 bytes") && msg.contains("5376 bytes"),
         "{msg}"
     );
+}
+
+/// Chunks on the device over data cut in segments stop where `--sync every` does, with the
+/// same weights bit for bit (an MLP in three segments, a history capped by the small binding).
+#[test]
+fn chunks_over_segments_match_every() {
+    use wgtrain::train::{SyncMode, TrainOptions};
+    let d = demo(Demo::Moons, 300, None, 0.05, 3);
+    let sp = spec(&d, &[5], Activation::Tanh);
+    let cfg = config(&sp, 0.5, 5);
+    let run = |sync| {
+        let ctx = narrow_binding(4096)?;
+        let mut s = GpuSession::new(ctx, &d, None, &sp, &cfg).unwrap();
+        assert_eq!(s.segments(), 3);
+        let opts = TrainOptions {
+            sync,
+            ..TrainOptions::new(rule(Metric::Accuracy, Some(0.97), 400))
+        };
+        let (out, log) = train_with(&mut s, &opts);
+        Some((
+            out.stop.iteration,
+            out.stop.reason,
+            bits(&out.params),
+            log.len(),
+        ))
+    };
+    let (Some(every), Some(chunk)) = (run(SyncMode::Every), run(SyncMode::Chunk)) else {
+        return;
+    };
+    assert!(every.0 > 5, "the case must need training: {every:?}");
+    assert_eq!(every, chunk);
 }

@@ -6,75 +6,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn wgtrain() -> Command {
-    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
-}
-
-/// A temporary directory holding CSV fixtures; removed when dropped.
-struct Fixtures {
-    dir: TempDir,
-}
-
-impl Fixtures {
-    fn new() -> Self {
-        Fixtures {
-            dir: TempDir::new().expect("a temporary directory"),
-        }
-    }
-
-    /// Writes `text` to `name` in the directory and returns the path as a string, as the
-    /// binary will print it.
-    fn csv(&self, name: &str, text: &str) -> String {
-        let path: PathBuf = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("writing a fixture");
-        path.to_str().expect("a UTF-8 temp path").to_string()
-    }
-}
-
-/// Runs `wgtrain train ARGS...`, expects a non-zero exit without a panic, returns stderr.
-fn train_fails(args: &[&str]) -> String {
-    let assert = wgtrain()
-        .arg("train")
-        .args(args)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("panicked").not());
-    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
-}
-
-/// Runs `wgtrain train ARGS... --json`, expects success, returns the parsed report.
-fn train_json(args: &[&str]) -> Value {
-    let assert = wgtrain()
-        .arg("train")
-        .args(args)
-        .arg("--json")
-        .assert()
-        .success();
-    let out = &assert.get_output().stdout;
-    serde_json::from_slice(out).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}):\n{}",
-            String::from_utf8_lossy(out)
-        )
-    })
-}
-
-/// Asserts that `haystack` contains every needle, showing the whole text on failure.
-fn assert_contains_all(haystack: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(
-            haystack.contains(n),
-            "expected {n:?} in the message:\n{haystack}"
-        );
-    }
-}
+use common::cli::{Fixtures, assert_contains_all, num, train_fails, train_json, uint, wgtrain};
 
 /// Four columns, label last; the `b` cell on file line 4 is `cell`.
 fn csv_with_bad_b(cell: &str) -> String {
@@ -101,17 +36,16 @@ id,radius,diag,texture
 #[test]
 fn missing_file_names_the_file() {
     let f = Fixtures::new();
-    let path = f.dir.path().join("nope.csv");
-    let path = path.to_str().unwrap();
-    let err = train_fails(&["--data", path, "--backend", "cpu"]);
-    assert_contains_all(&err, &["wgtrain: error:", path, "No such file"]);
+    let path = f.path("nope.csv");
+    let err = train_fails(&["--data", &path, "--backend", "cpu"]);
+    assert_contains_all(&err, &["wgtrain: error:", &path, "No such file"]);
     assert_eq!(err.matches("No such file").count(), 1, "said once: {err}");
 }
 
 #[test]
 fn empty_file_is_reported() {
     let f = Fixtures::new();
-    let path = f.csv("empty.csv", "");
+    let path = f.file("empty.csv", "");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(&err, &[&format!("{path}: "), "the file is empty"]);
 }
@@ -119,7 +53,7 @@ fn empty_file_is_reported() {
 #[test]
 fn header_without_rows_is_reported() {
     let f = Fixtures::new();
-    let path = f.csv("header.csv", "a,b,y\n");
+    let path = f.file("header.csv", "a,b,y\n");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(&err, &[&format!("{path}: "), "no data rows"]);
 }
@@ -127,7 +61,7 @@ fn header_without_rows_is_reported() {
 #[test]
 fn wrong_field_count_names_the_line() {
     let f = Fixtures::new();
-    let path = f.csv(
+    let path = f.file(
         "fields.csv",
         "id,a,b,y\n1,0.5,1.0,0\n2,1.5,2.0,1\n3,2.5,3.0,0\n4,3.5,1\n",
     );
@@ -140,7 +74,7 @@ fn wrong_field_count_names_the_line() {
 
 fn bad_cell(cell: &str, what: &str) {
     let f = Fixtures::new();
-    let path = f.csv("cell.csv", &csv_with_bad_b(cell));
+    let path = f.file("cell.csv", &csv_with_bad_b(cell));
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(&err, &[&format!("{path}, line 4, column 3 \"b\": "), what]);
 }
@@ -168,7 +102,7 @@ fn empty_feature_cell_names_line_and_column() {
 #[test]
 fn label_with_one_value_is_reported() {
     let f = Fixtures::new();
-    let path = f.csv("one.csv", "a,b,y\n1,2,0\n3,4,0\n5,6,0\n");
+    let path = f.file("one.csv", "a,b,y\n1,2,0\n3,4,0\n5,6,0\n");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(
         &err,
@@ -184,7 +118,7 @@ fn label_with_one_value_is_reported() {
 #[test]
 fn label_with_three_values_is_reported() {
     let f = Fixtures::new();
-    let path = f.csv("three.csv", "a,b,y\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n");
+    let path = f.file("three.csv", "a,b,y\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(
         &err,
@@ -201,7 +135,7 @@ fn label_with_three_values_is_reported() {
 #[test]
 fn unknown_label_column_lists_the_columns() {
     let f = Fixtures::new();
-    let path = f.csv("mb.csv", MB_CSV);
+    let path = f.file("mb.csv", MB_CSV);
     let err = train_fails(&["--data", &path, "--label", "nosuch", "--backend", "cpu"]);
     assert_contains_all(
         &err,
@@ -217,7 +151,7 @@ fn unknown_label_column_lists_the_columns() {
 #[test]
 fn unknown_drop_column_lists_the_columns() {
     let f = Fixtures::new();
-    let path = f.csv("mb.csv", MB_CSV);
+    let path = f.file("mb.csv", MB_CSV);
     let err = train_fails(&[
         "--data",
         &path,
@@ -242,7 +176,7 @@ fn unknown_drop_column_lists_the_columns() {
 #[test]
 fn positive_not_among_labels_lists_them() {
     let f = Fixtures::new();
-    let path = f.csv("mb.csv", MB_CSV);
+    let path = f.file("mb.csv", MB_CSV);
     let err = train_fails(&[
         "--data",
         &path,
@@ -342,16 +276,6 @@ fn auto_backend_without_adapter_falls_back_to_cpu() {
 // 3. The JSON report
 // ---------------------------------------------------------------------------------------
 
-fn num(v: &Value, what: &str) -> f64 {
-    v.as_f64()
-        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
-}
-
-fn uint(v: &Value, what: &str) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
-}
-
 #[test]
 fn json_report_has_every_field() {
     let r = train_json(&[
@@ -445,7 +369,7 @@ fn json_report_has_every_field() {
 #[test]
 fn csv_with_text_labels_drop_and_positive() {
     let f = Fixtures::new();
-    let path = f.csv("mb.csv", MB_CSV);
+    let path = f.file("mb.csv", MB_CSV);
 
     // The label is a middle column; without --drop the id is a feature.
     let r = train_json(&["--data", &path, "--label", "diag", "--backend", "cpu"]);
@@ -627,10 +551,10 @@ fn max_iter_zero_returns_the_initial_weights() {
 #[test]
 fn crlf_and_blank_lines_count_in_line_numbers() {
     let f = Fixtures::new();
-    let path = f.csv("crlf.csv", "a,b,y\r\n1,2,0\r\nx,2,0\r\n");
+    let path = f.file("crlf.csv", "a,b,y\r\n1,2,0\r\nx,2,0\r\n");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(&err, &[&format!("{path}, line 3, column 1 \"a\""), "\"x\""]);
-    let path = f.csv("blank.csv", "a,b,y\n1,2,0\n\n\n\nx,2,0\n");
+    let path = f.file("blank.csv", "a,b,y\n1,2,0\n\n\n\nx,2,0\n");
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(&err, &[&format!("{path}, line 6, column 1 \"a\"")]);
 }

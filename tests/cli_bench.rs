@@ -3,38 +3,22 @@
 
 mod common;
 
-use assert_cmd::Command;
-use predicates::prelude::*;
 use serde_json::Value;
 
-fn wgtrain() -> Command {
-    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
-}
+use common::cli::{fails, json, ok};
 
 /// Runs `wgtrain bench -q ARGS...`, expects success, returns stdout.
 fn bench_ok(args: &[&str]) -> String {
-    let assert = wgtrain()
-        .args(["bench", "-q"])
-        .args(args)
-        .assert()
-        .success();
-    String::from_utf8(assert.get_output().stdout.clone()).expect("UTF-8 stdout")
+    ok(&[&["bench", "-q"], args].concat()).0
 }
 
 fn bench_json(args: &[&str]) -> Value {
-    let out = bench_ok(&[args, &["--json"]].concat());
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{out}"))
+    json(&bench_ok(&[args, &["--json"]].concat()))
 }
 
 /// Runs `wgtrain bench ARGS...`, expects a failure without a panic, returns stderr.
 fn bench_fails(args: &[&str]) -> String {
-    let assert = wgtrain()
-        .arg("bench")
-        .args(args)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("panicked").not());
-    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
+    fails(&[&["bench"], args].concat())
 }
 
 const TINY: &[&str] = &[

@@ -9,90 +9,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
-use predicates::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn wgtrain() -> Command {
-    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
-}
-
-/// A temporary directory holding fixtures and outputs; removed when dropped.
-struct Fixtures {
-    dir: TempDir,
-}
-
-impl Fixtures {
-    fn new() -> Self {
-        Fixtures {
-            dir: TempDir::new().expect("a temporary directory"),
-        }
-    }
-
-    /// The path of `name` in the directory, as a string (as the binary prints it).
-    fn path(&self, name: &str) -> String {
-        let path: PathBuf = self.dir.path().join(name);
-        path.to_str().expect("a UTF-8 temp path").to_string()
-    }
-
-    /// Writes `text` to `name` in the directory and returns the path.
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.path(name);
-        std::fs::write(&p, text).expect("writing a fixture");
-        p
-    }
-
-    /// The names of the files in the directory, sorted.
-    fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-/// Runs wgtrain with `args`, expects success, returns (stdout, stderr).
-fn ok(args: &[&str]) -> (String, String) {
-    let assert = wgtrain().args(args).assert().success();
-    let out = assert.get_output();
-    (
-        String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout"),
-        String::from_utf8(out.stderr.clone()).expect("UTF-8 stderr"),
-    )
-}
-
-/// Runs wgtrain with `args`, expects a non-zero exit without a panic, returns stderr.
-fn fails(args: &[&str]) -> String {
-    let assert = wgtrain()
-        .args(args)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("panicked").not());
-    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
-}
-
-/// Runs `wgtrain train ARGS... --json`, expects success, returns the parsed report.
-fn train_json(args: &[&str]) -> Value {
-    let (out, _) = ok(&[&["train"], args, &["--json"]].concat());
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{out}"))
-}
-
-/// Asserts that `haystack` contains every needle, showing the whole text on failure.
-fn assert_contains_all(haystack: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(
-            haystack.contains(n),
-            "expected {n:?} in the message:\n{haystack}"
-        );
-    }
-}
+use common::cli::{Fixtures, assert_contains_all, fails, ok, train_json};
 
 /// `rows` rows of columns id, a, b, k (constant), label (yes/no, roughly a + 0.5 b > 0 with
 /// some noise), from a fixed-seed generator.

@@ -8,132 +8,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
-use predicates::prelude::*;
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn wgtrain() -> Command {
-    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
-}
-
-/// A temporary directory holding CSV fixtures and logs; removed when dropped.
-struct Fixtures {
-    dir: TempDir,
-}
-
-impl Fixtures {
-    fn new() -> Self {
-        Fixtures {
-            dir: TempDir::new().expect("a temporary directory"),
-        }
-    }
-
-    /// The path of `name` in the directory, as a string (as the binary will print it).
-    fn path(&self, name: &str) -> String {
-        let path: PathBuf = self.dir.path().join(name);
-        path.to_str().expect("a UTF-8 temp path").to_string()
-    }
-
-    /// Writes `text` to `name` in the directory and returns its path.
-    fn csv(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, text).expect("writing a fixture");
-        path
-    }
-}
-
-/// Runs `wgtrain train ARGS...`, expects a non-zero exit without a panic, returns stderr.
-fn train_fails(args: &[&str]) -> String {
-    let assert = wgtrain()
-        .arg("train")
-        .args(args)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("panicked").not());
-    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
-}
-
-/// A `--json` run: the parsed report and the text it was parsed from.
-struct Run {
-    r: Value,
-    text: String,
-}
-
-impl Run {
-    /// The number at `"obj": { ... "key": N ... }` read from the text with the standard
-    /// library's correctly rounded parser (serde_json without `float_roundtrip` may be off by
-    /// one ulp), so it can be compared exactly with a number from the log.
-    fn exact(&self, obj: &str, key: &str) -> f64 {
-        let open = format!("\"{obj}\": {{");
-        let start = self
-            .text
-            .find(&open)
-            .unwrap_or_else(|| panic!("no object {obj:?} in the report:\n{}", self.text));
-        let body = &self.text[start + open.len()..];
-        let body = &body[..body.find('}').expect("the object closes")];
-        let field = format!("\"{key}\": ");
-        let at = body
-            .find(&field)
-            .unwrap_or_else(|| panic!("no field {obj}.{key} in the report:\n{}", self.text))
-            + field.len();
-        let token: String = body[at..]
-            .chars()
-            .take_while(|c| !matches!(c, ',' | '\n' | '}'))
-            .collect();
-        token
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{obj}.{key} = {token:?} is not a number: {e}"))
-    }
-}
-
-/// Runs `wgtrain train ARGS... --json`, expects success, returns the report.
-fn train_run(args: &[&str]) -> Run {
-    let assert = wgtrain()
-        .arg("train")
-        .args(args)
-        .arg("--json")
-        .assert()
-        .success();
-    let out = &assert.get_output().stdout;
-    let text = String::from_utf8(out.clone()).expect("UTF-8 stdout");
-    let r = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{text}"));
-    Run { r, text }
-}
-
-fn train_json(args: &[&str]) -> Value {
-    train_run(args).r
-}
-
-/// Runs `wgtrain train ARGS...` (no `--json`), expects success, returns stdout.
-fn train_human(args: &[&str]) -> String {
-    let assert = wgtrain().arg("train").args(args).assert().success();
-    String::from_utf8(assert.get_output().stdout.clone()).expect("UTF-8 stdout")
-}
-
-/// Asserts that `haystack` contains every needle, showing the whole text on failure.
-fn assert_contains_all(haystack: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(
-            haystack.contains(n),
-            "expected {n:?} in the message:\n{haystack}"
-        );
-    }
-}
-
-fn num(v: &Value, what: &str) -> f64 {
-    v.as_f64()
-        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
-}
-
-fn uint(v: &Value, what: &str) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
-}
+use common::cli::{
+    Fixtures, assert_contains_all, num, train_fails, train_human, train_json, train_run, uint,
+    wgtrain,
+};
 
 const METRIC_FIELDS: [&str; 6] = ["loss", "accuracy", "precision", "recall", "f1", "iou"];
 const COUNT_FIELDS: [&str; 4] = ["tp", "fp", "fn", "tn"];
@@ -289,8 +169,8 @@ y,note,b,a
 #[test]
 fn val_file_is_reported_and_monitored() {
     let f = Fixtures::new();
-    let train = f.csv("train.csv", TRAIN_CSV);
-    let val = f.csv("val.csv", VAL_CSV);
+    let train = f.file("train.csv", TRAIN_CSV);
+    let val = f.file("val.csv", VAL_CSV);
     let base = [
         "--data",
         &train,
@@ -354,8 +234,8 @@ fn val_file_is_reported_and_monitored() {
 #[test]
 fn val_file_missing_a_feature_names_file_line_and_column() {
     let f = Fixtures::new();
-    let train = f.csv("train.csv", TRAIN_CSV);
-    let val = f.csv("val_missing.csv", "y,note,a\n1,x,2.0\n0,y,0.2\n");
+    let train = f.file("train.csv", TRAIN_CSV);
+    let val = f.file("val_missing.csv", "y,note,a\n1,x,2.0\n0,y,0.2\n");
     let err = train_fails(&["--data", &train, "--val", &val, "--backend", "cpu"]);
     assert_contains_all(
         &err,
@@ -372,8 +252,8 @@ fn val_file_missing_a_feature_names_file_line_and_column() {
 #[test]
 fn val_file_with_an_unknown_label_names_file_line_and_column() {
     let f = Fixtures::new();
-    let train = f.csv("train.csv", TRAIN_CSV);
-    let val = f.csv(
+    let train = f.file("train.csv", TRAIN_CSV);
+    let val = f.file(
         "val_label.csv",
         "y,note,b,a\n1,x,2.9,2.0\n0,y,1.0,0.2\n2,z,3.3,2.4\n",
     );
@@ -388,7 +268,7 @@ fn val_file_with_an_unknown_label_names_file_line_and_column() {
         ],
     );
     // A label that equals a training label as a number is the same class.
-    let val = f.csv(
+    let val = f.file(
         "val_label_num.csv",
         "y,note,b,a\n1.0,x,2.9,2.0\n0,y,1.0,0.2\n",
     );
@@ -402,8 +282,8 @@ fn val_file_with_an_unknown_label_names_file_line_and_column() {
 #[test]
 fn val_and_val_split_conflict() {
     let f = Fixtures::new();
-    let train = f.csv("train.csv", TRAIN_CSV);
-    let val = f.csv("val.csv", VAL_CSV);
+    let train = f.file("train.csv", TRAIN_CSV);
+    let val = f.file("val.csv", VAL_CSV);
     let err = train_fails(&[
         "--data",
         &train,

@@ -3,34 +3,19 @@
 //!
 //! Everything runs on the CPU.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn wgtrain() -> Command {
-    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
-}
-
-fn path(dir: &TempDir, name: &str) -> String {
-    dir.path().join(name).to_str().expect("UTF-8").to_string()
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use common::cli::{Fixtures, wgtrain};
 
 #[test]
 fn plot_draws_the_run_and_stderr_stays_clean_off_a_terminal() {
-    let dir = TempDir::new().unwrap();
-    let svg = path(&dir, "curve.svg");
+    let f = Fixtures::new();
+    let svg = f.path("curve.svg");
     let out = wgtrain()
         .args([
             "train",
@@ -80,13 +65,13 @@ fn plot_draws_the_run_and_stderr_stays_clean_off_a_terminal() {
         assert!(text.contains(&want), "the chart has no \"{want}\"");
     }
     // Written atomically: no temporary file is left next to it.
-    assert_eq!(names_in(dir.path()), vec!["curve.svg".to_string()]);
+    assert_eq!(f.names(), vec!["curve.svg".to_string()]);
 }
 
 #[test]
 fn plot_of_the_loss_has_one_panel_and_human_output_names_the_file() {
-    let dir = TempDir::new().unwrap();
-    let svg = path(&dir, "loss.svg");
+    let f = Fixtures::new();
+    let svg = f.path("loss.svg");
     wgtrain()
         .args([
             "train",
@@ -117,8 +102,8 @@ fn plot_of_the_loss_has_one_panel_and_human_output_names_the_file() {
 
 #[test]
 fn plot_into_a_missing_folder_fails_before_training() {
-    let dir = TempDir::new().unwrap();
-    let svg = path(&dir, "no-such-folder/curve.svg");
+    let f = Fixtures::new();
+    let svg = f.path("no-such-folder/curve.svg");
     wgtrain()
         .args([
             "train",
@@ -144,11 +129,11 @@ fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
     use std::process::{Command as Std, Stdio};
     use std::time::{Duration, Instant};
 
-    let dir = TempDir::new().unwrap();
+    let f = Fixtures::new();
     let (model, log, svg) = (
-        path(&dir, "m.safetensors"),
-        path(&dir, "log.csv"),
-        path(&dir, "curve.svg"),
+        f.path("m.safetensors"),
+        f.path("log.csv"),
+        f.path("curve.svg"),
     );
     let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
         .args([
@@ -236,8 +221,5 @@ fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.contains(&format!("stop @ {stopped_at}: interrupted")));
     // Nothing half-written is left behind.
-    assert_eq!(
-        names_in(dir.path()),
-        vec!["curve.svg", "log.csv", "m.safetensors"]
-    );
+    assert_eq!(f.names(), vec!["curve.svg", "log.csv", "m.safetensors"]);
 }

@@ -20,7 +20,10 @@ use crate::stop::MinDelta;
 
 const DENSE_FORWARD: &str = include_str!("../../shaders/dense_forward.wgsl");
 const LOSS_METRICS: &str = include_str!("../../shaders/loss_metrics.wgsl");
-const DENSE_GRAD_UPDATE: &str = include_str!("../../shaders/dense_grad_update.wgsl");
+const DENSE_GRAD: &str = include_str!("../../shaders/dense_grad.wgsl");
+const LR_PASS_WGSL: &str = include_str!("../../shaders/lr_pass.wgsl");
+const REDUCE_STATS: &str = include_str!("../../shaders/reduce_stats.wgsl");
+const REDUCE_UPDATE: &str = include_str!("../../shaders/reduce_update.wgsl");
 const DENSE_BACKPROP: &str = include_str!("../../shaders/dense_backprop.wgsl");
 const STOP_RULE: &str = include_str!("../../shaders/stop_rule.wgsl");
 const COPY_PARAMS: &str = include_str!("../../shaders/copy_params.wgsl");
@@ -302,8 +305,8 @@ struct Dispatch {
 
 pub struct GpuSession {
     ctx: GpuContext,
-    /// The training rows' logits for `logits()`: the buffer, the byte offset, the row count.
-    train_logits: (wgpu::Buffer, u64, usize),
+    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
+    train_logits: Vec<(wgpu::Buffer, u64, usize)>,
     pipelines: Vec<wgpu::ComputePipeline>,
     /// The training rows' forward passes and loss, then the validation rows' (if any).
     forward: Vec<Dispatch>,
@@ -329,8 +332,8 @@ pub struct GpuSession {
     args: wgpu::Buffer,
     /// Their values when live.
     live_args: Vec<u32>,
-    /// The device stop rule's pipelines and buffers, made on the first chunk.
-    chunks: Option<ChunkKit>,
+    /// The device stop rule's pipelines and buffers.
+    chunks: ChunkKit,
 }
 
 /// What `run_chunk` needs besides the training dispatches.
@@ -344,6 +347,8 @@ struct ChunkKit {
     state: wgpu::Buffer,
     history: wgpu::Buffer,
     staging: wgpu::Buffer,
+    /// Most iterations one chunk's history holds.
+    capacity: u32,
     /// The device state as last read back.
     last_state: [u32; STATE_WORDS],
 }
@@ -352,110 +357,330 @@ const FORWARD: usize = 0;
 const LOSS: usize = 1;
 const GRAD: usize = 2;
 const BACKPROP: usize = 3;
+const LR_PASS: usize = 4;
+const STATS: usize = 5;
+const UPDATE: usize = 6;
 /// 32-bit words of `result` per set of rows.
 const RESULT_WORDS: usize = 8;
+/// Words of loss and counts per part in `partials`: Σ loss, TP, FP, FN, TN.
+const STAT_WORDS: usize = 5;
+/// Most rows per block of `lr_pass.wgsl` (its MAX_BLOCK).
+const MAX_BLOCK: usize = 3072;
 
-/// One set of rows on the device: features and per-layer outputs in `acts`.
-struct DeviceRows {
-    /// X [n, f] at 0, then each layer's output [n, out_l] at `out_off[l]`.
-    acts: wgpu::Buffer,
-    out_off: Vec<usize>,
+/// How one set of rows is cut for the device. Rows go in segments of `seg_rows`, each
+/// segment's buffers within one storage binding; the gradient and the stats are summed per
+/// part of `block` rows (a segment, or a workgroup's block of lr_pass.wgsl), and
+/// `seg_rows` is a multiple of `block`, so where the cut falls does not change the sums.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    seg_rows: usize,
+    block: usize,
 }
 
-impl DeviceRows {
-    fn new(ctx: &GpuContext, what: &str, data: &Dataset, layout: &[LayerLayout]) -> Result<Self> {
+impl Cut {
+    /// The fused logistic-regression pass: X [rows, f] and z [rows] share a segment's buffer.
+    fn fused(ctx: &GpuContext, what: &str, data: &Dataset) -> Result<Cut> {
         let n = data.rows;
-        let mut out_off = Vec::new();
-        let mut len = n * data.features;
-        for l in layout {
-            out_off.push(len);
-            len += n * l.outputs;
+        let cap = binding_words(ctx) / (data.features + 1);
+        if cap < WORKGROUP {
+            return Err(too_large(
+                ctx,
+                what,
+                data,
+                4 * WORKGROUP * (data.features + 1),
+            ));
         }
-        check_size(
-            ctx,
-            &format!("the {what} features and activations"),
-            len,
-            data,
-        )?;
-        let mut init = vec![0.0f32; len];
-        init[..data.x.len()].copy_from_slice(&data.x);
-        Ok(DeviceRows {
-            acts: ctx.storage(what, &init),
-            out_off,
+        // Blocks of 256 rows, larger for big data so the parts stay few for the update.
+        let want = 256 * n.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
+        let block = want.min(cap / WORKGROUP * WORKGROUP);
+        Ok(Cut {
+            seg_rows: cap / block * block,
+            block,
         })
     }
 
-    fn in_off(&self, l: usize) -> usize {
-        if l == 0 { 0 } else { self.out_off[l - 1] }
+    /// The layered kernels: a segment's features and every layer's output in one buffer.
+    fn layered(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        layout: &[LayerLayout],
+    ) -> Result<Cut> {
+        let row_words = data.features + layout.iter().map(|l| l.outputs).sum::<usize>();
+        let cap = binding_words(ctx) / row_words;
+        if cap == 0 {
+            return Err(too_large(ctx, what, data, 4 * row_words));
+        }
+        let seg_rows = cap.min(data.rows);
+        Ok(Cut {
+            seg_rows,
+            block: seg_rows,
+        })
     }
 
-    /// The forward dispatches of every layer, then the loss/metrics reduction into
-    /// `result[result_off..]`, writing ∂L/∂z into `dz` at `dz_off`.
-    #[allow(clippy::too_many_arguments)]
-    fn forward(
+    fn parts(&self, rows: usize) -> usize {
+        rows.div_ceil(self.block)
+    }
+
+    /// (first row, rows) of each segment.
+    fn segments(&self, rows: usize) -> impl Iterator<Item = (usize, usize)> {
+        let s = self.seg_rows;
+        (0..rows.div_ceil(s)).map(move |i| (i * s, s.min(rows - i * s)))
+    }
+}
+
+/// The most 32-bit words one storage binding may hold.
+fn binding_words(ctx: &GpuContext) -> usize {
+    let bytes = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+}
+
+fn too_large(ctx: &GpuContext, what: &str, data: &Dataset, bytes: usize) -> Error {
+    Error::TooLarge(format!(
+        "{what} need {bytes} bytes in one storage buffer for {} features, more than the {} \
+         bytes one may hold on {}; use fewer features or --backend cpu",
+        data.features,
+        4 * binding_words(ctx),
+        ctx.adapter.name
+    ))
+}
+
+/// One set of rows (training or validation) on the device, cut in segments.
+struct DeviceSet {
+    /// Evaluation: the passes over every segment, then the stats reduction into `result`.
+    forward: Vec<Dispatch>,
+    /// Training only: the gradient of every segment (layered kernels), then the update.
+    backward: Vec<Dispatch>,
+    /// Each segment's logits: buffer, byte offset, rows.
+    logits: Vec<(wgpu::Buffer, u64, usize)>,
+}
+
+/// What every set of rows is built against.
+struct Shared<'a> {
+    ctx: &'a GpuContext,
+    pipelines: &'a [wgpu::ComputePipeline],
+    params: &'a [wgpu::Buffer; 2],
+    partials: &'a wgpu::Buffer,
+    result: &'a wgpu::Buffer,
+    spec: &'a ModelSpec,
+    layout: &'a [LayerLayout],
+    /// Words per part in `partials`: the gradient [P], then the stats.
+    stride: usize,
+    lr: f32,
+}
+
+impl Shared<'_> {
+    fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        self.ctx.uniform(label, words)
+    }
+
+    /// A dispatch whose bind group is the same for both weight buffers.
+    fn fixed(&self, pipeline: usize, buffers: &[&wgpu::Buffer], grid: (u32, u32)) -> Dispatch {
+        let group = self.ctx.bind_group(&self.pipelines[pipeline], buffers);
+        Dispatch {
+            pipeline,
+            groups: [group.clone(), group],
+            grid,
+            arg: 0,
+        }
+    }
+
+    /// A dispatch whose variant k binds `buffers(k)`.
+    fn variants<'b>(
         &self,
-        ctx: &GpuContext,
-        pipelines: &[wgpu::ComputePipeline],
-        params: &[wgpu::Buffer; 2],
+        pipeline: usize,
+        buffers: impl Fn(usize) -> Vec<&'b wgpu::Buffer>,
+        grid: (u32, u32),
+    ) -> Dispatch {
+        Dispatch {
+            pipeline,
+            groups: [0, 1].map(|k| self.ctx.bind_group(&self.pipelines[pipeline], &buffers(k))),
+            grid,
+            arg: 0,
+        }
+    }
+
+    /// Builds one set: its parts are `part0..part0 + cut.parts(rows)` of `partials`, its
+    /// stats land in `result` at `out_off`; `train` adds the gradient and the update.
+    fn set(
+        &self,
+        what: &str,
         data: &Dataset,
-        spec: &ModelSpec,
-        layout: &[LayerLayout],
-        (dz, dz_off): (&wgpu::Buffer, usize),
-        (result, result_off): (&wgpu::Buffer, usize),
-    ) -> Result<Vec<Dispatch>> {
-        let n = data.rows;
+        cut: Cut,
+        part0: usize,
+        out_off: usize,
+        train: bool,
+    ) -> Result<DeviceSet> {
+        let (n, f) = (data.rows, data.features);
         let u = |v: usize| v as u32;
-        let last = layout.len() - 1;
-        let mut out = Vec::new();
-        for (l, lay) in layout.iter().enumerate() {
-            let act = if l == last { 0 } else { spec.activation.code() };
+        let inv_rows = (1.0f32 / n as f32).to_bits();
+        let params_len = self.stride - STAT_WORDS;
+        let mut set = DeviceSet {
+            forward: Vec::new(),
+            backward: Vec::new(),
+            logits: Vec::new(),
+        };
+        let fused = self.layout.len() == 1;
+        let row_words = f + self.layout.iter().map(|l| l.outputs).sum::<usize>();
+        for (seg, (r0, len)) in cut.segments(n).enumerate() {
+            let mut init = vec![0.0f32; len * row_words];
+            init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
+            let acts = self.ctx.storage(what, &init);
+            let labels = self.ctx.storage("labels", &data.y[r0..r0 + len]);
+            if fused {
+                let words = [
+                    u(len),
+                    u(f),
+                    u(len * f),
+                    u(part0 + r0 / cut.block),
+                    u(self.stride),
+                    u32::from(train),
+                    inv_rows,
+                    u(cut.block),
+                ];
+                let cfg = self.uniform("lr_pass cfg", &words);
+                let grid = self.ctx.grid(cut.parts(len))?;
+                set.forward.push(self.variants(
+                    LR_PASS,
+                    |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
+                    grid,
+                ));
+                set.logits.push((acts, 4 * (len * f) as u64, len));
+                continue;
+            }
+            // The layered kernels: each layer's output [len, out_l] at out_off[l] after X.
+            let mut out_off = Vec::new();
+            let mut d_off = Vec::new();
+            let (mut a, mut d) = (len * f, 0);
+            for l in self.layout {
+                out_off.push(a);
+                d_off.push(d);
+                a += len * l.outputs;
+                d += len * l.outputs;
+            }
+            let in_off = |l: usize| if l == 0 { 0 } else { out_off[l - 1] };
+            let last = self.layout.len() - 1;
+            for (l, lay) in self.layout.iter().enumerate() {
+                let act = if l == last {
+                    0
+                } else {
+                    self.spec.activation.code()
+                };
+                let words = [
+                    u(len),
+                    u(lay.inputs),
+                    u(lay.outputs),
+                    u(in_off(l)),
+                    u(out_off[l]),
+                    u(lay.w_off),
+                    u(lay.b_off),
+                    act,
+                ];
+                let cfg = self.uniform("dense_forward cfg", &words);
+                let grid = self.ctx.grid((len * lay.outputs).div_ceil(WORKGROUP))?;
+                set.forward.push(self.variants(
+                    FORWARD,
+                    |k| vec![&self.params[k], &acts, &cfg],
+                    grid,
+                ));
+            }
+            // ∂L/∂Z of every layer (training), or only the logits' (never used).
+            let deltas = self
+                .ctx
+                .storage("deltas", &vec![0.0f32; if train { d } else { len }]);
+            let dz_off = if train { d_off[last] } else { 0 };
             let words = [
-                u(n),
-                u(lay.inputs),
-                u(lay.outputs),
-                u(self.in_off(l)),
-                u(self.out_off[l]),
-                u(lay.w_off),
-                u(lay.b_off),
-                act,
+                u(len),
+                u(out_off[last]),
+                u(dz_off),
+                inv_rows,
+                u((part0 + seg) * self.stride + params_len),
+                0,
+                0,
+                0,
             ];
-            let cfg = ctx.uniform("dense_forward cfg", &words);
-            out.push(Dispatch {
-                pipeline: FORWARD,
-                groups: [0, 1]
-                    .map(|k| ctx.bind_group(&pipelines[FORWARD], &[&params[k], &self.acts, &cfg])),
-                grid: ctx.grid((n * lay.outputs).div_ceil(WORKGROUP))?,
-                arg: 0,
-            });
+            let cfg = self.uniform("loss_metrics cfg", &words);
+            set.forward.push(self.fixed(
+                LOSS,
+                &[&acts, &labels, &deltas, self.partials, &cfg],
+                (1, 1),
+            ));
+            set.logits
+                .push((acts.clone(), 4 * out_off[last] as u64, len));
+            if !train {
+                continue;
+            }
+            // Variant k of a backward dispatch reads the weights before the step, params[1 − k].
+            for l in (0..self.layout.len()).rev() {
+                let lay = self.layout[l];
+                let words = [
+                    u(len),
+                    u(lay.inputs),
+                    u(lay.outputs),
+                    u(in_off(l)),
+                    u(d_off[l]),
+                    u(lay.w_off),
+                    u(lay.b_off),
+                    u((part0 + seg) * self.stride),
+                ];
+                let cfg = self.uniform("dense_grad cfg", &words);
+                let grid = self.ctx.grid(lay.outputs * (lay.inputs + 1))?;
+                set.backward
+                    .push(self.fixed(GRAD, &[&acts, &deltas, self.partials, &cfg], grid));
+                if l > 0 {
+                    let words = [
+                        u(len),
+                        u(lay.inputs),
+                        u(lay.outputs),
+                        u(in_off(l)),
+                        u(d_off[l]),
+                        u(d_off[l - 1]),
+                        u(lay.w_off),
+                        self.spec.activation.code(),
+                    ];
+                    let cfg = self.uniform("dense_backprop cfg", &words);
+                    let grid = self.ctx.grid((len * lay.inputs).div_ceil(WORKGROUP))?;
+                    set.backward.push(self.variants(
+                        BACKPROP,
+                        |k| vec![&self.params[1 - k], &acts, &deltas, &cfg],
+                        grid,
+                    ));
+                }
+            }
         }
         let words = [
-            u(n),
-            u(self.out_off[last]),
-            u(dz_off),
-            (1.0f32 / n as f32).to_bits(),
-            u(result_off),
+            u(part0),
+            u(cut.parts(n)),
+            u(self.stride),
+            u(params_len),
+            u(out_off),
             0,
             0,
             0,
         ];
-        let cfg = ctx.uniform("loss_metrics cfg", &words);
-        let group = ctx.bind_group(
-            &pipelines[LOSS],
-            &[
-                &self.acts,
-                &ctx.storage("labels", &data.y),
-                dz,
-                result,
-                &cfg,
-            ],
-        );
-        out.push(Dispatch {
-            pipeline: LOSS,
-            groups: [group.clone(), group],
-            grid: (1, 1),
-            arg: 0,
-        });
-        Ok(out)
+        let cfg = self.uniform("reduce_stats cfg", &words);
+        set.forward
+            .push(self.fixed(STATS, &[self.partials, self.result, &cfg], (1, 1)));
+        if train {
+            // Training parts come first in `partials`, so the update sums parts 0..parts.
+            let words = [
+                u(params_len),
+                u(cut.parts(n)),
+                u(self.stride),
+                self.lr.to_bits(),
+            ];
+            let cfg = self.uniform("reduce_update cfg", &words);
+            let grid = self.ctx.grid(params_len.div_ceil(WORKGROUP))?;
+            set.backward.push(self.variants(
+                UPDATE,
+                |k| vec![&self.params[1 - k], &self.params[k], self.partials, &cfg],
+                grid,
+            ));
+        }
+        Ok(set)
     }
 }
 
@@ -468,28 +693,33 @@ impl GpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         super::check_shapes(data, val, spec, cfg)?;
-        let n = data.rows;
         let layout = spec.layout();
-        // deltas: each layer's ∂L/∂Z [n, out_l] on the training rows, at d_off[l].
-        let mut d_off = Vec::new();
-        let mut deltas_len = 0;
-        for l in &layout {
-            d_off.push(deltas_len);
-            deltas_len += n * l.outputs;
-        }
-        check_size(&ctx, "the gradients per row", deltas_len, data)?;
-        check_size(&ctx, "the parameters", cfg.params.len(), data)?;
+        let fused = layout.len() == 1;
+        let cut = |what: &str, d: &Dataset| {
+            if fused {
+                Cut::fused(&ctx, what, d)
+            } else {
+                Cut::layered(&ctx, what, d, &layout)
+            }
+        };
+        let train_cut = cut("the training rows", data)?;
+        let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
+        let p = cfg.params.len();
+        let stride = p + STAT_WORDS;
+        let train_parts = train_cut.parts(data.rows);
+        let parts = train_parts + val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
+        check_size(&ctx, "the partial sums per block", parts * stride, data)?;
+        check_size(&ctx, "the parameters", p, data)?;
 
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
 
-        let train_rows = DeviceRows::new(&ctx, "training", data, &layout)?;
-        let deltas = ctx.storage("deltas", &vec![0.0f32; deltas_len]);
         let params = [
             ctx.storage("params0", &cfg.params),
             ctx.storage("params1", &cfg.params),
         ];
         let best = ctx.storage("best", &cfg.params);
+        let partials = ctx.storage("partials", &vec![0.0f32; parts * stride]);
         let result_bytes = (4 * 2 * RESULT_WORDS) as u64;
         let result = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("result"),
@@ -497,96 +727,36 @@ impl GpuSession {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let param_bytes = 4 * cfg.params.len() as u64;
+        let param_bytes = 4 * p as u64;
         let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
         let pipelines = vec![
             ctx.pipeline("dense_forward", DENSE_FORWARD),
             ctx.pipeline("loss_metrics", LOSS_METRICS),
-            ctx.pipeline("dense_grad_update", DENSE_GRAD_UPDATE),
+            ctx.pipeline("dense_grad", DENSE_GRAD),
             ctx.pipeline("dense_backprop", DENSE_BACKPROP),
+            ctx.pipeline("lr_pass", LR_PASS_WGSL),
+            ctx.pipeline("reduce_stats", REDUCE_STATS),
+            ctx.pipeline("reduce_update", REDUCE_UPDATE),
         ];
-        let last = layout.len() - 1;
-        let mut forward = train_rows.forward(
-            &ctx,
-            &pipelines,
-            &params,
-            data,
+        let shared = Shared {
+            ctx: &ctx,
+            pipelines: &pipelines,
+            params: &params,
+            partials: &partials,
+            result: &result,
             spec,
-            &layout,
-            (&deltas, d_off[last]),
-            (&result, 0),
-        )?;
-        if let Some(v) = val {
-            let val_rows = DeviceRows::new(&ctx, "validation", v, &layout)?;
-            // The validation rows' ∂L/∂z is written but never used.
-            let scratch = ctx.storage("validation dz", &vec![0.0f32; v.rows]);
-            forward.extend(val_rows.forward(
-                &ctx,
-                &pipelines,
-                &params,
-                v,
-                spec,
-                &layout,
-                (&scratch, 0),
-                (&result, RESULT_WORDS),
-            )?);
+            layout: &layout,
+            stride,
+            lr: cfg.lr,
+        };
+        let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
+        let mut forward = train.forward;
+        if let (Some(v), Some(c)) = (val, val_cut) {
+            let set = shared.set("validation rows", v, c, train_parts, RESULT_WORDS, false)?;
+            forward.extend(set.forward);
         }
-
-        // Variant k of a backward dispatch writes params[k] from the old weights params[1 − k].
-        let u = |v: usize| v as u32;
-        let acts = &train_rows.acts;
-        let mut backward = Vec::new();
-        for l in (0..layout.len()).rev() {
-            let lay: LayerLayout = layout[l];
-            let in_off = train_rows.in_off(l);
-            let words = [
-                u(n),
-                u(lay.inputs),
-                u(lay.outputs),
-                u(in_off),
-                u(d_off[l]),
-                u(lay.w_off),
-                u(lay.b_off),
-                cfg.lr.to_bits(),
-            ];
-            let grad_cfg = ctx.uniform("dense_grad_update cfg", &words);
-            backward.push(Dispatch {
-                pipeline: GRAD,
-                groups: [0, 1].map(|k| {
-                    ctx.bind_group(
-                        &pipelines[GRAD],
-                        &[&params[1 - k], &params[k], acts, &deltas, &grad_cfg],
-                    )
-                }),
-                grid: ctx.grid(lay.outputs * (lay.inputs + 1))?,
-                arg: 0,
-            });
-            if l > 0 {
-                let words = [
-                    u(n),
-                    u(lay.inputs),
-                    u(lay.outputs),
-                    u(in_off),
-                    u(d_off[l]),
-                    u(d_off[l - 1]),
-                    u(lay.w_off),
-                    spec.activation.code(),
-                ];
-                let back_cfg = ctx.uniform("dense_backprop cfg", &words);
-                backward.push(Dispatch {
-                    pipeline: BACKPROP,
-                    groups: [0, 1].map(|k| {
-                        ctx.bind_group(
-                            &pipelines[BACKPROP],
-                            &[&params[1 - k], acts, &deltas, &back_cfg],
-                        )
-                    }),
-                    grid: ctx.grid((n * lay.inputs).div_ceil(WORKGROUP))?,
-                    arg: 0,
-                });
-            }
-        }
+        let mut backward = train.backward;
 
         // Every dispatch is indirect, so that a stop on the device can turn the rest of a
         // chunk into no-ops; the last entry is the best-weights copy.
@@ -607,21 +777,20 @@ impl GpuSession {
                     | wgpu::BufferUsages::COPY_DST,
             });
 
+        let chunks = chunk_kit(&ctx, &result, &params, &best, &args)?;
         if let Some(e) = pollster::block_on(validation.pop()) {
             return Err(Error::Gpu(format!("setting up the session: {e}")));
         }
         if let Some(e) = pollster::block_on(oom.pop()) {
+            let x_bytes = 4 * (data.rows * data.features + val.map_or(0, |v| v.rows * v.features));
             return Err(Error::TooLarge(format!(
-                "the GPU ran out of memory for {} rows × {} features: {e}",
-                data.rows, data.features
+                "the GPU ran out of memory for {} rows × {} features ({x_bytes} bytes of \
+                 features, {} parameters) on {}: {e}; use fewer rows or --backend cpu",
+                data.rows, data.features, p, ctx.adapter.name
             )));
         }
         Ok(GpuSession {
-            train_logits: (
-                train_rows.acts.clone(),
-                4 * train_rows.out_off[layout.len() - 1] as u64,
-                data.rows,
-            ),
+            train_logits: train.logits,
             ctx,
             pipelines,
             forward,
@@ -639,8 +808,13 @@ impl GpuSession {
             evaluated: false,
             args,
             live_args,
-            chunks: None,
+            chunks,
         })
+    }
+
+    /// How many segments the training rows were cut into to fit the storage bindings.
+    pub fn segments(&self) -> usize {
+        self.train_logits.len()
     }
 
     fn record(&self, pass: &mut wgpu::ComputePass, d: &Dispatch, variant: usize) {
@@ -684,45 +858,6 @@ impl GpuSession {
         }
     }
 
-    fn chunk_kit(&self) -> Result<ChunkKit> {
-        let ctx = &self.ctx;
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let stop = ctx.pipeline("stop_rule", STOP_RULE);
-        let copy = ctx.pipeline("copy_params", COPY_PARAMS);
-        let rule = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("stop rule"),
-            size: 64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let state = ctx.storage("stop state", &[0.0; STATE_WORDS]);
-        let history_bytes = (4 * ENTRY_WORDS * MAX_CHUNK as usize) as u64;
-        let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("history"),
-            size: history_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let staging = ctx.readback("chunk staging", 4 * STATE_WORDS as u64 + history_bytes);
-        let stop_group =
-            ctx.bind_group(&stop, &[&self.result, &state, &history, &self.args, &rule]);
-        let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&self.params[k], &self.best]));
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("setting up the device stop rule: {e}")));
-        }
-        Ok(ChunkKit {
-            stop,
-            stop_group,
-            copy,
-            copy_groups,
-            rule,
-            state,
-            history,
-            staging,
-            last_state: [0; STATE_WORDS],
-        })
-    }
-
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
         let enc = self.encoder();
         let src = match which {
@@ -734,6 +869,56 @@ impl GpuSession {
             .read(enc, src, &self.params_staging, self.param_bytes)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// The device stop rule's pipelines and buffers, over the session's result, weights and
+/// dispatch sizes.
+fn chunk_kit(
+    ctx: &GpuContext,
+    result: &wgpu::Buffer,
+    params: &[wgpu::Buffer; 2],
+    best: &wgpu::Buffer,
+    args: &wgpu::Buffer,
+) -> Result<ChunkKit> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let stop = ctx.pipeline("stop_rule", STOP_RULE);
+    let copy = ctx.pipeline("copy_params", COPY_PARAMS);
+    let rule = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("stop rule"),
+        size: 64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let state = ctx.storage("stop state", &[0.0; STATE_WORDS]);
+    // MAX_CHUNK entries, or as many as one storage binding holds.
+    let capacity = (MAX_CHUNK as usize)
+        .min(binding_words(ctx) / ENTRY_WORDS)
+        .max(1);
+    let history_bytes = (4 * ENTRY_WORDS * capacity) as u64;
+    let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("history"),
+        size: history_bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = ctx.readback("chunk staging", 4 * STATE_WORDS as u64 + history_bytes);
+    let stop_group = ctx.bind_group(&stop, &[result, &state, &history, args, &rule]);
+    let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&params[k], best]));
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("setting up the device stop rule: {e}")));
+    }
+    Ok(ChunkKit {
+        stop,
+        stop_group,
+        copy,
+        copy_groups,
+        rule,
+        state,
+        history,
+        staging,
+        capacity: capacity as u32,
+        last_state: [0; STATE_WORDS],
+    })
 }
 
 /// Runs `stop_rule.wgsl` alone over a sequence of evaluations, as one chunk from t = 0 with a
@@ -953,10 +1138,7 @@ impl Session for GpuSession {
                 "this run cannot be chunked; use --sync every".into(),
             ));
         }
-        let k = k.clamp(1, MAX_CHUNK);
-        if self.chunks.is_none() {
-            self.chunks = Some(self.chunk_kit()?);
-        }
+        let k = k.clamp(1, self.chunks.capacity);
         let n_args = self.live_args.len() / 3 - 1;
         let copy_groups = if r.restore_best {
             (self.param_bytes / 4).div_ceil(WORKGROUP as u64) as u32
@@ -964,7 +1146,7 @@ impl Session for GpuSession {
             0
         };
         let rule_words = chunk_rule_words(r, self.has_val, n_args as u32, copy_groups);
-        let kit = self.chunks.as_ref().expect("made above");
+        let kit = &self.chunks;
         let mut st = kit.last_state;
         if start.adopt_candidate {
             st.copy_within(8..11, 4); // best, best_a, best_b ← cand, cand_a, cand_b
@@ -980,7 +1162,7 @@ impl Session for GpuSession {
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
 
         let mut enc = self.encoder();
-        let kit = self.chunks.as_ref().expect("made above");
+        let kit = &self.chunks;
         let cur0 = self.cur;
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -1032,9 +1214,7 @@ impl Session for GpuSession {
                 paused: e[17] & 4 != 0,
             })
             .collect();
-        if let Some(kit) = self.chunks.as_mut() {
-            kit.last_state = state;
-        }
+        self.chunks.last_state = state;
         self.cur = cur0 ^ ((ran - 1) & 1);
         self.pending = false;
         self.evaluated = true;
@@ -1047,19 +1227,22 @@ impl Session for GpuSession {
                 "logits() needs an evaluate() first (and no update() since)".into(),
             ));
         }
-        let (acts, offset, n) = &self.train_logits;
-        let bytes = 4 * *n as u64;
-        // Out of the activations into a buffer of their own: `read` copies from offset 0.
-        let out = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("logits"),
-            size: bytes,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let staging = self.ctx.readback("logits staging", bytes);
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(acts, *offset, &out, 0, bytes);
-        let read = self.ctx.read(enc, &out, &staging, bytes)?;
-        Ok(bytemuck::pod_collect_to_vec(&read))
+        let mut logits = Vec::new();
+        for (acts, offset, n) in &self.train_logits {
+            let bytes = 4 * *n as u64;
+            // Out of the activations into a buffer of their own: `read` copies from offset 0.
+            let out = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("logits"),
+                size: bytes,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let staging = self.ctx.readback("logits staging", bytes);
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(acts, *offset, &out, 0, bytes);
+            let read = self.ctx.read(enc, &out, &staging, bytes)?;
+            logits.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&read));
+        }
+        Ok(logits)
     }
 }

@@ -12,6 +12,8 @@ use wgtrain::model::{Activation, ModelSpec};
 use wgtrain::stop::StopRule;
 use wgtrain::train::{self, CheckRecord, Outcome, TrainOptions};
 
+pub mod cli;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Cpu,

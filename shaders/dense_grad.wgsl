@@ -1,16 +1,16 @@
-// dense_grad_update.wgsl: one dense layer's gradient and gradient-descent step.
+// dense_grad.wgsl: one dense layer's gradient over one segment of the training rows.
 //
 // Bindings (group 0):
-//   0  cur     storage, read        f32[P]  weights before the step
-//   1  next    storage, read_write  f32[P]  weights after the step (this layer's range written)
-//   2  acts    storage, read        f32[..] layer input [rows, in_dim] at in_off
-//   3  deltas  storage, read        f32[..] ∂L/∂Z [rows, out_dim] at d_off
-//   4  cfg     uniform              GradCfg
+//   0  acts      storage, read        f32[..] layer input [rows, in_dim] at in_off
+//   1  deltas    storage, read        f32[..] ∂L/∂Z [rows, out_dim] at d_off
+//   2  partials  storage, read_write  f32[..] the segment's gradient of parameter q written at
+//                                             part_off + q (reduce_update.wgsl adds segments)
+//   3  cfg       uniform              GradCfg
 // Workgroup: 64 invocations; one workgroup per parameter, out_dim·(in_dim + 1) of them, on a
 // grid (min(G, max_x), ceil(G / max_x)). Parameter p = x + y·nwg.x: o = p / (in_dim + 1),
 // i = p % (in_dim + 1), where i = in_dim is the bias b[o], else W[o, i].
 // Invocation k sums D[r, o]·in[r, i] (in = 1 for the bias) over rows k, k+64, ... in order;
-// a fixed tree adds the 64 partial sums (deterministic); then next = cur − lr·grad.
+// a fixed tree adds the 64 partial sums (deterministic).
 
 struct GradCfg {
     rows: u32,
@@ -20,14 +20,13 @@ struct GradCfg {
     d_off: u32,
     w_off: u32,
     b_off: u32,
-    lr: f32,
+    part_off: u32,
 }
 
-@group(0) @binding(0) var<storage, read> cur: array<f32>;
-@group(0) @binding(1) var<storage, read_write> next: array<f32>;
-@group(0) @binding(2) var<storage, read> acts: array<f32>;
-@group(0) @binding(3) var<storage, read> deltas: array<f32>;
-@group(0) @binding(4) var<uniform> cfg: GradCfg;
+@group(0) @binding(0) var<storage, read> acts: array<f32>;
+@group(0) @binding(1) var<storage, read> deltas: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(3) var<uniform> cfg: GradCfg;
 
 var<workgroup> part: array<f32, 64>;
 
@@ -63,6 +62,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         if (i < cfg.in_dim) {
             idx = cfg.w_off + o * cfg.in_dim + i;
         }
-        next[idx] = cur[idx] - cfg.lr * part[0];
+        partials[cfg.part_off + idx] = part[0];
     }
 }

@@ -1,0 +1,153 @@
+//! Helpers for the end-to-end tests of the `wgtrain` binary.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The built `wgtrain` binary, as an assert_cmd command.
+pub fn wgtrain() -> Command {
+    Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
+}
+
+/// A temporary directory holding fixtures and outputs; removed when dropped.
+pub struct Fixtures {
+    dir: TempDir,
+}
+
+impl Fixtures {
+    pub fn new() -> Self {
+        Fixtures {
+            dir: TempDir::new().expect("a temporary directory"),
+        }
+    }
+
+    /// The path of `name` in the directory, as a string (as the binary prints it).
+    pub fn path(&self, name: &str) -> String {
+        let path: PathBuf = self.dir.path().join(name);
+        path.to_str().expect("a UTF-8 temp path").to_string()
+    }
+
+    /// Writes `text` to `name` in the directory and returns the path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("writing a fixture");
+        p
+    }
+
+    /// The names of the files in the directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Runs wgtrain with `args`, expects success, returns (stdout, stderr).
+pub fn ok(args: &[&str]) -> (String, String) {
+    let assert = wgtrain().args(args).assert().success();
+    let out = assert.get_output();
+    (
+        String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout"),
+        String::from_utf8(out.stderr.clone()).expect("UTF-8 stderr"),
+    )
+}
+
+/// Runs wgtrain with `args`, expects a non-zero exit without a panic, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let assert = wgtrain()
+        .args(args)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("panicked").not());
+    String::from_utf8(assert.get_output().stderr.clone()).expect("UTF-8 stderr")
+}
+
+/// Runs `wgtrain train ARGS...`, expects a non-zero exit without a panic, returns stderr.
+pub fn train_fails(args: &[&str]) -> String {
+    fails(&[&["train"], args].concat())
+}
+
+/// Runs `wgtrain train ARGS...` (no `--json`), expects success, returns stdout.
+pub fn train_human(args: &[&str]) -> String {
+    ok(&[&["train"], args].concat()).0
+}
+
+/// Parses `text` (a command's stdout) as one JSON value, showing the text on failure.
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{text}"))
+}
+
+/// A `--json` run: the parsed report and the text it was parsed from.
+pub struct Run {
+    pub r: Value,
+    pub text: String,
+}
+
+impl Run {
+    /// The number at `"obj": { ... "key": N ... }` read from the text with the standard
+    /// library's correctly rounded parser (serde_json without `float_roundtrip` may be off by
+    /// one ulp), so it can be compared exactly with a number from the log.
+    pub fn exact(&self, obj: &str, key: &str) -> f64 {
+        let open = format!("\"{obj}\": {{");
+        let start = self
+            .text
+            .find(&open)
+            .unwrap_or_else(|| panic!("no object {obj:?} in the report:\n{}", self.text));
+        let body = &self.text[start + open.len()..];
+        let body = &body[..body.find('}').expect("the object closes")];
+        let field = format!("\"{key}\": ");
+        let at = body
+            .find(&field)
+            .unwrap_or_else(|| panic!("no field {obj}.{key} in the report:\n{}", self.text))
+            + field.len();
+        let token: String = body[at..]
+            .chars()
+            .take_while(|c| !matches!(c, ',' | '\n' | '}'))
+            .collect();
+        token
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{obj}.{key} = {token:?} is not a number: {e}"))
+    }
+}
+
+/// Runs `wgtrain train ARGS... --json`, expects success, returns the report.
+pub fn train_run(args: &[&str]) -> Run {
+    let (text, _) = ok(&[&["train"], args, &["--json"]].concat());
+    Run {
+        r: json(&text),
+        text,
+    }
+}
+
+/// Runs `wgtrain train ARGS... --json`, expects success, returns the parsed report.
+pub fn train_json(args: &[&str]) -> Value {
+    train_run(args).r
+}
+
+/// Asserts that `haystack` contains every needle, showing the whole text on failure.
+pub fn assert_contains_all(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(
+            haystack.contains(n),
+            "expected {n:?} in the message:\n{haystack}"
+        );
+    }
+}
+
+pub fn num(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
+}
+
+pub fn uint(v: &Value, what: &str) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
+}
