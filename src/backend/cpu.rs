@@ -291,6 +291,44 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 4] {
     h
 }
 
+/// [`dot_lanes`] of two rows against one vector, sharing the loads of b.
+fn dot2_lanes(a0: &[f32], a1: &[f32], b: &[f32]) -> [[f32; 4]; 2] {
+    let mut s = [[[0.0f32; 4]; LANES / 4]; 2];
+    let (c0, c1, cb) = (
+        a0.chunks_exact(LANES),
+        a1.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+    );
+    let mut tail = [0.0f32; 2];
+    for ((x0, x1), w) in c0
+        .remainder()
+        .iter()
+        .zip(c1.remainder())
+        .zip(cb.remainder())
+    {
+        tail[0] += x0 * w;
+        tail[1] += x1 * w;
+    }
+    for ((x0, x1), w) in c0.zip(c1).zip(cb) {
+        for (s, x) in s.iter_mut().zip([x0, x1]) {
+            for (q, s) in s.iter_mut().enumerate() {
+                for l in 0..4 {
+                    s[l] += x[4 * q + l] * w[4 * q + l];
+                }
+            }
+        }
+    }
+    let mut h = [[tail[0], 0.0, 0.0, 0.0], [tail[1], 0.0, 0.0, 0.0]];
+    for (h, s) in h.iter_mut().zip(s) {
+        for q in s {
+            for l in 0..4 {
+                h[l] += q[l];
+            }
+        }
+    }
+    h
+}
+
 /// Reads one float of each 64-byte cache line of `next`, the rows of the tile after this one:
 /// a prefetch in safe Rust. Its loads are independent of one another, so their misses go to
 /// memory together, and the next tile arrives while this one is worked on; left to the
@@ -339,7 +377,17 @@ fn forward_narrow(
 ) {
     let outputs = bias.len();
     let lanes = &mut lanes[..out.len()];
-    for (row, l) in input.chunks_exact(k).zip(lanes.chunks_exact_mut(outputs)) {
+    // Rows two at a time, then an odd last row.
+    let mut pairs = input.chunks_exact(2 * k);
+    let mut lane_pairs = lanes.chunks_exact_mut(2 * outputs);
+    for (rows, l) in (&mut pairs).zip(&mut lane_pairs) {
+        let (a0, a1) = rows.split_at(k);
+        for (j, wj) in w.chunks_exact(k).enumerate() {
+            [l[j], l[outputs + j]] = dot2_lanes(a0, a1, wj);
+        }
+    }
+    let (row, l) = (pairs.remainder(), lane_pairs.into_remainder());
+    if !row.is_empty() {
         for (lj, wj) in l.iter_mut().zip(w.chunks_exact(k)) {
             *lj = dot_lanes(row, wj);
         }
