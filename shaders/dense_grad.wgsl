@@ -1,16 +1,19 @@
-// dense_grad.wgsl: one dense layer's gradient over one segment of the training rows.
+// dense_grad.wgsl: one dense layer's gradient over one segment of the training rows, in
+// parts of `chunk` rows: G[o, i] = Σ_r D[r, o]·A[r, i] (A[r, in_dim] = 1 gives the bias).
 //
 // Bindings (group 0):
-//   0  acts      storage, read        f32[..] layer input [rows, in_dim] at in_off
-//   1  deltas    storage, read        f32[..] ∂L/∂Z [rows, out_dim] at d_off
-//   2  partials  storage, read_write  f32[..] the segment's gradient of parameter q written at
-//                                             part_off + q (reduce_update.wgsl adds segments)
+//   0  acts      storage, read        f32[..] layer input A [rows, in_dim] at in_off
+//   1  deltas    storage, read        f32[..] ∂L/∂Z D [rows, out_dim] at d_off
+//   2  partials  storage, read_write  f32[..] part p's gradient of parameter q written at
+//                                             part_off + p·stride + q (W [o, i] at
+//                                             w_off + o·in_dim + i, b [o] at b_off + o);
+//                                             reduce_update.wgsl adds the parts
 //   3  cfg       uniform              GradCfg
-// Workgroup: 64 invocations; one workgroup per parameter, out_dim·(in_dim + 1) of them, on a
-// grid (min(G, max_x), ceil(G / max_x)). Parameter p = x + y·nwg.x: o = p / (in_dim + 1),
-// i = p % (in_dim + 1), where i = in_dim is the bias b[o], else W[o, i].
-// Invocation k sums D[r, o]·in[r, i] (in = 1 for the bias) over rows k, k+64, ... in order;
-// a fixed tree adds the 64 partial sums (deterministic).
+// Workgroup: 64 invocations as 8 × 8; the workgroup owns a 32 × 32 tile of (o, i) and one
+// part, invocation (ty, tx) = (k / 8, k % 8) a 4 × 4 block: o = o0 + 4·ty + 0..3,
+// i = i0 + 4·tx + 0..3. Workgroup w = x + y·nwg.x (grid (min(G, max_x), ceil(G / max_x)) for
+// G = tiles·parts) has tile w % tiles and part w / tiles. Each invocation adds its rows in
+// order, one row at a time (deterministic, no barriers, no atomics).
 
 struct GradCfg {
     rows: u32,
@@ -21,6 +24,10 @@ struct GradCfg {
     w_off: u32,
     b_off: u32,
     part_off: u32,
+    stride: u32,
+    chunk: u32,
+    tiles_i: u32,
+    tiles: u32,
 }
 
 @group(0) @binding(0) var<storage, read> acts: array<f32>;
@@ -28,40 +35,57 @@ struct GradCfg {
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<uniform> cfg: GradCfg;
 
-var<workgroup> part: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) k: u32) {
-    let p = wid.x + wid.y * nwg.x;
-    // p is the same for the whole workgroup, so this exit keeps the barriers uniform.
-    if (p >= cfg.out_dim * (cfg.in_dim + 1u)) {
+    let w = wid.x + wid.y * nwg.x;
+    let part = w / cfg.tiles;
+    let tile = w % cfg.tiles;
+    let r_begin = part * cfg.chunk;
+    if (r_begin >= cfg.rows) {
         return;
     }
-    let o = p / (cfg.in_dim + 1u);
-    let i = p % (cfg.in_dim + 1u);
-    var s = 0.0;
-    for (var r = k; r < cfg.rows; r += 64u) {
-        var a = 1.0;
-        if (i < cfg.in_dim) {
-            a = acts[cfg.in_off + r * cfg.in_dim + i];
-        }
-        s += deltas[cfg.d_off + r * cfg.out_dim + o] * a;
+    let r_end = min(r_begin + cfg.chunk, cfg.rows);
+    let o0 = (tile / cfg.tiles_i) * 32u + (k / 8u) * 4u;
+    let i0 = (tile % cfg.tiles_i) * 32u + (k % 8u) * 4u;
+    if (o0 >= cfg.out_dim || i0 > cfg.in_dim) {
+        return;
     }
-    part[k] = s;
-    workgroupBarrier();
-    for (var h = 32u; h > 0u; h >>= 1u) {
-        if (k < h) {
-            part[k] += part[k + h];
-        }
-        workgroupBarrier();
+    var acc: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j += 1u) {
+        acc[j] = vec4<f32>(0.0);
     }
-    if (k == 0u) {
-        var idx = cfg.b_off + o;
-        if (i < cfg.in_dim) {
-            idx = cfg.w_off + o * cfg.in_dim + i;
+    for (var r = r_begin; r < r_end; r += 1u) {
+        var d = vec4<f32>(0.0);
+        var a = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j += 1u) {
+            if (o0 + j < cfg.out_dim) {
+                d[j] = deltas[cfg.d_off + r * cfg.out_dim + o0 + j];
+            }
+            let i = i0 + j;
+            if (i < cfg.in_dim) {
+                a[j] = acts[cfg.in_off + r * cfg.in_dim + i];
+            } else if (i == cfg.in_dim) {
+                a[j] = 1.0;
+            }
         }
-        partials[cfg.part_off + idx] = part[0];
+        for (var j = 0u; j < 4u; j += 1u) {
+            acc[j] += d[j] * a;
+        }
+    }
+    let base = cfg.part_off + part * cfg.stride;
+    for (var j = 0u; j < 4u; j += 1u) {
+        let o = o0 + j;
+        for (var l = 0u; l < 4u; l += 1u) {
+            let i = i0 + l;
+            if (o < cfg.out_dim && i <= cfg.in_dim) {
+                var q = cfg.b_off + o;
+                if (i < cfg.in_dim) {
+                    q = cfg.w_off + o * cfg.in_dim + i;
+                }
+                partials[base + q] = acc[j][l];
+            }
+        }
     }
 }

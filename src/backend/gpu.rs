@@ -332,6 +332,8 @@ pub struct GpuSession {
     args: wgpu::Buffer,
     /// Their values when live.
     live_args: Vec<u32>,
+    /// A chunk may have zeroed some of `args` since they were last written live.
+    args_stale: bool,
     /// The device stop rule's pipelines and buffers.
     chunks: ChunkKit,
 }
@@ -353,6 +355,16 @@ struct ChunkKit {
     last_state: [u32; STATE_WORDS],
 }
 
+/// Every kernel of an iteration, indexed by the constants below.
+const KERNELS: [(&str, &str); 7] = [
+    ("dense_forward", DENSE_FORWARD),
+    ("loss_metrics", LOSS_METRICS),
+    ("dense_grad", DENSE_GRAD),
+    ("dense_backprop", DENSE_BACKPROP),
+    ("lr_pass", LR_PASS_WGSL),
+    ("reduce_stats", REDUCE_STATS),
+    ("reduce_update", REDUCE_UPDATE),
+];
 const FORWARD: usize = 0;
 const LOSS: usize = 1;
 const GRAD: usize = 2;
@@ -366,6 +378,10 @@ const RESULT_WORDS: usize = 8;
 const STAT_WORDS: usize = 5;
 /// Most rows per block of `lr_pass.wgsl` (its MAX_BLOCK).
 const MAX_BLOCK: usize = 3072;
+/// Rows per part of `dense_grad.wgsl`, where a segment holds that many.
+const GRAD_CHUNK: usize = 1024;
+/// The (o, i) tile of one `dense_grad.wgsl` workgroup is TILE × TILE.
+const TILE: usize = 32;
 
 /// How one set of rows is cut for the device. Rows go in segments of `seg_rows`, each
 /// segment's buffers within one storage binding; the gradient and the stats are summed per
@@ -411,10 +427,10 @@ impl Cut {
         if cap == 0 {
             return Err(too_large(ctx, what, data, 4 * row_words));
         }
-        let seg_rows = cap.min(data.rows);
+        let block = cap.min(GRAD_CHUNK);
         Ok(Cut {
-            seg_rows,
-            block: seg_rows,
+            seg_rows: cap / block * block,
+            block,
         })
     }
 
@@ -525,7 +541,7 @@ impl Shared<'_> {
         };
         let fused = self.layout.len() == 1;
         let row_words = f + self.layout.iter().map(|l| l.outputs).sum::<usize>();
-        for (seg, (r0, len)) in cut.segments(n).enumerate() {
+        for (r0, len) in cut.segments(n) {
             let mut init = vec![0.0f32; len * row_words];
             init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
             let acts = self.ctx.storage(what, &init);
@@ -569,6 +585,9 @@ impl Shared<'_> {
                 } else {
                     self.spec.activation.code()
                 };
+                // Invocations along the outputs: 8, fewer for a narrow layer.
+                let tx = lay.outputs.div_ceil(4).next_power_of_two().min(8);
+                let tiles_o = lay.outputs.div_ceil(4 * tx);
                 let words = [
                     u(len),
                     u(lay.inputs),
@@ -578,9 +597,15 @@ impl Shared<'_> {
                     u(lay.w_off),
                     u(lay.b_off),
                     act,
+                    u(tiles_o),
+                    u(tx),
+                    0,
+                    0,
                 ];
                 let cfg = self.uniform("dense_forward cfg", &words);
-                let grid = self.ctx.grid((len * lay.outputs).div_ceil(WORKGROUP))?;
+                let grid = self
+                    .ctx
+                    .grid(len.div_ceil(4 * (WORKGROUP / tx)) * tiles_o)?;
                 set.forward.push(self.variants(
                     FORWARD,
                     |k| vec![&self.params[k], &acts, &cfg],
@@ -597,7 +622,7 @@ impl Shared<'_> {
                 u(out_off[last]),
                 u(dz_off),
                 inv_rows,
-                u((part0 + seg) * self.stride + params_len),
+                u((part0 + r0 / cut.block) * self.stride + params_len),
                 0,
                 0,
                 0,
@@ -616,6 +641,8 @@ impl Shared<'_> {
             // Variant k of a backward dispatch reads the weights before the step, params[1 − k].
             for l in (0..self.layout.len()).rev() {
                 let lay = self.layout[l];
+                let tiles_i = (lay.inputs + 1).div_ceil(TILE);
+                let tiles = lay.outputs.div_ceil(TILE) * tiles_i;
                 let words = [
                     u(len),
                     u(lay.inputs),
@@ -624,10 +651,14 @@ impl Shared<'_> {
                     u(d_off[l]),
                     u(lay.w_off),
                     u(lay.b_off),
-                    u((part0 + seg) * self.stride),
+                    u((part0 + r0 / cut.block) * self.stride),
+                    u(self.stride),
+                    u(cut.block),
+                    u(tiles_i),
+                    u(tiles),
                 ];
                 let cfg = self.uniform("dense_grad cfg", &words);
-                let grid = self.ctx.grid(lay.outputs * (lay.inputs + 1))?;
+                let grid = self.ctx.grid(tiles * cut.parts(len))?;
                 set.backward
                     .push(self.fixed(GRAD, &[&acts, &deltas, self.partials, &cfg], grid));
                 if l > 0 {
@@ -730,15 +761,10 @@ impl GpuSession {
         let param_bytes = 4 * p as u64;
         let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
-        let pipelines = vec![
-            ctx.pipeline("dense_forward", DENSE_FORWARD),
-            ctx.pipeline("loss_metrics", LOSS_METRICS),
-            ctx.pipeline("dense_grad", DENSE_GRAD),
-            ctx.pipeline("dense_backprop", DENSE_BACKPROP),
-            ctx.pipeline("lr_pass", LR_PASS_WGSL),
-            ctx.pipeline("reduce_stats", REDUCE_STATS),
-            ctx.pipeline("reduce_update", REDUCE_UPDATE),
-        ];
+        let pipelines: Vec<wgpu::ComputePipeline> = KERNELS
+            .iter()
+            .map(|(name, source)| ctx.pipeline(name, source))
+            .collect();
         let shared = Shared {
             ctx: &ctx,
             pipelines: &pipelines,
@@ -808,8 +834,63 @@ impl GpuSession {
             evaluated: false,
             args,
             live_args,
+            args_stale: false,
             chunks,
         })
+    }
+
+    /// The kernels one iteration runs, in recording order (the training rows' evaluation, the
+    /// validation rows', then the update), by shader name: for benchmarks.
+    pub fn kernels(&self) -> Vec<&'static str> {
+        self.forward
+            .iter()
+            .chain(&self.backward)
+            .map(|d| KERNELS[d.pipeline].0)
+            .collect()
+    }
+
+    /// Runs kernel `i` of [`Self::kernels`] `times` times in one submission and returns the
+    /// wall time until the device has finished. For benchmarks: the update kernels write the
+    /// previous weights' buffer, so the current weights survive, but the session needs an
+    /// `evaluate` before its next `update`, and `previous_params` is undefined afterwards.
+    pub fn time_kernel(&mut self, i: usize, times: u32) -> Result<std::time::Duration> {
+        let enc = self.encoder();
+        self.ctx.queue.submit([enc.finish()]);
+        self.wait()?;
+        let n = self.forward.len();
+        let (d, variant) = match i.checked_sub(n) {
+            None => (&self.forward[i], self.cur),
+            Some(j) if j < self.backward.len() => (&self.backward[j], 1 - self.cur),
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "kernel {i} of {}",
+                    n + self.backward.len()
+                )));
+            }
+        };
+        let began = std::time::Instant::now();
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..times {
+                self.record(&mut pass, d, variant);
+            }
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        self.wait()?;
+        self.evaluated = false;
+        Ok(began.elapsed())
+    }
+
+    fn wait(&self) -> Result<()> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        match self.ctx.take_error() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
     }
 
     /// How many segments the training rows were cut into to fit the storage bindings.
@@ -826,6 +907,10 @@ impl GpuSession {
     /// An encoder that starts with the pending update and the pending copy of the best
     /// weights, if any.
     fn encoder(&mut self) -> wgpu::CommandEncoder {
+        if std::mem::take(&mut self.args_stale) {
+            let args = bytemuck::cast_slice(&self.live_args);
+            self.ctx.queue.write_buffer(&self.args, 0, args);
+        }
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         if self.pending {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -1216,6 +1301,7 @@ impl Session for GpuSession {
             .collect();
         self.chunks.last_state = state;
         self.cur = cur0 ^ ((ran - 1) & 1);
+        self.args_stale = true;
         self.pending = false;
         self.evaluated = true;
         Ok(entries)
