@@ -14,10 +14,12 @@
 //   4  cfg       uniform              Pass
 // Workgroup: 64 invocations; one workgroup per block of `block` rows (a multiple of 64, at most
 // MAX_BLOCK), on a grid (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x.
-// Invocation k takes the block's rows k, k+64, ... and keeps their ∂L/∂z in workgroup memory;
-// after one barrier, invocation k sums the gradient of features k, k+64, ... over the block's
-// rows in row order, and invocation 0 adds the 64 loss and count partials in order. Nothing
-// depends on scheduling (no atomics), so results are bit-identical run to run. Per row:
+// Invocation k takes the block's rows in fours, 4k..4k+3, 4(k+64)..., sharing each weight's
+// load among four rows, and keeps their ∂L/∂z in workgroup memory; after one barrier,
+// invocation k sums the gradient of features 4k..4k+3, 4(k+64)... (the bias is feature f)
+// over the block's rows in row order, and invocation 0 adds the 64 loss and count partials in
+// order. Nothing depends on scheduling (no atomics), so results are bit-identical run to run.
+// Per row:
 //   z = b + Σ_i x_i·w_i;  loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
 //   ∂L/∂z = (σ(z) − y)·inv_rows;  predicted positive iff z ≥ 0
 
@@ -58,38 +60,56 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     let n = min(cfg.block, cfg.rows - r0);
     var loss = 0.0;
     var c = vec4<u32>(0u);
-    for (var q = k; q < n; q += 64u) {
-        let r = r0 + q;
-        let a0 = r * f;
-        var z = params[f];
+    for (var q0 = 4u * k; q0 < n; q0 += 256u) {
+        var z = vec4<f32>(params[f]);
         for (var i = 0u; i < f; i += 1u) {
-            z += acts[a0 + i] * params[i];
+            let w = params[i];
+            for (var j = 0u; j < 4u; j += 1u) {
+                if (q0 + j < n) {
+                    z[j] += acts[(r0 + q0 + j) * f + i] * w;
+                }
+            }
         }
-        acts[cfg.z_off + r] = z;
-        let y = labels[r];
-        loss += max(z, 0.0) + log(1.0 + exp(-abs(z))) - y * z;
-        dz[q] = (1.0 / (1.0 + exp(-z)) - y) * cfg.inv_rows;
-        let pos = z >= 0.0;
-        let lab = y == 1.0;
-        c += vec4<u32>(u32(pos && lab), u32(pos && !lab), u32(!pos && lab), u32(!pos && !lab));
+        for (var j = 0u; j < 4u; j += 1u) {
+            let q = q0 + j;
+            if (q < n) {
+                let r = r0 + q;
+                acts[cfg.z_off + r] = z[j];
+                let y = labels[r];
+                loss += max(z[j], 0.0) + log(1.0 + exp(-abs(z[j]))) - y * z[j];
+                dz[q] = (1.0 / (1.0 + exp(-z[j])) - y) * cfg.inv_rows;
+                let pos = z[j] >= 0.0;
+                let lab = y == 1.0;
+                c += vec4<u32>(u32(pos && lab), u32(pos && !lab), u32(!pos && lab),
+                               u32(!pos && !lab));
+            }
+        }
     }
     loss_part[k] = loss;
     count_part[k] = c;
     workgroupBarrier();
     let base = (cfg.part0 + blk) * cfg.stride;
     if (cfg.grad == 1u) {
-        for (var i = k; i <= f; i += 64u) {
-            var g = 0.0;
-            if (i < f) {
-                for (var q = 0u; q < n; q += 1u) {
-                    g += dz[q] * acts[(r0 + q) * f + i];
+        for (var i0 = 4u * k; i0 <= f; i0 += 256u) {
+            var g = vec4<f32>(0.0);
+            for (var q = 0u; q < n; q += 1u) {
+                let d = dz[q];
+                let a0 = (r0 + q) * f;
+                var x = vec4<f32>(0.0);
+                for (var j = 0u; j < 4u; j += 1u) {
+                    if (i0 + j < f) {
+                        x[j] = acts[a0 + i0 + j];
+                    } else if (i0 + j == f) {
+                        x[j] = 1.0;
+                    }
                 }
-            } else {
-                for (var q = 0u; q < n; q += 1u) {
-                    g += dz[q];
+                g += d * x;
+            }
+            for (var j = 0u; j < 4u; j += 1u) {
+                if (i0 + j <= f) {
+                    partials[base + i0 + j] = bitcast<u32>(g[j]);
                 }
             }
-            partials[base + i] = bitcast<u32>(g);
         }
     }
     if (k == 0u) {

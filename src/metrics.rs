@@ -62,6 +62,23 @@ pub struct Metrics {
     pub tn: u64,
 }
 
+/// Metrics with only the accuracy and the loss set, for tests.
+#[cfg(test)]
+pub(crate) fn test_metrics(accuracy: f64, loss: f64) -> Metrics {
+    Metrics {
+        loss,
+        accuracy,
+        precision: 0.0,
+        recall: 0.0,
+        f1: 0.0,
+        iou: 0.0,
+        tp: 0,
+        fp: 0,
+        fn_: 0,
+        tn: 0,
+    }
+}
+
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         0.0

@@ -451,23 +451,8 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::metrics::test_metrics as metrics;
     use crate::stop::StopReason;
-
-    fn metrics(accuracy: f64, loss: f64) -> Metrics {
-        Metrics {
-            loss,
-            accuracy,
-            precision: 0.0,
-            recall: 0.0,
-            f1: 0.0,
-            iou: 0.0,
-            tp: 0,
-            fp: 0,
-            fn_: 0,
-            tn: 0,
-        }
-    }
 
     fn stop(at: u64) -> StopInfo {
         StopInfo {

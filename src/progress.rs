@@ -259,22 +259,7 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
-
-    fn metrics(accuracy: f64, loss: f64) -> Metrics {
-        Metrics {
-            loss,
-            accuracy,
-            precision: 0.0,
-            recall: 0.0,
-            f1: 0.0,
-            iou: 0.0,
-            tp: 0,
-            fp: 0,
-            fn_: 0,
-            tn: 0,
-        }
-    }
+    use crate::metrics::test_metrics as metrics;
 
     fn check(iteration: u64, elapsed_s: f64, train: f64, val: Option<f64>) -> CheckRecord {
         CheckRecord {
