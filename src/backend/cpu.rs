@@ -160,6 +160,28 @@ pub mod reference {
 
 // ---- The fast path ----
 
+/// The instruction set the fast path is compiled for. Both give the same bits: Rust never
+/// fuses a multiply and an add or reorders float operations, so wider vectors only change how
+/// many lanes work at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+    /// x86-64 with AVX2, detected at run time.
+    Avx2,
+}
+
+impl Simd {
+    /// The widest set this CPU supports.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+        Simd::Baseline
+    }
+}
+
 /// Rows per block: the unit of parallel work and of partial sums. A constant, never derived
 /// from the thread count, so that the sums, and so the results, are the same on any machine
 /// state.
@@ -178,6 +200,7 @@ const READ_AHEAD_FLOATS: usize = 16 << 20;
 /// unlike a call to `expf`: e^−a = 2^k·e^r with k = round(−a/ln 2) and |r| ≤ ln 2 / 2, e^r by
 /// Cephes' degree-7 polynomial, 2^k through the exponent bits. Beyond a = 87 (e^−87 ≈ 1.6e-38,
 /// the edge of the normal floats) it returns e^−87, which changes neither 1 + e^−a nor σ in f32.
+#[inline(always)]
 fn exp_neg(a: f32) -> f32 {
     let x = -(if a > 87.0 { 87.0 } else { a }); // in [−87, 0], or NaN
     // k = round(x / ln 2) in −126..=0: adding 1.5·2^23 rounds to an integer, which then sits
@@ -213,6 +236,7 @@ impl BceSum {
     }
 
     /// One row: its logit z, label y and e = e^−|z|.
+    #[inline(always)]
     fn add(&mut self, z: f32, y: f32, e: f32) {
         self.sum += (z.max(0.0) - y * z) as f64;
         self.prod *= (1.0 + e) as f64;
@@ -230,6 +254,7 @@ impl BceSum {
 /// The loss and counts of logits z ([rows]) against labels y, added to `bce` and `c`; and
 /// d = ∂L/∂z = (σ(z) − y)/n ([rows], also the scratch for e^−|z|). Three simple loops, so that
 /// the exponentials and σ vectorise.
+#[inline(always)]
 fn loss_and_delta(
     z: &[f32],
     y: &[f32],
@@ -268,6 +293,7 @@ fn loss_and_delta(
 /// lanes and adding them in a separate loop is what makes LLVM use whole 4-wide vectors
 /// here: with a horizontal sum at the end of each dot product it splits the products into
 /// 2-wide pieces.
+#[inline(always)]
 fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 4] {
     let mut s = [[0.0f32; 4]; LANES / 4];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -291,44 +317,6 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 4] {
     h
 }
 
-/// [`dot_lanes`] of two rows against one vector, sharing the loads of b.
-fn dot2_lanes(a0: &[f32], a1: &[f32], b: &[f32]) -> [[f32; 4]; 2] {
-    let mut s = [[[0.0f32; 4]; LANES / 4]; 2];
-    let (c0, c1, cb) = (
-        a0.chunks_exact(LANES),
-        a1.chunks_exact(LANES),
-        b.chunks_exact(LANES),
-    );
-    let mut tail = [0.0f32; 2];
-    for ((x0, x1), w) in c0
-        .remainder()
-        .iter()
-        .zip(c1.remainder())
-        .zip(cb.remainder())
-    {
-        tail[0] += x0 * w;
-        tail[1] += x1 * w;
-    }
-    for ((x0, x1), w) in c0.zip(c1).zip(cb) {
-        for (s, x) in s.iter_mut().zip([x0, x1]) {
-            for (q, s) in s.iter_mut().enumerate() {
-                for l in 0..4 {
-                    s[l] += x[4 * q + l] * w[4 * q + l];
-                }
-            }
-        }
-    }
-    let mut h = [[tail[0], 0.0, 0.0, 0.0], [tail[1], 0.0, 0.0, 0.0]];
-    for (h, s) in h.iter_mut().zip(s) {
-        for q in s {
-            for l in 0..4 {
-                h[l] += q[l];
-            }
-        }
-    }
-    h
-}
-
 /// Reads one float of each 64-byte cache line of `next`, the rows of the tile after this one:
 /// a prefetch in safe Rust. Its loads are independent of one another, so their misses go to
 /// memory together, and the next tile arrives while this one is worked on; left to the
@@ -347,6 +335,7 @@ fn read_ahead(next: &[f32]) {
 }
 
 /// Σ a, in four lanes.
+#[inline(always)]
 fn sum(a: &[f32]) -> f32 {
     let mut s = [0.0f32; 4];
     let c = a.chunks_exact(4);
@@ -360,6 +349,7 @@ fn sum(a: &[f32]) -> f32 {
 }
 
 /// The sum of four lanes.
+#[inline(always)]
 fn hsum4(h: &[f32; 4]) -> f32 {
     (h[0] + h[2]) + (h[1] + h[3])
 }
@@ -367,6 +357,7 @@ fn hsum4(h: &[f32; 4]) -> f32 {
 /// Out[r, o] = bias[o] + In[r, :]·W[o, :] for In [rows, k], W [outputs, k], Out [rows,
 /// outputs]: dot products, for layers with few outputs (the logit). `lanes` ([rows·outputs])
 /// holds each dot product's partial sums.
+#[inline(always)]
 fn forward_narrow(
     out: &mut [f32],
     input: &[f32],
@@ -377,17 +368,7 @@ fn forward_narrow(
 ) {
     let outputs = bias.len();
     let lanes = &mut lanes[..out.len()];
-    // Rows two at a time, then an odd last row.
-    let mut pairs = input.chunks_exact(2 * k);
-    let mut lane_pairs = lanes.chunks_exact_mut(2 * outputs);
-    for (rows, l) in (&mut pairs).zip(&mut lane_pairs) {
-        let (a0, a1) = rows.split_at(k);
-        for (j, wj) in w.chunks_exact(k).enumerate() {
-            [l[j], l[outputs + j]] = dot2_lanes(a0, a1, wj);
-        }
-    }
-    let (row, l) = (pairs.remainder(), lane_pairs.into_remainder());
-    if !row.is_empty() {
+    for (row, l) in input.chunks_exact(k).zip(lanes.chunks_exact_mut(outputs)) {
         for (lj, wj) in l.iter_mut().zip(w.chunks_exact(k)) {
             *lj = dot_lanes(row, wj);
         }
@@ -423,6 +404,7 @@ const GEMM_K: usize = 64;
 /// are first copied to `pack` ([GEMM_K · GEMM_ROWS], scratch) four times over each, so that
 /// the inner loop loads them whole instead of broadcasting them. Columns past the last whole
 /// LANES are summed one by one.
+#[inline(always)]
 fn gemm_acc(
     c: &mut [f32],
     a: Strided,
@@ -494,6 +476,7 @@ fn gemm_rows<const R: usize>(
 }
 
 /// Out = act(Z) in place, the activation chosen once for the whole slice.
+#[inline(always)]
 fn activate_all(act: Activation, z: &mut [f32]) {
     match act {
         Activation::Relu => z.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -505,6 +488,7 @@ fn activate_all(act: Activation, z: &mut [f32]) {
 }
 
 /// D[i] *= act'(Out[i]).
+#[inline(always)]
 fn backprop_activation(act: Activation, d: &mut [f32], out: &[f32]) {
     match act {
         Activation::Relu => {
@@ -583,8 +567,34 @@ impl Block {
     }
 
     /// One pass over the block's rows of `x` ([n, f]) and `y` ([n]): counts and, when `train`
-    /// is given (1/n and the block's slice of the logits), the partial gradient.
-    fn run(&mut self, net: &Net, x: &[f32], y: &[f32], mut train: Option<(f32, &mut [f32])>) {
+    /// is given (1/n and the block's slice of the logits), the partial gradient; compiled for
+    /// the instruction set `simd`.
+    fn run(
+        &mut self,
+        net: &Net,
+        x: &[f32],
+        y: &[f32],
+        train: Option<(f32, &mut [f32])>,
+        simd: Simd,
+    ) {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Simd::Avx2` is only ever chosen where the CPU reports AVX2.
+            Simd::Avx2 => unsafe { self.run_avx2(net, x, y, train) },
+            _ => self.run_inner(net, x, y, train),
+        }
+    }
+
+    /// [`Self::run_inner`] with AVX2 enabled: every helper below it is `inline(always)`, so
+    /// the whole pass is compiled for 8-wide vectors.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&mut self, net: &Net, x: &[f32], y: &[f32], train: Option<(f32, &mut [f32])>) {
+        self.run_inner(net, x, y, train)
+    }
+
+    #[inline(always)]
+    fn run_inner(&mut self, net: &Net, x: &[f32], y: &[f32], mut train: Option<(f32, &mut [f32])>) {
         let f = net.layout[0].inputs;
         let last = net.layout.len() - 1;
         let inv_n = train.as_ref().map_or(0.0, |t| t.0);
@@ -613,6 +623,7 @@ impl Block {
 
     /// Forward through every layer: Out_l [rows, outputs] = act(In [rows, inputs]·Wᵀ + b),
     /// the identity for the logit.
+    #[inline(always)]
     fn forward(&mut self, net: &Net, x: &[f32], rows: usize) {
         let last = net.layout.len() - 1;
         for (l, lay) in net.layout.iter().enumerate() {
@@ -647,6 +658,7 @@ impl Block {
     }
 
     /// Backward, last layer first, adding the tile's gradient to the block's.
+    #[inline(always)]
     fn backward(&mut self, net: &Net, x: &[f32], rows: usize) {
         for l in (0..net.layout.len()).rev() {
             let lay = net.layout[l];
@@ -716,6 +728,7 @@ pub struct CpuSession {
     /// [n], the training logits of the last evaluate().
     logits: Vec<f32>,
     evaluated: bool,
+    simd: Simd,
 }
 
 impl CpuSession {
@@ -744,7 +757,19 @@ impl CpuSession {
             logits: vec![0.0; data.rows],
             layout,
             evaluated: false,
+            simd: Simd::detect(),
         })
+    }
+
+    /// The same session with its fast path compiled for `simd` (tests compare the two; a set
+    /// the CPU lacks falls back to the baseline).
+    pub fn with_simd(mut self, simd: Simd) -> Self {
+        self.simd = if simd == Simd::detect() {
+            simd
+        } else {
+            Simd::Baseline
+        };
+        self
     }
 }
 
@@ -768,11 +793,11 @@ impl Session for CpuSession {
             wt: &self.wt,
         };
         let inv_n = 1.0 / self.y.len() as f32;
-        let (x, y) = (&self.x, &self.y);
+        let (x, y, simd) = (&self.x, &self.y, self.simd);
         self.blocks
             .par_iter_mut()
             .zip(self.logits.par_chunks_mut(BLOCK_ROWS))
-            .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits))));
+            .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits)), simd));
         // The blocks' partials, added in block order.
         self.grad.fill(0.0);
         let mut train = Counts::default();
@@ -785,7 +810,7 @@ impl Session for CpuSession {
         let val = self.val.as_ref().map(|(x, y)| {
             self.val_blocks
                 .par_iter_mut()
-                .for_each(|b| b.run(&net, x, y, None));
+                .for_each(|b| b.run(&net, x, y, None, simd));
             let mut c = Counts::default();
             for b in &self.val_blocks {
                 add_counts(&mut c, &b.counts);
@@ -988,6 +1013,38 @@ mod tests {
             })
         };
         assert_eq!(run(1), run(3));
+    }
+
+    /// The AVX2 build of the fast path gives the baseline's bits (on a CPU without AVX2 there
+    /// is nothing to compare, and it says so).
+    #[test]
+    fn instruction_sets_give_the_same_bits() {
+        if Simd::detect() == Simd::Baseline {
+            eprintln!("this CPU has no AVX2: only the baseline fast path exists here");
+            return;
+        }
+        let d = data(Demo::Moons, 2 * BLOCK_ROWS + 77, None, 5);
+        for (hidden, act) in [
+            (&[][..], Activation::Relu),
+            (&[24, 5][..], Activation::Tanh),
+        ] {
+            let run = |simd: Simd| {
+                let (_, s) = session(&d, hidden, act, 6);
+                let mut s = s.with_simd(simd);
+                assert_eq!(s.simd, simd);
+                let mut seen = Vec::new();
+                for _ in 0..4 {
+                    let e = s.evaluate().unwrap().train;
+                    seen.push((e.loss_sum.to_bits(), e.tp, e.fp, e.fn_, e.tn));
+                    s.update().unwrap();
+                }
+                (
+                    seen,
+                    s.params.iter().map(|p| p.to_bits()).collect::<Vec<_>>(),
+                )
+            };
+            assert_eq!(run(Simd::Baseline), run(Simd::Avx2), "{hidden:?}");
+        }
     }
 
     #[test]
