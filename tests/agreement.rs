@@ -149,6 +149,13 @@ fn deep_mlp_every_layer_backpropagates() {
 /// Big data gets bigger blocks of rows per workgroup (512 here, and the largest, 3,072).
 #[test]
 fn logistic_blocks_larger_than_256_rows() {
+    for (rows, parts) in [(70_001, 137), (800_003, 261)] {
+        let Some(ctx) = gpu_context() else { return };
+        let d = demo(Demo::Hyperplane, rows, Some(2), 0.1, 7);
+        let sp = spec(&d, &[], Activation::Relu);
+        let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.5, 1)).unwrap();
+        assert_eq!(s.parts(), parts, "blocks of {rows} rows");
+    }
     agree(
         &demo(Demo::Hyperplane, 70_001, Some(4), 0.1, 6),
         &[],
@@ -318,7 +325,8 @@ fn rows_wider_than_a_storage_binding_are_a_clear_error() {
 }
 
 /// Chunks on the device over data cut in segments stop where `--sync every` does, with the
-/// same weights bit for bit (an MLP in three segments, a history capped by the small binding).
+/// same weights bit for bit (an MLP in three segments; chunks of 1,024 asked for, capped at the
+/// 51 entries the small binding's history holds).
 #[test]
 fn chunks_over_segments_match_every() {
     use wgtrain::train::{SyncMode, TrainOptions};
@@ -331,6 +339,7 @@ fn chunks_over_segments_match_every() {
         assert_eq!(s.segments(), 3);
         let opts = TrainOptions {
             sync,
+            chunk: Some(1024),
             ..TrainOptions::new(rule(Metric::Accuracy, Some(0.97), 400))
         };
         let (out, log) = train_with(&mut s, &opts);
@@ -344,6 +353,6 @@ fn chunks_over_segments_match_every() {
     let (Some(every), Some(chunk)) = (run(SyncMode::Every), run(SyncMode::Chunk)) else {
         return;
     };
-    assert!(every.0 > 5, "the case must need training: {every:?}");
+    assert!(every.0 > 51, "the case must outlast one chunk: {every:?}");
     assert_eq!(every, chunk);
 }

@@ -4,7 +4,7 @@
 # Needs a release build (`cargo build --release`, `cargo bench --no-run --bench membw`),
 # numpy, and optionally torch. GPU figures use the default adapter (lavapipe on a machine
 # without a GPU). QUICK=1 shrinks every size to check the script itself.
-# Run it on an otherwise idle machine: it takes ~15 minutes on 2 cores with lavapipe.
+# Run it on an otherwise idle machine: it takes ~10 minutes on 2 cores with lavapipe.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${1:-target/bench-table}"

@@ -305,6 +305,8 @@ struct Dispatch {
 
 pub struct GpuSession {
     ctx: GpuContext,
+    /// Parts of the training rows in `partials`.
+    train_parts: usize,
     /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
     train_logits: Vec<(wgpu::Buffer, u64, usize)>,
     pipelines: Vec<wgpu::ComputePipeline>,
@@ -384,9 +386,9 @@ const GRAD_CHUNK: usize = 1024;
 const TILE: usize = 32;
 
 /// How one set of rows is cut for the device. Rows go in segments of `seg_rows`, each
-/// segment's buffers within one storage binding; the gradient and the stats are summed per
-/// part of `block` rows (a segment, or a workgroup's block of lr_pass.wgsl), and
-/// `seg_rows` is a multiple of `block`, so where the cut falls does not change the sums.
+/// segment's buffers within one storage binding; the gradient (and, for lr_pass.wgsl, the
+/// stats) are summed per part of `block` rows, and `seg_rows` is a multiple of `block`, so the
+/// segments do not change those sums. (The layered kernels' loss is summed per segment.)
 #[derive(Clone, Copy, Debug)]
 struct Cut {
     seg_rows: usize,
@@ -416,19 +418,34 @@ impl Cut {
     }
 
     /// The layered kernels: a segment's features and every layer's output in one buffer.
+    /// Parts of GRAD_CHUNK rows, or more where `max_parts` parts of the partial sums would not
+    /// cover the rows.
     fn layered(
         ctx: &GpuContext,
         what: &str,
         data: &Dataset,
         layout: &[LayerLayout],
+        max_parts: usize,
     ) -> Result<Cut> {
         let row_words = data.features + layout.iter().map(|l| l.outputs).sum::<usize>();
-        let cap = binding_words(ctx) / row_words;
+        Cut::layered_rows(data.rows, row_words, binding_words(ctx), max_parts)
+            .ok_or_else(|| too_large(ctx, what, data, 4 * row_words))
+    }
+
+    /// [`Cut::layered`] for `rows` of `row_words` each and bindings of `binding` words;
+    /// `None` where not one row fits.
+    fn layered_rows(
+        rows: usize,
+        row_words: usize,
+        binding: usize,
+        max_parts: usize,
+    ) -> Option<Cut> {
+        let cap = binding / row_words;
         if cap == 0 {
-            return Err(too_large(ctx, what, data, 4 * row_words));
+            return None;
         }
-        let block = cap.min(GRAD_CHUNK);
-        Ok(Cut {
+        let block = cap.min(GRAD_CHUNK.max(rows.div_ceil(max_parts.max(1))));
+        Some(Cut {
             seg_rows: cap / block * block,
             block,
         })
@@ -451,7 +468,8 @@ fn binding_words(ctx: &GpuContext) -> usize {
         .limits
         .max_storage_buffer_binding_size
         .min(ctx.limits.max_buffer_size);
-    usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+    // Kernels index in u32 words.
+    usize::try_from(bytes / 4).map_or(u32::MAX as usize, |w| w.min(u32::MAX as usize))
 }
 
 fn too_large(ctx: &GpuContext, what: &str, data: &Dataset, bytes: usize) -> Error {
@@ -730,7 +748,9 @@ impl GpuSession {
             if fused {
                 Cut::fused(&ctx, what, d)
             } else {
-                Cut::layered(&ctx, what, d, &layout)
+                // Each set's parts may fill half of one binding of partial sums.
+                let max_parts = binding_words(&ctx) / 2 / (cfg.params.len() + STAT_WORDS);
+                Cut::layered(&ctx, what, d, &layout, max_parts)
             }
         };
         let train_cut = cut("the training rows", data)?;
@@ -816,6 +836,7 @@ impl GpuSession {
             )));
         }
         Ok(GpuSession {
+            train_parts,
             train_logits: train.logits,
             ctx,
             pipelines,
@@ -891,6 +912,11 @@ impl GpuSession {
             Some(e) => Err(Error::Gpu(e)),
             None => Ok(()),
         }
+    }
+
+    /// How many parts (blocks of rows with their own partial sums) the training rows have.
+    pub fn parts(&self) -> usize {
+        self.train_parts
     }
 
     /// How many segments the training rows were cut into to fit the storage bindings.
@@ -1272,6 +1298,8 @@ impl Session for GpuSession {
                 }
             }
         }
+        // The chunk may zero dispatch sizes, whatever happens below.
+        self.args_stale = true;
         let state_bytes = 4 * STATE_WORDS as u64;
         let history_bytes = 4 * (ENTRY_WORDS * k as usize) as u64;
         let bytes = self.ctx.read_parts(
@@ -1301,7 +1329,6 @@ impl Session for GpuSession {
             .collect();
         self.chunks.last_state = state;
         self.cur = cur0 ^ ((ran - 1) & 1);
-        self.args_stale = true;
         self.pending = false;
         self.evaluated = true;
         Ok(entries)
@@ -1330,5 +1357,25 @@ impl Session for GpuSession {
             logits.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&read));
         }
         Ok(logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts of 1,024 rows while the partial sums fit their budget; larger parts where they
+    /// would not; segments always a whole number of parts.
+    #[test]
+    fn layered_cuts() {
+        let c = Cut::layered_rows(100_000, 200, 1 << 24, 1000).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(100_000)), (1024, 82_944, 98));
+        // 98 parts of 1,024 rows exceed a budget of 40 parts: parts of 2,500 rows.
+        let c = Cut::layered_rows(100_000, 200, 1 << 24, 40).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(100_000)), (2500, 82_500, 40));
+        // A segment holds fewer rows than a part would: parts are segments.
+        let c = Cut::layered_rows(300, 9, 1024, 19).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(300)), (113, 113, 3));
+        assert!(Cut::layered_rows(10, 2000, 1024, 5).is_none());
     }
 }
