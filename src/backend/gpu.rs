@@ -596,6 +596,12 @@ impl Shared<'_> {
                 d += len * l.outputs;
             }
             let in_off = |l: usize| if l == 0 { 0 } else { out_off[l - 1] };
+            // The words every layer kernel's uniform starts with: rows, in_dim, out_dim, in_off,
+            // then the offset of what it writes or reads (`at`).
+            let head = |l: usize, at: usize| {
+                let lay = &self.layout[l];
+                [u(len), u(lay.inputs), u(lay.outputs), u(in_off(l)), u(at)]
+            };
             let last = self.layout.len() - 1;
             for (l, lay) in self.layout.iter().enumerate() {
                 let act = if l == last {
@@ -606,20 +612,8 @@ impl Shared<'_> {
                 // Invocations along the outputs: 8, fewer for a narrow layer.
                 let tx = lay.outputs.div_ceil(4).next_power_of_two().min(8);
                 let tiles_o = lay.outputs.div_ceil(4 * tx);
-                let words = [
-                    u(len),
-                    u(lay.inputs),
-                    u(lay.outputs),
-                    u(in_off(l)),
-                    u(out_off[l]),
-                    u(lay.w_off),
-                    u(lay.b_off),
-                    act,
-                    u(tiles_o),
-                    u(tx),
-                    0,
-                    0,
-                ];
+                let tail = [u(lay.w_off), u(lay.b_off), act, u(tiles_o), u(tx), 0, 0];
+                let words = [&head(l, out_off[l])[..], &tail].concat();
                 let cfg = self.uniform("dense_forward cfg", &words);
                 let grid = self
                     .ctx
@@ -661,12 +655,7 @@ impl Shared<'_> {
                 let lay = self.layout[l];
                 let tiles_i = (lay.inputs + 1).div_ceil(TILE);
                 let tiles = lay.outputs.div_ceil(TILE) * tiles_i;
-                let words = [
-                    u(len),
-                    u(lay.inputs),
-                    u(lay.outputs),
-                    u(in_off(l)),
-                    u(d_off[l]),
+                let tail = [
                     u(lay.w_off),
                     u(lay.b_off),
                     u((part0 + r0 / cut.block) * self.stride),
@@ -675,21 +664,14 @@ impl Shared<'_> {
                     u(tiles_i),
                     u(tiles),
                 ];
+                let words = [&head(l, d_off[l])[..], &tail].concat();
                 let cfg = self.uniform("dense_grad cfg", &words);
                 let grid = self.ctx.grid(tiles * cut.parts(len))?;
                 set.backward
                     .push(self.fixed(GRAD, &[&acts, &deltas, self.partials, &cfg], grid));
                 if l > 0 {
-                    let words = [
-                        u(len),
-                        u(lay.inputs),
-                        u(lay.outputs),
-                        u(in_off(l)),
-                        u(d_off[l]),
-                        u(d_off[l - 1]),
-                        u(lay.w_off),
-                        self.spec.activation.code(),
-                    ];
+                    let tail = [u(d_off[l - 1]), u(lay.w_off), self.spec.activation.code()];
+                    let words = [&head(l, d_off[l])[..], &tail].concat();
                     let cfg = self.uniform("dense_backprop cfg", &words);
                     let grid = self.ctx.grid((len * lay.inputs).div_ceil(WORKGROUP))?;
                     set.backward.push(self.variants(
