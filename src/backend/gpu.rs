@@ -310,9 +310,11 @@ pub struct GpuSession {
     /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
     train_logits: Vec<(wgpu::Buffer, u64, usize)>,
     pipelines: Vec<wgpu::ComputePipeline>,
-    /// The training rows' forward passes and loss, then the validation rows' (if any).
+    /// The training rows' evaluation (per segment: lr_pass, or each layer's forward and the
+    /// loss; then reduce_stats), then the validation rows' (if any).
     forward: Vec<Dispatch>,
-    /// In recording order: last layer first; each grad-update followed by its backprop.
+    /// The update: per segment of an MLP each layer's gradient (last layer first) and
+    /// backprop; then reduce_update.
     backward: Vec<Dispatch>,
     /// Ping-pong weights: `params[cur]` holds the current weights, the other the previous.
     params: [wgpu::Buffer; 2],
