@@ -124,6 +124,21 @@ fn wide_data_sigmoid() {
     );
 }
 
+/// Logistic regression's gradient per feature group: 17 groups over 3 runs of rows each
+/// (64 features), and 76 groups, more than a workgroup's invocations (300 features).
+#[test]
+fn logistic_feature_groups() {
+    for (rows, features) in [(130, 64), (70, 300)] {
+        agree(
+            &demo(Demo::Hyperplane, rows, Some(features), 0.1, 8),
+            &[],
+            Activation::Relu,
+            0.5,
+            8,
+        );
+    }
+}
+
 #[test]
 fn tall_data_tanh() {
     agree(
