@@ -1170,19 +1170,8 @@ impl Session for GpuSession {
         let bytes = self
             .ctx
             .read(enc, &self.result, &self.result_staging, 4 * words as u64)?;
-        let w: &[u32] = bytemuck::cast_slice(&bytes);
-        let counts = |w: &[u32]| Counts {
-            loss_sum: f32::from_bits(w[0]) as f64,
-            tp: w[1] as u64,
-            fp: w[2] as u64,
-            fn_: w[3] as u64,
-            tn: w[4] as u64,
-        };
         self.evaluated = true;
-        Ok(Evaluation {
-            train: counts(&w[..RESULT_WORDS]),
-            val: self.has_val.then(|| counts(&w[RESULT_WORDS..])),
-        })
+        Ok(self.decode(&bytemuck::pod_collect_to_vec(&bytes)))
     }
 
     fn update(&mut self) -> Result<()> {
