@@ -6,30 +6,11 @@ mod common;
 
 use common::*;
 use wgtrain::backend::SessionConfig;
-use wgtrain::data::{self, Dataset, Demo, Standardizer};
+use wgtrain::data::Dataset;
 use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::{Activation, ModelSpec};
 use wgtrain::stop::{MinDelta, StopReason, StopRule};
 use wgtrain::train::{CheckRecord, Monitor, Outcome, SyncMode, TrainOptions};
-
-/// Moons with a stratified validation split, standardized on the training rows.
-fn moons_split(rows: usize, seed: u64) -> (Dataset, Dataset) {
-    let raw = data::demo(
-        Demo::Moons,
-        &data::DemoOptions {
-            rows: Some(rows),
-            noise: 0.1,
-            seed,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (mut t, mut v) = data::split_stratified(&raw, 0.3, seed).unwrap();
-    let s = Standardizer::fit(&t);
-    s.apply(&mut t);
-    s.apply(&mut v);
-    (t, v)
-}
 
 struct Case {
     train: Dataset,

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use wgtrain::backend::SessionConfig;
-use wgtrain::data::{self, Dataset, Demo, Standardizer};
+use wgtrain::data::Dataset;
 use wgtrain::metrics::Metric;
 use wgtrain::model::{Activation, ModelSpec};
 use wgtrain::stop::{MinDelta, StopRule};
@@ -19,20 +19,7 @@ struct Case {
 }
 
 fn case(seed: u64, hidden: &[usize], act: Activation, lr: f32) -> Case {
-    let raw = data::demo(
-        Demo::Moons,
-        &data::DemoOptions {
-            rows: Some(150),
-            noise: 0.1,
-            seed,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (mut train, mut val) = data::split_stratified(&raw, 0.3, seed).unwrap();
-    let s = Standardizer::fit(&train);
-    s.apply(&mut train);
-    s.apply(&mut val);
+    let (train, val) = moons_split(150, seed);
     let spec = spec(&train, hidden, act);
     let cfg = config(&spec, lr, seed);
     Case {

@@ -242,6 +242,18 @@ impl GpuContext {
         }
     }
 
+    /// Waits until the device has finished all submitted work; fails with any error wgpu
+    /// reported meanwhile.
+    fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        match self.take_error() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
+    }
+
     /// Copies `bytes` of `src` into `staging` after the work in `encoder`, submits, waits and
     /// returns the bytes.
     fn read(
@@ -271,12 +283,7 @@ impl GpuContext {
         staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
-        if let Some(e) = self.take_error() {
-            return Err(Error::Gpu(e));
-        }
+        self.wait()?;
         match pollster::block_on(rx.receive()) {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Gpu(format!("reading results back: {e}"))),
@@ -861,7 +868,7 @@ impl GpuSession {
     pub fn time_kernel(&mut self, i: usize, times: u32) -> Result<std::time::Duration> {
         let enc = self.encoder();
         self.ctx.queue.submit([enc.finish()]);
-        self.wait()?;
+        self.ctx.wait()?;
         let n = self.forward.len();
         let (d, variant) = match i.checked_sub(n) {
             None => (&self.forward[i], self.cur),
@@ -882,20 +889,9 @@ impl GpuSession {
             }
         }
         self.ctx.queue.submit([enc.finish()]);
-        self.wait()?;
+        self.ctx.wait()?;
         self.evaluated = false;
         Ok(began.elapsed())
-    }
-
-    fn wait(&self) -> Result<()> {
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
-        match self.ctx.take_error() {
-            Some(e) => Err(Error::Gpu(e)),
-            None => Ok(()),
-        }
     }
 
     /// How many parts (blocks of rows with their own partial sums) the training rows have.

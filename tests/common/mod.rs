@@ -74,6 +74,25 @@ pub fn session_val(
     }
 }
 
+/// Moons with a stratified validation split, standardized on the training rows.
+pub fn moons_split(rows: usize, seed: u64) -> (Dataset, Dataset) {
+    let raw = data::demo(
+        Demo::Moons,
+        &data::DemoOptions {
+            rows: Some(rows),
+            noise: 0.1,
+            seed,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (mut t, mut v) = data::split_stratified(&raw, 0.3, seed).unwrap();
+    let s = Standardizer::fit(&t);
+    s.apply(&mut t);
+    s.apply(&mut v);
+    (t, v)
+}
+
 /// A standardized demo set.
 pub fn demo(kind: Demo, rows: usize, features: Option<usize>, noise: f64, seed: u64) -> Dataset {
     let mut d = data::demo(
