@@ -11,9 +11,14 @@ use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::Activation;
 
 /// Runs `iters` iterations on both backends and compares every check: loss to 1e-5
-/// relative, confusion counts exactly; then the final weights to a small tolerance.
+/// relative, confusion counts exactly; then the final weights to a small tolerance. Logistic
+/// regression runs twice on the GPU: in one workgroup where the data is small enough
+/// (lr_loop.wgsl) and with the blocked kernels of big data.
 fn agree(d: &Dataset, hidden: &[usize], act: Activation, lr: f32, iters: u64) {
-    agree_on(gpu_context(), d, hidden, act, lr, iters, 1)
+    agree_on(gpu_context_looped(false), d, hidden, act, lr, iters, 1);
+    if hidden.is_empty() {
+        agree_on(gpu_context_looped(true), d, hidden, act, lr, iters, 1);
+    }
 }
 
 fn agree_on(
@@ -209,6 +214,34 @@ fn two_dimensional_grids() {
     );
 }
 
+/// Small logistic regressions run in one workgroup (lr_loop.wgsl) by default; MLPs, big data,
+/// more than 64 features, data cut in segments and `loop_max_elements = 0` do not.
+#[test]
+fn which_sessions_run_in_one_workgroup() {
+    let cases: [(usize, usize, &[usize], bool); 6] = [
+        (1, 3, &[], true),
+        (1008, 64, &[], true),
+        (1009, 64, &[], false),
+        (100, 65, &[], false),
+        (100, 4, &[3], false),
+        (100_000, 16, &[], false),
+    ];
+    for (rows, features, hidden, looped) in cases {
+        let Some(ctx) = gpu_context() else { return };
+        let d = demo(Demo::Hyperplane, rows, Some(features), 0.0, 1);
+        let sp = spec(&d, hidden, Activation::Relu);
+        let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)).unwrap();
+        assert_eq!(s.looped(), looped, "{rows} × {features}, hidden {hidden:?}");
+    }
+    let d = demo(Demo::Hyperplane, 1000, Some(3), 0.0, 1);
+    let sp = spec(&d, &[], Activation::Relu);
+    for ctx in [narrow_binding(4096), gpu_context_looped(false)] {
+        let Some(ctx) = ctx else { return };
+        let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)).unwrap();
+        assert!(!s.looped());
+    }
+}
+
 /// Whole runs stop at the same iteration on both backends.
 #[test]
 fn same_stop_iteration() {
@@ -291,7 +324,7 @@ fn data_beyond_a_storage_binding_trains_mlp() {
 /// rows) is bit-identical to one that is not.
 #[test]
 fn segments_do_not_change_a_bit() {
-    let (Some(narrow), Some(whole)) = (narrow_binding(4096), gpu_context()) else {
+    let (Some(narrow), Some(whole)) = (narrow_binding(4096), gpu_context_looped(false)) else {
         return;
     };
     let d = demo(Demo::Hyperplane, 1000, Some(3), 0.05, 2);

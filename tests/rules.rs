@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use wgtrain::backend::SessionConfig;
+use wgtrain::backend::gpu::GpuSession;
+use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::Dataset;
 use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::{Activation, ModelSpec};
@@ -241,13 +242,22 @@ fn each_rule_fires_at_the_same_iteration_on_cpu_and_gpu() {
     }
 }
 
-/// The validation forward pass and reduction agree with the CPU every iteration.
+/// The validation forward pass and reduction agree with the CPU every iteration (an MLP, and
+/// logistic regression in one workgroup).
 #[test]
 fn validation_metrics_agree_per_iteration() {
-    let c = case(36, &[7], 1.0);
-    let Some(mut g) = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg) else {
+    for hidden in [&[7][..], &[]] {
+        validation_metrics_agree(hidden);
+    }
+}
+
+fn validation_metrics_agree(hidden: &[usize]) {
+    let c = case(36, hidden, 1.0);
+    let Some(ctx) = gpu_context_looped(true) else {
         return;
     };
+    let mut g = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+    assert_eq!(g.looped(), hidden.is_empty());
     let mut p = session_val(Kind::Cpu, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
     for t in 0..20 {
         let (eg, ep) = (g.evaluate().unwrap(), p.evaluate().unwrap());

@@ -5,11 +5,12 @@ mod common;
 
 use common::*;
 use wgtrain::backend::SessionConfig;
+use wgtrain::backend::gpu::GpuSession;
 use wgtrain::data::Dataset;
 use wgtrain::metrics::Metric;
 use wgtrain::model::{Activation, ModelSpec};
-use wgtrain::stop::{MinDelta, StopRule};
-use wgtrain::train::{Monitor, SyncMode, TrainOptions};
+use wgtrain::stop::{MinDelta, StopReason, StopRule};
+use wgtrain::train::{Monitor, StopInfo, SyncMode, TrainOptions};
 
 struct Case {
     train: Dataset,
@@ -32,24 +33,41 @@ fn case(seed: u64, hidden: &[usize], act: Activation, lr: f32) -> Case {
 
 /// Runs the case with `--sync every` and with chunks of several sizes; all must agree.
 fn same_in_every_mode(name: &str, c: &Case, opts: TrainOptions) {
+    same_on_path(name, c, opts, None);
+}
+
+/// As [`same_in_every_mode`], on the one-workgroup logistic-regression kernel (`looped`) or
+/// the blocked kernels where `looped` is given; returns the stop.
+fn same_on_path(
+    name: &str,
+    c: &Case,
+    opts: TrainOptions,
+    looped: Option<bool>,
+) -> Option<StopInfo> {
     let run = |sync, chunk| {
         let o = TrainOptions {
             sync,
             chunk,
             ..opts.clone()
         };
-        let mut s = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?;
-        Some(train_with(s.as_mut(), &o))
+        let Some(looped) = looped else {
+            let mut s = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?;
+            return Some(train_with(s.as_mut(), &o));
+        };
+        let ctx = gpu_context_looped(looped)?;
+        let mut s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+        assert_eq!(s.looped(), looped, "{name}: the path");
+        Some(train_with(&mut s, &o))
     };
-    let Some((every, log_every)) = run(SyncMode::Every, None) else {
-        return;
-    };
+    let (every, log_every) = run(SyncMode::Every, None)?;
     assert!(
         every.stop.stopped_at > 0,
         "{name}: the case must need training: {:?}",
         every.stop
     );
-    for chunk in [None, Some(1), Some(3), Some(64)] {
+    // 1,024 asks for more iterations than lavapipe's loop limit lets lr_loop.wgsl run in one
+    // dispatch: the chunk must be cut to fit it.
+    for chunk in [None, Some(1), Some(3), Some(64), Some(1024)] {
         let (out, log) = run(SyncMode::Chunk, chunk).unwrap();
         let what = format!("{name}, chunk {chunk:?}");
         assert_eq!(out.stop.reason, every.stop.reason, "{what}");
@@ -67,6 +85,7 @@ fn same_in_every_mode(name: &str, c: &Case, opts: TrainOptions) {
         };
         assert_eq!(its(&log), its(&log_every), "{what}: the log");
     }
+    Some(every.stop)
 }
 
 fn val(rule: StopRule) -> TrainOptions {
@@ -192,4 +211,90 @@ fn divergence_non_finite_and_max_iter() {
         ..base()
     };
     same_in_every_mode("max_iter", &c, val(rule));
+}
+
+/// Logistic regression, every rule, on both of its GPU paths: whole chunks in one workgroup
+/// (lr_loop.wgsl, which judges the rule itself) and the blocked kernels with stop_rule.wgsl.
+#[test]
+fn logistic_every_rule_on_both_paths() {
+    let c = case(47, &[], Activation::Relu, 2.0);
+    let wild = case(48, &[], Activation::Relu, 3e38);
+    let steep = case(49, &[], Activation::Relu, 200.0);
+    let acc = StopRule {
+        metric: Metric::Accuracy,
+        threshold: Some(0.85),
+        ..base()
+    };
+    let loss = StopRule {
+        metric: Metric::Loss,
+        threshold: Some(0.45),
+        ..base()
+    };
+    let patience = StopRule {
+        metric: Metric::Loss,
+        patience: Some(3),
+        min_delta: MinDelta::Abs(1e-4),
+        warmup: 10,
+        eval_every: 2,
+        max_iter: 2000,
+        ..base()
+    };
+    let f1 = StopRule {
+        metric: Metric::F1,
+        patience: Some(6),
+        max_iter: 2000,
+        ..base()
+    };
+    let diverge = StopRule {
+        metric: Metric::Loss,
+        divergence: Some(5.0),
+        ..base()
+    };
+    let max_iter = StopRule {
+        max_iter: 37,
+        eval_every: 5,
+        ..base()
+    };
+    let long = StopRule {
+        max_iter: 1500,
+        ..base()
+    };
+    let restore = |rule| TrainOptions {
+        restore_best: true,
+        ..val(rule)
+    };
+    let runs: [(&str, &Case, TrainOptions, StopReason); 8] = [
+        ("threshold accuracy", &c, val(acc), StopReason::Threshold),
+        (
+            "threshold loss",
+            &c,
+            TrainOptions::new(loss),
+            StopReason::Threshold,
+        ),
+        ("patience", &c, val(patience), StopReason::Patience),
+        ("restore best", &c, restore(f1), StopReason::Patience),
+        (
+            "divergence",
+            &steep,
+            TrainOptions::new(diverge),
+            StopReason::Divergence,
+        ),
+        ("non-finite", &wild, val(base()), StopReason::NonFinite),
+        ("max_iter", &c, val(max_iter), StopReason::MaxIter),
+        (
+            "max_iter after long chunks",
+            &c,
+            val(long),
+            StopReason::MaxIter,
+        ),
+    ];
+    for (name, case, opts, reason) in runs {
+        for looped in [true, false] {
+            let what = format!("{name}, looped {looped}");
+            let Some(stop) = same_on_path(&what, case, opts.clone(), Some(looped)) else {
+                return;
+            };
+            assert_eq!(stop.reason, reason, "{what}: {stop:?}");
+        }
+    }
 }

@@ -25,7 +25,15 @@ const LR_PASS_WGSL: &str = include_str!("../../shaders/lr_pass.wgsl");
 const REDUCE_STATS: &str = include_str!("../../shaders/reduce_stats.wgsl");
 const REDUCE_UPDATE: &str = include_str!("../../shaders/reduce_update.wgsl");
 const DENSE_BACKPROP: &str = include_str!("../../shaders/dense_backprop.wgsl");
-const STOP_RULE: &str = include_str!("../../shaders/stop_rule.wgsl");
+/// stop_rule_core.wgsl's judge(), then its callers (WGSL has no includes).
+const STOP_RULE: &str = concat!(
+    include_str!("../../shaders/stop_rule_core.wgsl"),
+    include_str!("../../shaders/stop_rule.wgsl")
+);
+const LR_LOOP: &str = concat!(
+    include_str!("../../shaders/stop_rule_core.wgsl"),
+    include_str!("../../shaders/lr_loop.wgsl")
+);
 const COPY_PARAMS: &str = include_str!("../../shaders/copy_params.wgsl");
 
 /// Most iterations in one chunk.
@@ -36,6 +44,20 @@ const ENTRY_WORDS: usize = 20;
 
 /// Invocations per workgroup of the element-wise kernels (forward, backprop).
 const WORKGROUP: usize = 64;
+
+/// Logistic regression whose data has at most this many elements, (training rows + validation
+/// rows) × (features + 1), may run whole iterations in one workgroup (`lr_loop.wgsl`): a chunk
+/// is one dispatch instead of four per iteration. Beyond it one workgroup would be slower than
+/// the dispatches it saves. See [`GpuContext::loop_max_elements`].
+pub const LOOP_MAX_ELEMENTS: usize = 1 << 16;
+/// The most features `lr_loop.wgsl` takes (its MAX_F).
+const LOOP_MAX_FEATURES: usize = 64;
+/// Storage buffers `lr_loop.wgsl` binds.
+const LOOP_STORAGE_BUFFERS: u32 = 11;
+/// llvmpipe (lavapipe) silently ends every loop of a shader invocation once its loops have
+/// taken 65,535 back-edges in all. On CPU adapters an `lr_loop.wgsl` dispatch is kept under
+/// this many (see [`loop_edges`]).
+const CPU_LOOP_BUDGET: u64 = 60_000;
 
 /// How to get a GPU adapter where there is none.
 pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. Without a GPU, Mesa's software \
@@ -78,6 +100,12 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterDesc,
     pub limits: wgpu::Limits,
+    /// Logistic-regression data up to this many elements takes the one-workgroup kernel
+    /// ([`LOOP_MAX_ELEMENTS`] when opened; 0: never). Tests and `wgtrain bench --gpu-kernels`
+    /// set it to choose a path.
+    pub loop_max_elements: usize,
+    /// Loop back-edges one invocation may take, where the driver bounds them (CPU adapters).
+    pub loop_edge_budget: Option<u64>,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -139,11 +167,15 @@ impl GpuContext {
                 v.push(e.to_string());
             }
         }));
+        let cpu = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+        // llvmpipe's loop limit: see CPU_LOOP_BUDGET.
         Ok(GpuContext {
             device,
             queue,
             adapter: describe(&adapter.get_info()),
             limits,
+            loop_max_elements: LOOP_MAX_ELEMENTS,
+            loop_edge_budget: cpu.then_some(CPU_LOOP_BUDGET),
             errors,
         })
     }
@@ -347,6 +379,19 @@ pub struct GpuSession {
     args_stale: bool,
     /// The device stop rule's pipelines and buffers.
     chunks: ChunkKit,
+    /// With the one-workgroup kernel (`lr_loop.wgsl`): its chunk dispatch.
+    looped: Option<LoopChunk>,
+}
+
+/// A chunk of `lr_loop.wgsl`: one dispatch whose uniform is written per chunk.
+struct LoopChunk {
+    /// Variant s reads the weights from params[s] (src) and alternates with params[1 − s].
+    groups: [wgpu::BindGroup; 2],
+    cfg: wgpu::Buffer,
+    /// The uniform's words, as a chunk without a pending update.
+    words: [u32; 12],
+    /// The most iterations per dispatch (bounded where the driver bounds loops).
+    max_k: u32,
 }
 
 /// What `run_chunk` needs besides the training dispatches.
@@ -367,7 +412,7 @@ struct ChunkKit {
 }
 
 /// Every kernel of an iteration, indexed by the constants below.
-const KERNELS: [(&str, &str); 7] = [
+const KERNELS: [(&str, &str); 8] = [
     ("dense_forward", DENSE_FORWARD),
     ("loss_metrics", LOSS_METRICS),
     ("dense_grad", DENSE_GRAD),
@@ -375,6 +420,7 @@ const KERNELS: [(&str, &str); 7] = [
     ("lr_pass", LR_PASS_WGSL),
     ("reduce_stats", REDUCE_STATS),
     ("reduce_update", REDUCE_UPDATE),
+    ("lr_loop", LR_LOOP),
 ];
 const FORWARD: usize = 0;
 const LOSS: usize = 1;
@@ -383,6 +429,7 @@ const BACKPROP: usize = 3;
 const LR_PASS: usize = 4;
 const STATS: usize = 5;
 const UPDATE: usize = 6;
+const LOOP: usize = 7;
 /// 32-bit words of `result` per set of rows.
 const RESULT_WORDS: usize = 8;
 /// Words of loss and counts per part in `partials`: Σ loss, TP, FP, FN, TN.
@@ -787,13 +834,32 @@ impl GpuSession {
             stride,
             lr: cfg.lr,
         };
-        let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
-        let mut forward = train.forward;
-        if let (Some(v), Some(c)) = (val, val_cut) {
-            let set = shared.set("validation rows", v, c, train_parts, RESULT_WORDS, false)?;
-            forward.extend(set.forward);
-        }
-        let mut backward = train.backward;
+        let looped = loop_fits(&ctx, data, val, &layout);
+        let (mut forward, mut backward, train_logits, loop_data) = if looped {
+            // X then z, as lr_pass.wgsl has them; the rest is lr_loop.wgsl's alone.
+            let (n, f) = (data.rows, data.features);
+            let mut init = vec![0.0f32; n * (f + 1)];
+            init[..n * f].copy_from_slice(&data.x);
+            let acts = ctx.storage("training rows", &init);
+            let some = |d: &[f32]| if d.is_empty() { vec![0.0] } else { d.to_vec() };
+            let (vx, vy) = val.map_or((vec![0.0], vec![0.0]), |v| (some(&v.x), some(&v.y)));
+            let buffers = [
+                acts.clone(),
+                ctx.storage("labels", &data.y),
+                ctx.storage("validation rows", &vx),
+                ctx.storage("validation labels", &vy),
+            ];
+            let logits = vec![(acts, 4 * (n * f) as u64, n)];
+            (Vec::new(), Vec::new(), logits, Some(buffers))
+        } else {
+            let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
+            let mut forward = train.forward;
+            if let (Some(v), Some(c)) = (val, val_cut) {
+                let set = shared.set("validation rows", v, c, train_parts, RESULT_WORDS, false)?;
+                forward.extend(set.forward);
+            }
+            (forward, train.backward, train.logits, None)
+        };
 
         // Every dispatch is indirect, so that a stop on the device can turn the rest of a
         // chunk into no-ops; the last entry is the best-weights copy.
@@ -801,6 +867,10 @@ impl GpuSession {
         for (i, d) in forward.iter_mut().chain(backward.iter_mut()).enumerate() {
             d.arg = i;
             live_args.extend([d.grid.0, d.grid.1, 1]);
+        }
+        if looped {
+            // lr_loop.wgsl's evaluation (arg 0) and update (arg 1), added below.
+            live_args.extend([1, 1, 1, 1, 1, 1]);
         }
         // x is set by stop_rule.wgsl when an iteration improves.
         live_args.extend([0, 1, 1]);
@@ -815,6 +885,65 @@ impl GpuSession {
             });
 
         let chunks = chunk_kit(&ctx, &result, &params, &best, &args)?;
+        let looped = match &loop_data {
+            None => None,
+            Some(bufs) => {
+                let u = |v: usize| v as u32;
+                let nv = val.map_or(0, |v| v.rows);
+                let (n, f) = (data.rows, data.features);
+                let words = |iters: u32, update_first: u32, judge: u32| {
+                    let inv_rows = (1.0f32 / n as f32).to_bits();
+                    let lr = cfg.lr.to_bits();
+                    [u(n), u(f), u(nv), iters, lr, inv_rows, update_first, judge]
+                        .into_iter()
+                        .chain([u(n * f), 0, 0, 0])
+                        .collect::<Vec<u32>>()
+                };
+                // Bindings 0..=12 in order; `src` is params[s].
+                let group = |cfg: &wgpu::Buffer, s: usize| {
+                    let (k, h, r) = (&chunks.state, &chunks.history, &chunks.rule);
+                    let [acts, labels, vx, vy] = bufs;
+                    let (src, dst, b) = (&params[s], &params[1 - s], &best);
+                    let all = [
+                        cfg, k, h, src, r, dst, b, acts, labels, vx, vy, &partials, &result,
+                    ];
+                    ctx.bind_group(&pipelines[LOOP], &all)
+                };
+                let evaluate = ctx.uniform("lr_loop evaluate", &words(1, 0, 0));
+                let update = ctx.uniform("lr_loop update", &words(0, 1, 0));
+                forward.push(Dispatch {
+                    pipeline: LOOP,
+                    groups: [0, 1].map(|k| group(&evaluate, k)),
+                    grid: (1, 1),
+                    arg: 0,
+                });
+                // Recorded with the new weights' buffer as the variant: it reads the other.
+                backward.push(Dispatch {
+                    pipeline: LOOP,
+                    groups: [0, 1].map(|k| group(&update, 1 - k)),
+                    grid: (1, 1),
+                    arg: 1,
+                });
+                let chunk = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("lr_loop chunk"),
+                    size: 48,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let mut w = [0u32; 12];
+                w.copy_from_slice(&words(0, 0, 1));
+                let edges = loop_edges(n, nv, f);
+                let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
+                    u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
+                });
+                Some(LoopChunk {
+                    groups: [0, 1].map(|k| group(&chunk, k)),
+                    cfg: chunk,
+                    words: w,
+                    max_k,
+                })
+            }
+        };
         if let Some(e) = pollster::block_on(validation.pop()) {
             return Err(Error::Gpu(format!("setting up the session: {e}")));
         }
@@ -828,7 +957,7 @@ impl GpuSession {
         }
         Ok(GpuSession {
             train_parts,
-            train_logits: train.logits,
+            train_logits,
             ctx,
             pipelines,
             forward,
@@ -848,6 +977,7 @@ impl GpuSession {
             live_args,
             args_stale: false,
             chunks,
+            looped,
         })
     }
 
@@ -897,6 +1027,12 @@ impl GpuSession {
     /// How many parts (blocks of rows with their own partial sums) the training rows have.
     pub fn parts(&self) -> usize {
         self.train_parts
+    }
+
+    /// Whether whole iterations run in one workgroup (`lr_loop.wgsl`), a chunk in one
+    /// dispatch.
+    pub fn looped(&self) -> bool {
+        self.looped.is_some()
     }
 
     /// How many segments the training rows were cut into to fit the storage bindings.
@@ -949,6 +1085,38 @@ impl GpuSession {
         }
     }
 
+    /// The blocked kernels' chunk of `k` iterations: per iteration the update (from the
+    /// second on), the evaluation, the stop rule and the indirect best-weights copy; iteration
+    /// i has its weights in params[cur ^ (i & 1)].
+    fn record_chunk(&mut self, r: &ChunkRule, k: u32, n_args: usize) -> wgpu::CommandEncoder {
+        let mut enc = self.encoder();
+        let kit = &self.chunks;
+        let cur0 = self.cur;
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for i in 0..k as usize {
+                let c = cur0 ^ (i & 1);
+                if i > 0 {
+                    for d in &self.backward {
+                        self.record(&mut pass, d, c);
+                    }
+                }
+                for d in &self.forward {
+                    self.record(&mut pass, d, c);
+                }
+                pass.set_pipeline(&kit.stop);
+                pass.set_bind_group(0, &kit.stop_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                if r.restore_best {
+                    pass.set_pipeline(&kit.copy);
+                    pass.set_bind_group(0, &kit.copy_groups[c], &[]);
+                    pass.dispatch_workgroups_indirect(&self.args, 12 * n_args as u64);
+                }
+            }
+        }
+        enc
+    }
+
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
         let enc = self.encoder();
         let src = match which {
@@ -960,6 +1128,41 @@ impl GpuSession {
             .read(enc, src, &self.params_staging, self.param_bytes)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// Whether this session takes `lr_loop.wgsl`: logistic regression on data within
+/// `ctx.loop_max_elements`, the loop budget and one storage binding, on a device that binds
+/// its buffers.
+fn loop_fits(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    layout: &[LayerLayout],
+) -> bool {
+    let f = data.features;
+    let val_rows = val.map_or(0, |v| v.rows);
+    let rows = data.rows + val_rows;
+    let edges = loop_edges(data.rows, val_rows, f);
+    layout.len() == 1
+        && f <= LOOP_MAX_FEATURES
+        && rows.saturating_mul(f + 1) <= ctx.loop_max_elements
+        && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
+        && data.rows * (f + 1) <= binding_words(ctx)
+        && val_rows * f <= binding_words(ctx)
+        && ctx.limits.max_storage_buffers_per_shader_stage >= LOOP_STORAGE_BUFFERS
+}
+
+/// At most how many loop back-edges one invocation of `lr_loop.wgsl` takes per iteration:
+/// its row loops (each row's two loops over the features), the loops over the parameters,
+/// and the 64 and 32 partials that invocation 0 and each parameter's owner add.
+fn loop_edges(rows: usize, val_rows: usize, f: usize) -> u64 {
+    let trips = |r: usize| r.div_ceil(WORKGROUP) as u64;
+    let (f, np) = (f as u64, f as u64 + 1);
+    trips(rows) * (2 * f + 1)
+        + trips(val_rows) * (f + 1)
+        + 3 * np
+        + 64
+        + 3 * trips(np as usize) * 34
 }
 
 /// The device stop rule's pipelines and buffers, over the session's result, weights and
@@ -1218,7 +1421,8 @@ impl Session for GpuSession {
                 "this run cannot be chunked; use --sync every".into(),
             ));
         }
-        let k = k.clamp(1, self.chunks.capacity);
+        let max_k = self.looped.as_ref().map_or(u32::MAX, |l| l.max_k);
+        let k = k.clamp(1, self.chunks.capacity.min(max_k));
         let n_args = self.live_args.len() / 3 - 1;
         let copy_groups = if r.restore_best {
             (self.param_bytes / 4).div_ceil(WORKGROUP as u64) as u32
@@ -1241,34 +1445,30 @@ impl Session for GpuSession {
         q.write_buffer(&kit.state, 0, bytemuck::cast_slice(&st));
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
 
-        let mut enc = self.encoder();
-        let kit = &self.chunks;
-        let cur0 = self.cur;
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for i in 0..k as usize {
-                // Iteration t0 + i has its weights in params[cur0 ^ (i & 1)].
-                let c = cur0 ^ (i & 1);
-                if i > 0 {
-                    for d in &self.backward {
-                        self.record(&mut pass, d, c);
-                    }
-                }
-                for d in &self.forward {
-                    self.record(&mut pass, d, c);
-                }
-                pass.set_pipeline(&kit.stop);
-                pass.set_bind_group(0, &kit.stop_group, &[]);
+        // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
+        let (enc, base, shift) = if let Some(lc) = &self.looped {
+            // lr_loop.wgsl applies a pending update itself, before the first evaluation.
+            let shift = usize::from(self.pending);
+            let base = self.cur ^ shift;
+            let mut words = lc.words;
+            words[3] = k;
+            words[6] = shift as u32;
+            q.write_buffer(&lc.cfg, 0, bytemuck::cast_slice(&words));
+            self.pending = false;
+            let mut enc = self.encoder();
+            if let Some(lc) = &self.looped {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.pipelines[LOOP]);
+                pass.set_bind_group(0, &lc.groups[base], &[]);
                 pass.dispatch_workgroups(1, 1, 1);
-                if r.restore_best {
-                    pass.set_pipeline(&kit.copy);
-                    pass.set_bind_group(0, &kit.copy_groups[c], &[]);
-                    pass.dispatch_workgroups_indirect(&self.args, 12 * n_args as u64);
-                }
             }
-        }
+            (enc, base, shift)
+        } else {
+            (self.record_chunk(r, k, n_args), self.cur, 0)
+        };
         // The chunk may zero dispatch sizes, whatever happens below.
         self.args_stale = true;
+        let kit = &self.chunks;
         let state_bytes = 4 * STATE_WORDS as u64;
         let history_bytes = 4 * (ENTRY_WORDS * k as usize) as u64;
         let bytes = self.ctx.read_parts(
@@ -1297,7 +1497,7 @@ impl Session for GpuSession {
             })
             .collect();
         self.chunks.last_state = state;
-        self.cur = cur0 ^ ((ran - 1) & 1);
+        self.cur = base ^ ((ran - 1 + shift) & 1);
         self.pending = false;
         self.evaluated = true;
         Ok(entries)

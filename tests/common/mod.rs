@@ -43,6 +43,18 @@ pub fn gpu_context() -> Option<GpuContext> {
     }
 }
 
+/// A GPU context whose logistic regressions on small data take the one-workgroup kernel
+/// (`looped`, the default) or the blocked kernels of big data.
+pub fn gpu_context_looped(looped: bool) -> Option<GpuContext> {
+    let mut ctx = gpu_context()?;
+    ctx.loop_max_elements = if looped {
+        wgtrain::backend::gpu::LOOP_MAX_ELEMENTS
+    } else {
+        0
+    };
+    Some(ctx)
+}
+
 /// A session on `kind`; `None` when the GPU is missing (after `no_gpu`).
 pub fn session(
     kind: Kind,
