@@ -1,6 +1,7 @@
 //! Criterion benchmarks of each GPU kernel alone, after checking the session against the CPU
 //! reference (verify, then benchmark). For every kernel one iteration records (logistic
-//! regression 10,000 × 64; an MLP 64 → 128 → 1 on 2,000 rows), the time per dispatch of that
+//! regression 10,000 × 64 and, in one workgroup, 1,000 × 16; an MLP 64 → 128 → 1 on 2,000
+//! rows), the time per dispatch of that
 //! kernel repeated in one submission, measured until the device has finished.
 //!
 //! `cargo bench --bench kernels`. Opens the default adapter (WGPU_ADAPTER_NAME picks another)
@@ -102,6 +103,8 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset) {
 
 fn benches(c: &mut Criterion) {
     bench_model(c, "logistic_10000x64", &[], &data(10_000, 64));
+    // Small enough for lr_loop.wgsl: its evaluation and its update-only dispatch.
+    bench_model(c, "logistic_1000x16", &[], &data(1_000, 16));
     bench_model(c, "mlp_64-128-1_2000", &[128], &data(2_000, 64));
 }
 

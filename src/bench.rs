@@ -38,6 +38,28 @@ impl BenchBackend {
     }
 }
 
+/// Which GPU kernels run logistic regression on small data (`--gpu-kernels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuKernels {
+    /// The library's choice: one workgroup where the data fits, else blocked.
+    Auto,
+    /// The blocked kernels of big data (lr_pass, reduce_stats, reduce_update).
+    Blocked,
+    /// Whole iterations in one workgroup (lr_loop.wgsl); an error where the data does not fit.
+    OneWorkgroup,
+}
+
+impl GpuKernels {
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuKernels::Auto => "auto",
+            GpuKernels::Blocked => "blocked",
+            GpuKernels::OneWorkgroup => "one-workgroup",
+        }
+    }
+}
+
 fn sync_name(s: SyncMode) -> &'static str {
     match s {
         SyncMode::Every => "every",
@@ -50,32 +72,48 @@ fn sync_name(s: SyncMode) -> &'static str {
 pub struct BenchConfig {
     pub backend: BenchBackend,
     pub sync: Option<SyncMode>,
+    /// `None` on the CPU.
+    pub kernels: Option<GpuKernels>,
 }
 
 impl BenchConfig {
-    /// `cpu`, `gpu sync=every`, ...
+    /// `cpu`, `gpu sync=every`, `gpu sync=chunk kernels=blocked`, ...
     pub fn label(&self) -> String {
-        match self.sync {
-            None => self.backend.name().to_string(),
-            Some(s) => format!("{} sync={}", self.backend.name(), sync_name(s)),
+        let mut l = self.backend.name().to_string();
+        if let Some(s) = self.sync {
+            l += &format!(" sync={}", sync_name(s));
         }
+        if let Some(k) = self.kernels.filter(|&k| k != GpuKernels::Auto) {
+            l += &format!(" kernels={}", k.name());
+        }
+        l
     }
 }
 
-/// The configurations of `--backends B,... --sync S,...`: the CPU once, the GPU once per
-/// sync mode, in the order given.
-pub fn configs(backends: &[BenchBackend], syncs: &[SyncMode]) -> Vec<BenchConfig> {
+/// The configurations of `--backends B,... --sync S,... --gpu-kernels K,...`: the CPU once,
+/// the GPU once per sync mode and kernel choice, in the order given.
+pub fn configs(
+    backends: &[BenchBackend],
+    syncs: &[SyncMode],
+    kernels: &[GpuKernels],
+) -> Vec<BenchConfig> {
     let mut out = Vec::new();
     for &backend in backends {
         match backend {
             BenchBackend::Cpu => out.push(BenchConfig {
                 backend,
                 sync: None,
+                kernels: None,
             }),
-            BenchBackend::Gpu => out.extend(syncs.iter().map(|&s| BenchConfig {
-                backend,
-                sync: Some(s),
-            })),
+            BenchBackend::Gpu => {
+                for &s in syncs {
+                    out.extend(kernels.iter().map(|&k| BenchConfig {
+                        backend,
+                        sync: Some(s),
+                        kernels: Some(k),
+                    }));
+                }
+            }
         }
     }
     out
@@ -131,7 +169,7 @@ impl BenchSpec {
         for (i, c) in self.configs.iter().enumerate() {
             if self.configs[..i].contains(c) {
                 return Err(Error::Config(format!(
-                    "--backends/--sync: {} is listed twice",
+                    "--backends/--sync/--gpu-kernels: {} is listed twice",
                     c.label()
                 )));
             }
@@ -298,8 +336,34 @@ fn run_once(
         params: model.init_params(spec.seed),
         lr: spec.lr,
     };
-    let opened = backend::open(choice, spec.adapter.as_deref(), data, None, model, &cfg)?;
-    let mut session = opened.session;
+    let mut session = match config.kernels {
+        Some(k @ (GpuKernels::Blocked | GpuKernels::OneWorkgroup)) => {
+            let mut ctx = backend::gpu::GpuContext::open(spec.adapter.as_deref())?;
+            let one = k == GpuKernels::OneWorkgroup;
+            ctx.loop_max_elements = if one {
+                backend::gpu::LOOP_MAX_ELEMENTS
+            } else {
+                0
+            };
+            let s = backend::gpu::GpuSession::new(ctx, data, None, model, &cfg)?;
+            if one && !s.looped() {
+                return Err(Error::Config(format!(
+                    "--gpu-kernels one-workgroup: {} rows × {} features{} do not fit one \
+                     workgroup (logistic regression, at most 64 features and {} elements)",
+                    data.rows,
+                    data.features,
+                    if model.is_logistic() {
+                        ""
+                    } else {
+                        " of an MLP"
+                    },
+                    backend::gpu::LOOP_MAX_ELEMENTS
+                )));
+            }
+            Box::new(s) as Box<dyn crate::backend::Session>
+        }
+        _ => backend::open(choice, spec.adapter.as_deref(), data, None, model, &cfg)?.session,
+    };
     let rule = StopRule {
         // The CLI's default metric; with no threshold only `max_iter` stops the run.
         metric: Metric::Accuracy,
@@ -608,6 +672,16 @@ pub struct BenchArgs {
         default_value = "every,chunk"
     )]
     pub sync: Vec<SyncMode>,
+    /// GPU kernels for logistic regression on small data, comma-separated: auto (the
+    /// library's choice), blocked, one-workgroup (whole iterations in one workgroup).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "K,...",
+        value_delimiter = ',',
+        default_value = "auto"
+    )]
+    pub gpu_kernels: Vec<GpuKernels>,
     /// Iterations per chunk with sync=chunk [default: adaptive].
     #[arg(long, value_name = "K")]
     pub chunk: Option<u32>,
@@ -657,7 +731,7 @@ impl BenchArgs {
             repeats: self.repeats,
             seed: self.seed,
             lr: self.lr,
-            configs: configs(&backends, &self.sync),
+            configs: configs(&backends, &self.sync, &self.gpu_kernels),
             adapter: self.adapter.clone(),
             chunk: self.chunk,
         };
@@ -713,9 +787,23 @@ mod tests {
         let c = configs(
             &[BenchBackend::Gpu, BenchBackend::Cpu],
             &[SyncMode::Chunk, SyncMode::Every],
+            &[GpuKernels::Auto],
         );
         let labels: Vec<String> = c.iter().map(BenchConfig::label).collect();
         assert_eq!(labels, ["gpu sync=chunk", "gpu sync=every", "cpu"]);
+        let c = configs(
+            &[BenchBackend::Gpu],
+            &[SyncMode::Chunk],
+            &[GpuKernels::Blocked, GpuKernels::OneWorkgroup],
+        );
+        let labels: Vec<String> = c.iter().map(BenchConfig::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "gpu sync=chunk kernels=blocked",
+                "gpu sync=chunk kernels=one-workgroup"
+            ]
+        );
     }
 
     #[test]
@@ -729,7 +817,7 @@ mod tests {
             repeats: 1,
             seed: 0,
             lr: 0.1,
-            configs: configs(&[BenchBackend::Cpu], &[]),
+            configs: configs(&[BenchBackend::Cpu], &[], &[]),
             adapter: None,
             chunk: None,
         };

@@ -142,6 +142,42 @@ fn cpu_and_one_gpu_config_on_lavapipe() {
     assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-3);
 }
 
+/// `--gpu-kernels` measures logistic regression on both GPU paths in one run; where the data
+/// cannot run in one workgroup, the error names the flag.
+#[test]
+fn gpu_kernels_side_by_side() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let args = ["--backends", "gpu", "--sync", "chunk"];
+    let kernels = ["--gpu-kernels", "blocked,one-workgroup"];
+    let v = bench_json(&[TINY, &args, &kernels].concat());
+    let results = v["results"].as_array().unwrap();
+    let labels: Vec<&str> = results
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "gpu sync=chunk kernels=blocked",
+            "gpu sync=chunk kernels=one-workgroup"
+        ]
+    );
+    assert_eq!(results[1]["config"]["kernels"], "one-workgroup");
+    for r in results {
+        check_result(r, 2);
+    }
+    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
+    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-4);
+    let mlp = ["--hidden", "4", "--gpu-kernels", "one-workgroup"];
+    let err = bench_fails(&[TINY, &args, &mlp].concat());
+    assert!(
+        err.contains("--gpu-kernels one-workgroup") && err.contains("of an MLP"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_flags_name_the_flag() {
     for (args, want) in [
@@ -155,6 +191,7 @@ fn bad_flags_name_the_flag() {
         (&["--backends", "tpu"], "--backends"),
         (&["--backends", "cpu,cpu"], "--backends"),
         (&["--sync", "sometimes"], "--sync"),
+        (&["--gpu-kernels", "fast"], "--gpu-kernels"),
         (&["--rows", "many"], "--rows"),
         (&["--json", "--markdown"], "--markdown"),
         (&["--no-such-flag"], "--no-such-flag"),

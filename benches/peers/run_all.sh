@@ -66,6 +66,7 @@ wgtrain mlp100k_gpu    $MLP --backends gpu --sync every,chunk --iters $(q 3 1) -
 wgtrain lr1k16_all     $SMALL --backends cpu,gpu --sync every,chunk --iters $(q 1000 20) --repeats 5
 peer    lr1k16_numpy   numpy_loop.py $SMALL --iters $(q 1000 20) --repeats 5
 peer    lr1k16_torch   torch_loop.py $SMALL --iters $(q 1000 20) --repeats 5 --device cpu
+wgtrain lr1k16_kernels $SMALL --backends gpu --sync every,chunk --gpu-kernels blocked,one-workgroup --iters $(q 1000 20) --repeats 5
 
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 python3 "$PEERS/table.py" "$OUT" | tee "$OUT/table.md"

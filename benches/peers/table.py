@@ -154,6 +154,16 @@ def main():
               f"({min(paired):.2f} … {max(paired):.2f}, paired by run): {'met' if med >= 3 else 'NOT met'}")
     else:
         print("- lavapipe LR 1,000×16, chunk ≥ 3× every: not measured")
+    kern = load_wgtrain(out, "lr1k16_kernels")
+    if isinstance(kern, dict):
+        print()
+        print("LR 1,000×16 on the GPU by kernels (`--gpu-kernels blocked,one-workgroup`, one run):")
+        print()
+        print("| Kernels | sync every | sync chunk |")
+        print("|---|---:|---:|")
+        for k in ("blocked", "one-workgroup"):
+            cells = [cell(wg_time(kern, f"gpu sync={s} kernels={k}")) for s in ("every", "chunk")]
+            print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
