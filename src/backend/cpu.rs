@@ -12,9 +12,9 @@
 //!   count, so the results are bit-identical for any number of threads and any scheduling.
 //!
 //! The fast path computes the same quantities as the reference, in other orders of summation
-//! (so to within rounding): dot products in four lanes, matrix products in register tiles
-//! ([`gemm_acc`]), e^−|z| by a polynomial that vectorises ([`exp_neg`]), and the loss's
-//! logarithms one per few hundred rows ([`BceSum`]). Its loops are written so that LLVM
+//! (so to within rounding): dot products in eight lanes, four rows at a time ([`dots`]),
+//! matrix products in register tiles ([`gemm_acc`]), e^−|z| by a polynomial that vectorises
+//! ([`exp_neg`]), and the loss's logarithms one per few hundred rows ([`BceSum`]). Its loops are written so that LLVM
 //! vectorises them for the baseline x86-64 target (SSE2) without `unsafe`. All scratch is
 //! allocated in [`CpuSession::new`]; an iteration allocates nothing.
 
@@ -285,35 +285,81 @@ fn loss_and_delta(
     }
 }
 
-/// a·b as four partial sums, from LANES accumulators: lane l sums the products of the
-/// elements k ≡ l mod 4 (the tail past the last whole LANES goes to lane 0). Returning the
-/// lanes and adding them in a separate loop is what makes LLVM use whole 4-wide vectors
-/// here: with a horizontal sum at the end of each dot product it splits the products into
-/// 2-wide pieces.
+/// The dot products of R rows with one weight vector w, at once: for each row, lane l (of 8)
+/// adds the products of the elements k ≡ l (mod 8) of the whole eights in order, the lanes
+/// meet in the tree ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), and the elements past
+/// the last whole eight are added after it in order. R independent rows keep R chains of
+/// adds in flight, and each eight of w is loaded once for all R: LLVM compiles the lanes to
+/// one 8-wide vector per row in the AVX2 build (two 4-wide in the baseline), with the same
+/// sums in the same order, so both builds give the same bits.
 #[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> [f32; 4] {
-    let mut s = [[0.0f32; 4]; LANES / 4];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let mut tail = 0.0f32;
-    for (x, w) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * w;
-    }
-    for (x, w) in ca.zip(cb) {
-        for (q, s) in s.iter_mut().enumerate() {
-            for l in 0..4 {
-                s[l] += x[4 * q + l] * w[4 * q + l];
+fn dots<const R: usize>(rows: [&[f32]; R], w: &[f32]) -> [f32; R] {
+    let whole = w.len() - w.len() % 8;
+    let mut s = [[0.0f32; 8]; R];
+    for (c, wc) in w[..whole].chunks_exact(8).enumerate() {
+        for (sr, row) in s.iter_mut().zip(&rows) {
+            let x = &row[8 * c..8 * c + 8];
+            for l in 0..8 {
+                sr[l] += x[l] * wc[l];
             }
         }
     }
-    let mut h = [tail, 0.0, 0.0, 0.0];
-    for q in s {
-        for l in 0..4 {
-            h[l] += q[l];
+    let mut out = [0.0f32; R];
+    for ((o, v), row) in out.iter_mut().zip(&s).zip(&rows) {
+        let mut z = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+        for (x, wk) in row[whole..w.len()].iter().zip(&w[whole..]) {
+            z += x * wk;
         }
+        *o = z;
     }
-    h
+    out
 }
 
+/// [`dots`] of four rows in explicit AVX2 vectors, for the AVX2 build: LLVM vectorises the
+/// plain loops across the rows there, with shuffles. The same operations in the same order
+/// (a multiply then an add, never fused), so the same bits.
+#[inline(always)]
+fn dots4_avx2(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above, a cached test).
+        return unsafe { dots4_avx2_impl(rows, w) };
+    }
+    dots(rows, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots4_avx2_impl(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let whole = w.len() - w.len() % 8;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (c, wc) in w[..whole].chunks_exact(8).enumerate() {
+        // SAFETY: wc and each row's slice below hold 8 floats.
+        let wv = unsafe { _mm256_loadu_ps(wc.as_ptr()) };
+        for (a, row) in acc.iter_mut().zip(&rows) {
+            let x = &row[8 * c..8 * c + 8];
+            let xv = unsafe { _mm256_loadu_ps(x.as_ptr()) };
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(xv, wv));
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for ((o, a), row) in out.iter_mut().zip(&acc).zip(&rows) {
+        // (l0 + l4, l1 + l5, l2 + l6, l3 + l7), then ((l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7)).
+        let t = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
+        let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
+        let mut z = _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<1>(u, u)));
+        for (x, wk) in row[whole..w.len()].iter().zip(&w[whole..]) {
+            z += x * wk;
+        }
+        *o = z;
+    }
+    out
+}
+
+/// Asks for the cache lines of `a` ahead of their use (x86-64 `prefetcht0`; nothing
+/// elsewhere). Unlike a load, a prefetch retires at once, so prefetches spread between the
+/// arithmetic keep memory busy while the arithmetic goes on.
 #[inline(always)]
 fn prefetch(a: &[f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -345,41 +391,46 @@ fn hsum4(h: &[f32; 4]) -> f32 {
 }
 
 /// Out[r, o] = bias[o] + In[r, :]·W[o, :] for In [rows, k], W [outputs, k], Out [rows,
-/// outputs]: dot products, for layers with few outputs (the logit). `lanes` ([rows·outputs])
-/// holds each dot product's partial sums. Row r of `ahead` ([rows, k] or shorter, the rows
+/// outputs]: dot products ([`dots`], four rows at a time), for layers with few outputs (the
+/// logit). Row r of `ahead` ([rows, k] or shorter, the rows
 /// to be read next) is prefetched with row r of In: with 1M rows × 64 features (X from
 /// memory) this took an iteration from ~29 to ~20 ms on the 2-core CI-like VM.
 #[inline(always)]
-fn forward_narrow(
+fn forward_narrow<const AVX2: bool>(
     out: &mut [f32],
     input: &[f32],
     w: &[f32],
     bias: &[f32],
     k: usize,
-    lanes: &mut [[f32; 4]],
     ahead: &[f32],
 ) {
     let outputs = bias.len();
-    let lanes = &mut lanes[..out.len()];
-    for (i, (row, l)) in input
-        .chunks_exact(k)
-        .zip(lanes.chunks_exact_mut(outputs))
-        .enumerate()
-    {
-        if let Some(a) = ahead.get(i * k..(i + 1) * k) {
-            prefetch(a);
+    let rows = out.len() / outputs;
+    let row = |r: usize| &input[r * k..(r + 1) * k];
+    let mut r = 0;
+    while r < rows {
+        let n = if r + 4 <= rows { 4 } else { 1 };
+        for i in r..r + n {
+            if let Some(a) = ahead.get(i * k..(i + 1) * k) {
+                prefetch(a);
+            }
         }
-        for (lj, wj) in l.iter_mut().zip(w.chunks_exact(k)) {
-            *lj = dot_lanes(row, wj);
+        for (j, (wj, bj)) in w.chunks_exact(k).zip(bias).enumerate() {
+            if n == 4 {
+                let rows4 = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                let z = if AVX2 {
+                    dots4_avx2(rows4, wj)
+                } else {
+                    dots(rows4, wj)
+                };
+                for (q, zq) in z.iter().enumerate() {
+                    out[(r + q) * outputs + j] = bj + zq;
+                }
+            } else {
+                out[r * outputs + j] = bj + dots([row(r)], wj)[0];
+            }
         }
-    }
-    for (o, l) in out
-        .chunks_exact_mut(outputs)
-        .zip(lanes.chunks_exact(outputs))
-    {
-        for ((oj, lj), bj) in o.iter_mut().zip(l).zip(bias) {
-            *oj = bj + hsum4(lj);
-        }
+        r += n;
     }
 }
 
@@ -534,8 +585,6 @@ struct Block {
     /// ds[l]: [TILE_ROWS, outputs_l], ∂L/∂Z of layer l for one tile (only the last layer's
     /// is used for validation rows).
     ds: Vec<Vec<f32>>,
-    /// [TILE_ROWS · outputs], the partial sums of a narrow layer's dot products.
-    lanes: Vec<[f32; 4]>,
     /// [GEMM_K · GEMM_ROWS], [`gemm_acc`]'s copy of A.
     pack: Vec<[f32; 4]>,
 }
@@ -549,8 +598,6 @@ impl Block {
                 .map(|l| vec![0.0; TILE_ROWS * l.outputs])
                 .collect()
         };
-        let narrow = layout.iter().filter(|l| is_narrow(l)).map(|l| l.outputs);
-        let narrow = narrow.max().unwrap_or(0);
         (0..n.div_ceil(BLOCK_ROWS))
             .map(|i| Block {
                 start: i * BLOCK_ROWS,
@@ -560,7 +607,6 @@ impl Block {
                 grad: if train { vec![0.0; params] } else { Vec::new() },
                 outs: scratch(),
                 ds: scratch(),
-                lanes: vec![[0.0; 4]; TILE_ROWS * narrow],
                 pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
             })
             .collect()
@@ -581,7 +627,7 @@ impl Block {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Simd::Avx2` is only ever chosen where the CPU reports AVX2.
             Simd::Avx2 => unsafe { self.run_avx2(net, x, y, train) },
-            _ => self.run_inner(net, x, y, train),
+            _ => self.run_inner::<false>(net, x, y, train),
         }
     }
 
@@ -590,11 +636,17 @@ impl Block {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn run_avx2(&mut self, net: &Net, x: &[f32], y: &[f32], train: Option<(f32, &mut [f32])>) {
-        self.run_inner(net, x, y, train)
+        self.run_inner::<true>(net, x, y, train)
     }
 
     #[inline(always)]
-    fn run_inner(&mut self, net: &Net, x: &[f32], y: &[f32], mut train: Option<(f32, &mut [f32])>) {
+    fn run_inner<const AVX2: bool>(
+        &mut self,
+        net: &Net,
+        x: &[f32],
+        y: &[f32],
+        mut train: Option<(f32, &mut [f32])>,
+    ) {
         let f = net.layout[0].inputs;
         let last = net.layout.len() - 1;
         let inv_n = train.as_ref().map_or(0.0, |t| t.0);
@@ -608,7 +660,7 @@ impl Block {
             let ahead = &x[((r0 + rows) * f).min(x.len())..((r0 + 2 * rows) * f).min(x.len())];
             let x = &x[r0 * f..(r0 + rows) * f]; // [rows, f]
             let y = &y[r0..r0 + rows]; // [rows]
-            self.forward(net, x, rows, ahead);
+            self.forward::<AVX2>(net, x, rows, ahead);
             let z = &self.outs[last][..rows];
             let d = &mut self.ds[last][..rows];
             loss_and_delta(z, y, d, inv_n, &mut self.bce, &mut self.counts);
@@ -623,7 +675,7 @@ impl Block {
     /// Forward through every layer: Out_l [rows, outputs] = act(In [rows, inputs]·Wᵀ + b),
     /// the identity for the logit.
     #[inline(always)]
-    fn forward(&mut self, net: &Net, x: &[f32], rows: usize, ahead: &[f32]) {
+    fn forward<const AVX2: bool>(&mut self, net: &Net, x: &[f32], rows: usize, ahead: &[f32]) {
         let last = net.layout.len() - 1;
         for (l, lay) in net.layout.iter().enumerate() {
             let (done, rest) = self.outs.split_at_mut(l);
@@ -636,13 +688,12 @@ impl Block {
             let b = &net.params[lay.b_off..lay.b_off + lay.outputs]; // [outputs]
             if is_narrow(lay) {
                 let w = &net.params[lay.w_off..lay.b_off]; // [outputs, inputs]
-                forward_narrow(
+                forward_narrow::<AVX2>(
                     out,
                     input,
                     w,
                     b,
                     lay.inputs,
-                    &mut self.lanes,
                     if l == 0 { ahead } else { &[] },
                 );
             } else {
@@ -1030,13 +1081,16 @@ mod tests {
             eprintln!("this CPU has no AVX2: only the baseline fast path exists here");
             return;
         }
-        let d = data(Demo::Moons, 2 * BLOCK_ROWS + 77, None, 5);
-        for (hidden, act) in [
-            (&[][..], Activation::Relu),
-            (&[24, 5][..], Activation::Tanh),
+        let moons = data(Demo::Moons, 2 * BLOCK_ROWS + 77, None, 5);
+        // 21 features: two whole eights of a dot product and a tail.
+        let wide = data(Demo::Hyperplane, 2 * BLOCK_ROWS + 77, Some(21), 5);
+        for (d, hidden, act) in [
+            (&moons, &[][..], Activation::Relu),
+            (&wide, &[][..], Activation::Relu),
+            (&moons, &[24, 5][..], Activation::Tanh),
         ] {
             let run = |simd: Simd| {
-                let (_, s) = session(&d, hidden, act, 6);
+                let (_, s) = session(d, hidden, act, 6);
                 let mut s = s.with_simd(simd);
                 assert_eq!(s.simd, simd);
                 let mut seen = Vec::new();
@@ -1158,7 +1212,7 @@ mod tests {
             let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
             let b: Vec<f32> = (0..len).map(|i| 1.0 - i as f32 * 0.25).collect();
             let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let got = hsum4(&dot_lanes(&a, &b));
+            let got = dots([&a[..]], &b)[0];
             assert!(
                 (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                 "{got} {want}"
