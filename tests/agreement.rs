@@ -242,6 +242,42 @@ fn which_sessions_run_in_one_workgroup() {
     }
 }
 
+/// llvmpipe silently ends every loop of an invocation after 65,535 back-edges. Under a loop
+/// budget (as on CPU adapters, here made small), logistic regression's blocks shrink until
+/// lr_pass.wgsl fits it, and still agree with the CPU; data that fits no block, and layered
+/// kernels past it, are a clear error.
+#[test]
+fn loop_budget_shrinks_blocks_or_refuses() {
+    let budget = |b: u64| {
+        gpu_context_looped(false).map(|mut c| {
+            c.loop_edge_budget = Some(b);
+            c
+        })
+    };
+    let d = demo(Demo::Hyperplane, 1000, Some(100), 0.1, 3);
+    let sp = spec(&d, &[], Activation::Relu);
+    let Some(ctx) = budget(1000) else { return };
+    let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.5, 1)).unwrap();
+    assert_eq!(s.parts(), 16, "blocks of 64 rows instead of 256");
+    agree_on(budget(1000), &d, &[], Activation::Relu, 0.5, 4, 1);
+    let refused = |ctx: Option<GpuContext>, d: &Dataset, hidden: &[usize]| {
+        let Some(ctx) = ctx else { return };
+        let sp = spec(d, hidden, Activation::Tanh);
+        let err = match GpuSession::new(ctx, d, None, &sp, &config(&sp, 0.5, 1)) {
+            Ok(_) => panic!("hidden {hidden:?}: the loops cannot fit the budget"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, wgtrain::Error::TooLarge(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("65,535") && msg.contains("--backend cpu"),
+            "{msg}"
+        );
+    };
+    refused(budget(500), &d, &[]);
+    refused(budget(5000), &demo(Demo::Moons, 300, None, 0.05, 3), &[5]);
+}
+
 /// Whole runs stop at the same iteration on both backends.
 #[test]
 fn same_stop_iteration() {

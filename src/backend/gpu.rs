@@ -466,7 +466,16 @@ impl Cut {
         }
         // Blocks of 256 rows, larger for big data so the parts stay few for the update.
         let want = 256 * n.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
-        let block = want.min(cap / WORKGROUP * WORKGROUP);
+        let mut block = want.min(cap / WORKGROUP * WORKGROUP);
+        if let Some(budget) = ctx.loop_edge_budget {
+            let f = data.features;
+            while block > WORKGROUP && lr_pass_edges(block, f) > budget {
+                block -= WORKGROUP;
+            }
+            if lr_pass_edges(block, f) > budget {
+                return Err(loop_limit(ctx, what, data));
+            }
+        }
         Ok(Cut {
             seg_rows: cap / block * block,
             block,
@@ -516,6 +525,36 @@ impl Cut {
         let s = self.seg_rows;
         (0..rows.div_ceil(s)).map(move |i| (i * s, s.min(rows - i * s)))
     }
+}
+
+/// At most how many loop back-edges one invocation of `lr_pass.wgsl` takes, for blocks of
+/// `block` rows of `f` features: per four rows one loop over the features (each step with a
+/// loop over the four), per group of four features one loop over the block's rows (each step
+/// with a loop over the four), and invocation 0's 64 partials.
+fn lr_pass_edges(block: usize, f: usize) -> u64 {
+    let (b, f) = (block as u64, f as u64);
+    b.div_ceil(256) * (5 * f + 5) + (f + 1).div_ceil(256) * (5 * b + 5) + 64
+}
+
+/// At most how many loop back-edges one invocation of the layered kernels takes:
+/// `dense_forward` (per input 9), `dense_grad` (per row of a part 9), `dense_backprop` (per
+/// output 1) and `loss_metrics` (per 256 rows of a segment 1).
+fn layered_edges(layout: &[LayerLayout], cut: Cut) -> u64 {
+    let widest = layout
+        .iter()
+        .map(|l| l.inputs.max(l.outputs))
+        .max()
+        .unwrap_or(0);
+    (9 * widest.max(cut.block) + cut.seg_rows / 256 + 64) as u64
+}
+
+/// The error for data whose kernels would run past the driver's loop limit.
+fn loop_limit(ctx: &GpuContext, what: &str, data: &Dataset) -> Error {
+    Error::TooLarge(format!(
+        "{what}: {} rows × {} features need longer shader loops than {} runs (llvmpipe stops \
+         every loop of an invocation after 65,535 steps, silently); use --backend cpu",
+        data.rows, data.features, ctx.adapter.name
+    ))
 }
 
 /// The most 32-bit words one storage binding may hold.
@@ -793,6 +832,15 @@ impl GpuSession {
         };
         let train_cut = cut("the training rows", data)?;
         let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
+        if let (false, Some(budget)) = (fused, ctx.loop_edge_budget) {
+            let sets = std::iter::once(("the training rows", data, train_cut));
+            let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
+            for (what, d, c) in sets {
+                if layered_edges(&layout, c) > budget {
+                    return Err(loop_limit(&ctx, what, d));
+                }
+            }
+        }
         let p = cfg.params.len();
         let stride = p + STAT_WORDS;
         let train_parts = train_cut.parts(data.rows);
