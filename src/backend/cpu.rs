@@ -14,9 +14,11 @@
 //! The fast path computes the same quantities as the reference, in other orders of summation
 //! (so to within rounding): dot products in eight lanes, four rows at a time ([`dots`]),
 //! matrix products in register tiles ([`gemm_acc`]), e^−|z| by a polynomial that vectorises
-//! ([`exp_neg`]), and the loss's logarithms one per few hundred rows ([`BceSum`]). Its loops are written so that LLVM
-//! vectorises them for the baseline x86-64 target (SSE2) without `unsafe`. All scratch is
-//! allocated in [`CpuSession::new`]; an iteration allocates nothing.
+//! ([`exp_neg`]), and the loss's logarithms one per few hundred rows ([`BceSum`]). Its loops
+//! are written so that LLVM vectorises them for the baseline x86-64 target (SSE2) without
+//! `unsafe`; the exceptions are the prefetches and the AVX2 build's dot products
+//! ([`dots4_avx2`]). All scratch is allocated in [`CpuSession::new`]; an iteration allocates
+//! nothing.
 
 use rayon::prelude::*;
 
@@ -289,9 +291,8 @@ fn loss_and_delta(
 /// adds the products of the elements k ≡ l (mod 8) of the whole eights in order, the lanes
 /// meet in the tree ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), and the elements past
 /// the last whole eight are added after it in order. R independent rows keep R chains of
-/// adds in flight, and each eight of w is loaded once for all R: LLVM compiles the lanes to
-/// one 8-wide vector per row in the AVX2 build (two 4-wide in the baseline), with the same
-/// sums in the same order, so both builds give the same bits.
+/// adds in flight, and each eight of w is loaded once for all R. The AVX2 build computes four
+/// rows with [`dots4_avx2`] instead: the same sums in the same order, so the same bits.
 #[inline(always)]
 fn dots<const R: usize>(rows: [&[f32]; R], w: &[f32]) -> [f32; R] {
     let whole = w.len() - w.len() % 8;
@@ -345,7 +346,8 @@ fn dots4_avx2_impl(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
     }
     let mut out = [0.0f32; 4];
     for ((o, a), row) in out.iter_mut().zip(&acc).zip(&rows) {
-        // (l0 + l4, l1 + l5, l2 + l6, l3 + l7), then ((l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7)).
+        // t = (l0 + l4, l1 + l5, l2 + l6, l3 + l7);
+        // u = ((l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), ..); z = u0 + u1.
         let t = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
         let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
         let mut z = _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<1>(u, u)));
@@ -392,9 +394,9 @@ fn hsum4(h: &[f32; 4]) -> f32 {
 
 /// Out[r, o] = bias[o] + In[r, :]·W[o, :] for In [rows, k], W [outputs, k], Out [rows,
 /// outputs]: dot products ([`dots`], four rows at a time), for layers with few outputs (the
-/// logit). Row r of `ahead` ([rows, k] or shorter, the rows
-/// to be read next) is prefetched with row r of In: with 1M rows × 64 features (X from
-/// memory) this took an iteration from ~29 to ~20 ms on the 2-core CI-like VM.
+/// logit). Row r of `ahead` ([rows, k] or shorter, the rows to be read next) is prefetched
+/// with row r of In: with 1M rows × 64 features (X from memory) this took an iteration from
+/// ~29 to ~20 ms on the 2-core CI-like VM.
 #[inline(always)]
 fn forward_narrow<const AVX2: bool>(
     out: &mut [f32],
