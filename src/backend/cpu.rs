@@ -319,19 +319,9 @@ fn dots<const R: usize>(rows: [&[f32]; R], w: &[f32]) -> [f32; R] {
 /// [`dots`] of four rows in explicit AVX2 vectors, for the AVX2 build: LLVM vectorises the
 /// plain loops across the rows there, with shuffles. The same operations in the same order
 /// (a multiply then an add, never fused), so the same bits.
-#[inline(always)]
-fn dots4_avx2(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked just above, a cached test).
-        return unsafe { dots4_avx2_impl(rows, w) };
-    }
-    dots(rows, w)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn dots4_avx2_impl(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
+fn dots4_avx2(rows: [&[f32]; 4], w: &[f32]) -> [f32; 4] {
     use std::arch::x86_64::*;
     let whole = w.len() - w.len() % 8;
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -420,10 +410,12 @@ fn forward_narrow<const AVX2: bool>(
         for (j, (wj, bj)) in w.chunks_exact(k).zip(bias).enumerate() {
             if n == 4 {
                 let rows4 = [row(r), row(r + 1), row(r + 2), row(r + 3)];
-                let z = if AVX2 {
-                    dots4_avx2(rows4, wj)
-                } else {
-                    dots(rows4, wj)
+                let z = match () {
+                    // SAFETY: AVX2 is true only in `Block::run_avx2`, which runs only where
+                    // the CPU reports AVX2.
+                    #[cfg(target_arch = "x86_64")]
+                    () if AVX2 => unsafe { dots4_avx2(rows4, wj) },
+                    () => dots(rows4, wj),
                 };
                 for (q, zq) in z.iter().enumerate() {
                     out[(r + q) * outputs + j] = bj + zq;

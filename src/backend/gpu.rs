@@ -939,13 +939,25 @@ impl GpuSession {
                 let u = |v: usize| v as u32;
                 let nv = val.map_or(0, |v| v.rows);
                 let (n, f) = (data.rows, data.features);
+                // lr_loop.wgsl's Loop uniform.
                 let words = |iters: u32, update_first: u32, judge: u32| {
                     let inv_rows = (1.0f32 / n as f32).to_bits();
                     let lr = cfg.lr.to_bits();
-                    [u(n), u(f), u(nv), iters, lr, inv_rows, update_first, judge]
-                        .into_iter()
-                        .chain([u(n * f), 0, 0, 0])
-                        .collect::<Vec<u32>>()
+                    let z_off = u(n * f);
+                    [
+                        u(n),
+                        u(f),
+                        u(nv),
+                        iters,
+                        lr,
+                        inv_rows,
+                        update_first,
+                        judge,
+                        z_off,
+                        0,
+                        0,
+                        0,
+                    ]
                 };
                 // Bindings 0..=12 in order; `src` is params[s].
                 let group = |cfg: &wgpu::Buffer, s: usize| {
@@ -978,8 +990,6 @@ impl GpuSession {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let mut w = [0u32; 12];
-                w.copy_from_slice(&words(0, 0, 1));
                 let edges = loop_edges(n, nv, f);
                 let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
                     u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
@@ -987,7 +997,7 @@ impl GpuSession {
                 Some(LoopChunk {
                     groups: [0, 1].map(|k| group(&chunk, k)),
                     cfg: chunk,
-                    words: w,
+                    words: words(0, 0, 1),
                     max_k,
                 })
             }
