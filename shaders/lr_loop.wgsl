@@ -4,70 +4,82 @@
 // stop_rule_core.wgsl, which this file is appended to. A chunk of K iterations is one dispatch,
 // where the layered path needs four per iteration; a pause breaks out of the loop.
 //
+// Pipeline constants: F, the features (1..=MAX_F), and WG, the invocations (a power of two,
+// 2..=MAX_WG). With F fixed the loops over a row have a constant trip count, so drivers can
+// unroll them and keep a row and the weights in registers.
+//
 // Bindings (group 0), besides stop_rule_core.wgsl's state (1), history (2) and rule (4):
 //   0  cfg     uniform              Loop
-//   3  src     storage, read_write  f32[P]     weights (P = f + 1: w [f], then the bias b)
+//   3  src     storage, read_write  f32[P]     weights (P = F + 1: w [F], then the bias b)
 //   5  dst     storage, read_write  f32[P]     the other weight buffer: iteration i's weights
 //                                              are in src when i + update_first is even, else
 //                                              in dst
 //   6  best    storage, read_write  f32[P]     written when an iteration improves and
 //                                              rule.copy_groups != 0
-//   7  acts    storage, read_write  f32[..]    X [rows, f] at 0 (read); z [rows] at z_off
-//                                              (written, for logits())
+//   7  acts    storage, read_write  vec4[..]   X [rows, F4] at 0, each row F4 = ⌈F/4⌉ vec4s,
+//                                              zero-padded (read); z [rows] at vec4 z_off / 4
+//                                              (written only when cfg.keep_z = 1: logits())
 //   8  labels  storage, read        f32[rows]  y, each 0 or 1
-//   9  val_x   storage, read        f32[..]    validation X [val_rows, f] (a dummy if none)
+//   9  val_x   storage, read        vec4[..]   validation X [val_rows, F4], padded alike (a
+//                                              dummy if none)
 //   10 val_y   storage, read        f32[..]    validation y [val_rows]
 //   11 grad    storage, read_write  f32[P]     ∇L of the last evaluation: written by each
 //                                              one, read by an update_first step
 //   12 result  storage, read_write  u32[16]    the last evaluation: training Σ loss (f32
 //                                              bits), TP, FP, FN, TN at 0..5, validation at 8..13
-// Workgroup: exactly one, of 64 invocations. Invocation k takes rows k, k + 64, ... in order
-// and keeps its own partial gradient, loss and counts; the gradient partials of k + 32 are
-// added onto k's, then parameter p's owner (invocations p, p − 64) adds the 32 in order, and
-// invocation 0 adds the 64 loss and count partials in order. No atomics, so results are
-// bit-identical run to run; every update of a run (the first one of an update_first dispatch
-// included) is the one statement below, so chunked and per-iteration runs agree bit for bit.
-// Per row: z = b + Σ_i x_i·w_i; loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
-// ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0. Limits: f ≤ MAX_F.
+// Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
+// and keeps its own partial gradient (F4 vec4s, then the bias's in slot F4), loss and counts;
+// the gradient partials of k + WG/2 are added onto k's, then the owner of vec4 q (invocation
+// q mod WG) adds the WG/2 in order, and invocation 0 adds the WG loss and count partials in
+// order. No atomics, so results are bit-identical run to run; every update of a run (the
+// first one of an update_first dispatch included) is the one statement below, so chunked and
+// per-iteration runs agree bit for bit.
+// Per row: z = b + Σ_q dot(x_q, w_q); loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
+// ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0.
 
 struct Loop {
     rows: u32,
-    features: u32,
+    features: u32,      // F again, for checking
     val_rows: u32,
     iters: u32,         // evaluations; 0 with update_first = 1 makes an update-only dispatch
     lr: f32,
     inv_rows: f32,
     update_first: u32,  // 1: apply `grad` to src into dst before the first evaluation
     judge: u32,         // 1: judge every evaluation (a chunk); 0: evaluate only
-    z_off: u32,
-    pad0: u32,
+    z_off: u32,         // in floats, a multiple of 4
+    keep_z: u32,        // 1: write z (for logits()); training skips it
     pad1: u32,
     pad2: u32,
 }
 
-const WG: u32 = 64u;
-const HALF: u32 = 32u;
-const MAX_F: u32 = 64u;
-const MAX_P: u32 = 65u;
+override F: u32;
+override WG: u32;
+override F4: u32 = (F + 3u) / 4u;
+override HALF: u32 = WG / 2u;
+
+const MAX_F4: u32 = 16u;
+const MAX_P: u32 = 65u;   // 4·MAX_F4 + 1
+const MAX_WG: u32 = 64u;
+const GS: u32 = 17u;      // MAX_F4 + 1: vec4s per partial gradient in gpart
 
 @group(0) @binding(0) var<uniform> cfg: Loop;
 @group(0) @binding(3) var<storage, read_write> src: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(6) var<storage, read_write> best: array<f32>;
-@group(0) @binding(7) var<storage, read_write> acts: array<f32>;
+@group(0) @binding(7) var<storage, read_write> acts: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> labels: array<f32>;
-@group(0) @binding(9) var<storage, read> val_x: array<f32>;
+@group(0) @binding(9) var<storage, read> val_x: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read> val_y: array<f32>;
 @group(0) @binding(11) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(12) var<storage, read_write> result: array<u32, 16>;
 
 var<workgroup> w: array<f32, MAX_P>;
 var<workgroup> g: array<f32, MAX_P>;
-var<workgroup> gpart: array<f32, 2080>; // [HALF, MAX_P]
-var<workgroup> lpart: array<f32, WG>;
-var<workgroup> cpart: array<vec4<u32>, WG>;
-var<workgroup> vlpart: array<f32, WG>;
-var<workgroup> vcpart: array<vec4<u32>, WG>;
+var<workgroup> gpart: array<vec4<f32>, 544>; // [MAX_WG / 2, GS]
+var<workgroup> lpart: array<f32, MAX_WG>;
+var<workgroup> cpart: array<vec4<u32>, MAX_WG>;
+var<workgroup> vlpart: array<f32, MAX_WG>;
+var<workgroup> vcpart: array<vec4<u32>, MAX_WG>;
 var<workgroup> verdict: u32;
 
 fn bce(z: f32, y: f32) -> f32 {
@@ -80,10 +92,14 @@ fn confusion(z: f32, y: f32) -> vec4<u32> {
     return vec4<u32>(u32(pos && lab), u32(pos && !lab), u32(!pos && lab), u32(!pos && !lab));
 }
 
-@compute @workgroup_size(64)
+// Weight j, or 0 past the features (the padding, which must not see the bias).
+fn wj(j: u32) -> f32 {
+    return select(0.0, w[j], j < F);
+}
+
+@compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) k: u32) {
-    let f = cfg.features;
-    let np = f + 1u;
+    let np = F + 1u;
     let uf = cfg.update_first;
     for (var p = k; p < np; p += WG) {
         w[p] = src[p];
@@ -91,6 +107,10 @@ fn main(@builtin(local_invocation_index) k: u32) {
             g[p] = grad[p];
         }
     }
+    // This invocation's weights (bias in wb), row, and partial gradient (bias's in gl[F4].x).
+    var wl: array<vec4<f32>, MAX_F4>;
+    var xr: array<vec4<f32>, MAX_F4>;
+    var gl: array<vec4<f32>, GS>;
     let steps = max(cfg.iters, uf);
     for (var i = 0u; i < steps; i += 1u) {
         if (i > 0u || uf != 0u) {
@@ -109,35 +129,43 @@ fn main(@builtin(local_invocation_index) k: u32) {
             break;
         }
         workgroupBarrier();
-        var gl: array<f32, MAX_P>;
-        for (var p = 0u; p < np; p += 1u) {
-            gl[p] = 0.0;
+        for (var q = 0u; q < F4; q += 1u) {
+            let j = 4u * q;
+            wl[q] = vec4<f32>(wj(j), wj(j + 1u), wj(j + 2u), wj(j + 3u));
+            gl[q] = vec4<f32>(0.0);
         }
+        let wb = w[F];
+        var gb = 0.0;
         var loss = 0.0;
         var c = vec4<u32>(0u);
         for (var r = k; r < cfg.rows; r += WG) {
-            let a = r * f;
-            var z = w[f];
-            for (var j = 0u; j < f; j += 1u) {
-                z += acts[a + j] * w[j];
+            let a = r * F4;
+            var z = wb;
+            for (var q = 0u; q < F4; q += 1u) {
+                xr[q] = acts[a + q];
+                z += dot(xr[q], wl[q]);
             }
-            acts[cfg.z_off + r] = z;
+            if (cfg.keep_z != 0u) {
+                let zi = cfg.z_off + r;
+                acts[zi / 4u][zi % 4u] = z;
+            }
             let y = labels[r];
             loss += bce(z, y);
             c += confusion(z, y);
             let d = (1.0 / (1.0 + exp(-z)) - y) * cfg.inv_rows;
-            for (var j = 0u; j < f; j += 1u) {
-                gl[j] += d * acts[a + j];
+            for (var q = 0u; q < F4; q += 1u) {
+                gl[q] += d * xr[q];
             }
-            gl[f] += d;
+            gb += d;
         }
+        gl[F4] = vec4<f32>(gb, 0.0, 0.0, 0.0);
         var vloss = 0.0;
         var vc = vec4<u32>(0u);
         for (var r = k; r < cfg.val_rows; r += WG) {
-            let a = r * f;
-            var z = w[f];
-            for (var j = 0u; j < f; j += 1u) {
-                z += val_x[a + j] * w[j];
+            let a = r * F4;
+            var z = wb;
+            for (var q = 0u; q < F4; q += 1u) {
+                z += dot(val_x[a + q], wl[q]);
             }
             vloss += bce(z, val_y[r]);
             vc += confusion(z, val_y[r]);
@@ -147,14 +175,14 @@ fn main(@builtin(local_invocation_index) k: u32) {
         vlpart[k] = vloss;
         vcpart[k] = vc;
         if (k >= HALF) {
-            for (var p = 0u; p < np; p += 1u) {
-                gpart[(k - HALF) * MAX_P + p] = gl[p];
+            for (var q = 0u; q <= F4; q += 1u) {
+                gpart[(k - HALF) * GS + q] = gl[q];
             }
         }
         workgroupBarrier();
         if (k < HALF) {
-            for (var p = 0u; p < np; p += 1u) {
-                gpart[k * MAX_P + p] = gl[p] + gpart[k * MAX_P + p];
+            for (var q = 0u; q <= F4; q += 1u) {
+                gpart[k * GS + q] = gl[q] + gpart[k * GS + q];
             }
         }
         if (k == 0u) {
@@ -178,13 +206,23 @@ fn main(@builtin(local_invocation_index) k: u32) {
             verdict = flags;
         }
         workgroupBarrier();
-        for (var p = k; p < np; p += WG) {
-            var s = 0.0;
+        for (var q = k; q <= F4; q += WG) {
+            var s = vec4<f32>(0.0);
             for (var j = 0u; j < HALF; j += 1u) {
-                s += gpart[j * MAX_P + p];
+                s += gpart[j * GS + q];
             }
-            g[p] = s;
-            grad[p] = s;
+            if (q == F4) {
+                g[F] = s.x;
+                grad[F] = s.x;
+            } else {
+                for (var e = 0u; e < 4u; e += 1u) {
+                    let p = 4u * q + e;
+                    if (p < F) {
+                        g[p] = s[e];
+                        grad[p] = s[e];
+                    }
+                }
+            }
         }
         let flags = workgroupUniformLoad(&verdict);
         if ((flags & 2u) != 0u && rule.copy_groups != 0u) {

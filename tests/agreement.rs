@@ -11,13 +11,16 @@ use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::Activation;
 
 /// Runs `iters` iterations on both backends and compares every check: loss to 1e-5
-/// relative, confusion counts exactly; then the final weights to a small tolerance. Logistic
-/// regression runs twice on the GPU: in one workgroup where the data is small enough
-/// (lr_loop.wgsl) and with the blocked kernels of big data.
+/// relative, confusion counts exactly; then the last logits and weights to a small
+/// tolerance. Logistic regression runs on every GPU path: with the blocked kernels of big
+/// data, and where the data is small enough in one workgroup (lr_loop.wgsl) of 2, 8 (CPU
+/// adapters) and 64 (real GPUs) invocations.
 fn agree(d: &Dataset, hidden: &[usize], act: Activation, lr: f32, iters: u64) {
     agree_on(gpu_context_looped(false), d, hidden, act, lr, iters, 1);
     if hidden.is_empty() {
-        agree_on(gpu_context_looped(true), d, hidden, act, lr, iters, 1);
+        for wg in [2, 8, 64] {
+            agree_on(gpu_context_loop_workgroup(wg), d, hidden, act, lr, iters, 1);
+        }
     }
 }
 
@@ -55,6 +58,14 @@ fn agree_on(
             gpu.update().unwrap();
             cpu.update().unwrap();
         }
+    }
+    let (zg, zc) = (gpu.logits().unwrap(), cpu.logits().unwrap());
+    assert_eq!(zg.len(), d.rows, "logits");
+    for (r, (g, c)) in zg.iter().zip(&zc).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-4 + 1e-4 * c.abs(),
+            "row {r}'s logit: gpu {g} cpu {c}"
+        );
     }
     let (pg, pc) = (gpu.params().unwrap(), cpu.params().unwrap());
     for (i, (g, c)) in pg.iter().zip(&pc).enumerate() {
@@ -94,6 +105,21 @@ fn one_row_mlp() {
         0.5,
         10,
     );
+}
+
+/// The one-workgroup kernel pads each row to whole vec4s: feature counts below, at and past
+/// a multiple of four, up to its limit of 64.
+#[test]
+fn one_workgroup_feature_counts() {
+    for features in [1, 4, 5, 17, 63] {
+        agree(
+            &demo(Demo::Hyperplane, 37, Some(features), 0.1, features as u64),
+            &[],
+            Activation::Relu,
+            0.5,
+            6,
+        );
+    }
 }
 
 #[test]

@@ -65,8 +65,9 @@ fn same_on_path(
         "{name}: the case must need training: {:?}",
         every.stop
     );
-    // 1,024 asks for more iterations than lavapipe's loop limit lets lr_loop.wgsl run in one
-    // dispatch: the chunk must be cut to fit it.
+    // 1,024 asks for more iterations than lr_loop.wgsl's bound on lavapipe's loop limit lets
+    // one dispatch run: the chunk is cut (`long_chunks_of_a_larger_logistic_regression` has
+    // data where an uncut chunk would pass the limit).
     for chunk in [None, Some(1), Some(3), Some(64), Some(1024)] {
         let (out, log) = run(SyncMode::Chunk, chunk).unwrap();
         let what = format!("{name}, chunk {chunk:?}");
@@ -297,4 +298,73 @@ fn logistic_every_rule_on_both_paths() {
             assert_eq!(stop.reason, reason, "{what}: {stop:?}");
         }
     }
+}
+
+/// About 1,000 rows × 16 features with validation rows: each one-workgroup iteration takes more
+/// than 64 of llvmpipe's loop back-edges, so a chunk of 1,024 iterations would pass its
+/// 65,535 limit and silently stop short. The chunks must be cut to fit and still agree with
+/// `--sync every` bit for bit.
+#[test]
+fn long_chunks_of_a_larger_logistic_regression() {
+    let d = demo(wgtrain::data::Demo::Hyperplane, 1430, Some(16), 0.2, 12);
+    let (train, val) = wgtrain::data::split_stratified(&d, 0.3, 12).unwrap();
+    let spec = spec(&train, &[], Activation::Relu);
+    let cfg = config(&spec, 0.2, 12);
+    let c = Case {
+        train,
+        val,
+        spec,
+        cfg,
+    };
+    let rule = StopRule {
+        max_iter: 1100,
+        ..Default::default()
+    };
+    let stop = same_on_path("1,001 × 16", &c, crate::val(rule), Some(true));
+    if let Some(stop) = stop {
+        assert_eq!((stop.reason, stop.stopped_at), (StopReason::MaxIter, 1100));
+    }
+}
+
+/// After a one-workgroup chunk, which keeps no logits, `logits()` gives those of the weights
+/// the chunk ended on, bit for bit as after `--sync every`'s evaluation.
+#[test]
+fn logits_after_a_chunk() {
+    use wgtrain::backend::{ChunkRule, ChunkStart, Session};
+    let c = case(43, &[], Activation::Relu, 0.5);
+    let (Some(a), Some(b)) = (gpu_context_looped(true), gpu_context_looped(true)) else {
+        return;
+    };
+    let mut chunked = GpuSession::new(a, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+    let mut every = GpuSession::new(b, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+    assert!(chunked.looped());
+    let rule = ChunkRule {
+        rule: StopRule {
+            max_iter: 20,
+            ..Default::default()
+        },
+        monitor_val: false,
+        restore_best: false,
+    };
+    let start = ChunkStart {
+        t: 0,
+        has_best: false,
+        wait: 0,
+        adopt_candidate: false,
+    };
+    let entries = chunked.run_chunk(&rule, &start, 64).unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!((last.t, last.paused), (20, true));
+    for _ in 0..20 {
+        every.evaluate().unwrap();
+        every.update().unwrap();
+    }
+    assert_eq!(every.evaluate().unwrap(), last.eval);
+    let z = every.logits().unwrap();
+    assert_eq!(z.len(), c.train.rows);
+    assert_eq!(bits(&chunked.logits().unwrap()), bits(&z));
+    assert_eq!(
+        bits(&chunked.params().unwrap()),
+        bits(&every.params().unwrap())
+    );
 }

@@ -50,8 +50,13 @@ const WORKGROUP: usize = 64;
 /// is one dispatch instead of four per iteration. Beyond it one workgroup would be slower than
 /// the dispatches it saves. See [`GpuContext::loop_max_elements`].
 pub const LOOP_MAX_ELEMENTS: usize = 1 << 16;
-/// The most features `lr_loop.wgsl` takes (its MAX_F).
+/// The most features `lr_loop.wgsl` takes (4 × its MAX_F4).
 const LOOP_MAX_FEATURES: usize = 64;
+/// The most invocations of `lr_loop.wgsl`'s workgroup (its MAX_WG).
+pub const LOOP_MAX_WORKGROUP: u32 = 64;
+/// `lr_loop.wgsl`'s invocations on CPU adapters: llvmpipe runs a workgroup on one thread, eight
+/// invocations per AVX2 vector, so more invocations only add partial sums and barrier switches.
+const CPU_LOOP_WORKGROUP: u32 = 8;
 /// Storage buffers `lr_loop.wgsl` binds.
 const LOOP_STORAGE_BUFFERS: u32 = 11;
 /// llvmpipe (lavapipe) silently ends every loop of a shader invocation once its loops have
@@ -106,6 +111,9 @@ pub struct GpuContext {
     pub loop_max_elements: usize,
     /// Loop back-edges one invocation may take, where the driver bounds them (CPU adapters).
     pub loop_edge_budget: Option<u64>,
+    /// Invocations of the one-workgroup kernel: a power of two in 2..=[`LOOP_MAX_WORKGROUP`]
+    /// (8 on CPU adapters, 64 on others when opened).
+    pub loop_workgroup: u32,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -176,6 +184,11 @@ impl GpuContext {
             limits,
             loop_max_elements: LOOP_MAX_ELEMENTS,
             loop_edge_budget: cpu.then_some(CPU_LOOP_BUDGET),
+            loop_workgroup: if cpu {
+                CPU_LOOP_WORKGROUP
+            } else {
+                LOOP_MAX_WORKGROUP
+            },
             errors,
         })
     }
@@ -222,6 +235,16 @@ impl GpuContext {
     }
 
     fn pipeline(&self, label: &str, source: &str) -> wgpu::ComputePipeline {
+        self.pipeline_with(label, source, &[])
+    }
+
+    /// A pipeline with its shader's override constants set.
+    fn pipeline_with(
+        &self,
+        label: &str,
+        source: &str,
+        constants: &[(&str, f64)],
+    ) -> wgpu::ComputePipeline {
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -234,7 +257,10 @@ impl GpuContext {
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
     }
@@ -387,6 +413,8 @@ pub struct GpuSession {
 struct LoopChunk {
     /// Variant s reads the weights from params[s] (src) and alternates with params[1 − s].
     groups: [wgpu::BindGroup; 2],
+    /// An evaluation of params[s] that keeps z, which training skips, for `logits()`.
+    logits: [wgpu::BindGroup; 2],
     cfg: wgpu::Buffer,
     /// The uniform's words, as a chunk without a pending update.
     words: [u32; 12],
@@ -867,10 +895,23 @@ impl GpuSession {
         let param_bytes = 4 * p as u64;
         let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
-        let pipelines: Vec<wgpu::ComputePipeline> = KERNELS
+        let looped = loop_fits(&ctx, data, val, &layout);
+        let wg = ctx.loop_workgroup;
+        if looped && !(wg.is_power_of_two() && (2..=LOOP_MAX_WORKGROUP).contains(&wg)) {
+            return Err(Error::Config(format!(
+                "loop_workgroup {wg}: a power of two from 2 to {LOOP_MAX_WORKGROUP}"
+            )));
+        }
+        // lr_loop.wgsl is specialised to the data's features; the other kernels are generic.
+        let mut pipelines: Vec<wgpu::ComputePipeline> = KERNELS[..LOOP]
             .iter()
             .map(|(name, source)| ctx.pipeline(name, source))
             .collect();
+        if looped {
+            let (name, source) = KERNELS[LOOP];
+            let constants = [("F", data.features as f64), ("WG", f64::from(wg))];
+            pipelines.push(ctx.pipeline_with(name, source, &constants));
+        }
         let shared = Shared {
             ctx: &ctx,
             pipelines: &pipelines,
@@ -882,22 +923,24 @@ impl GpuSession {
             stride,
             lr: cfg.lr,
         };
-        let looped = loop_fits(&ctx, data, val, &layout);
         let (mut forward, mut backward, train_logits, loop_data) = if looped {
-            // X then z, as lr_pass.wgsl has them; the rest is lr_loop.wgsl's alone.
-            let (n, f) = (data.rows, data.features);
-            let mut init = vec![0.0f32; n * (f + 1)];
-            init[..n * f].copy_from_slice(&data.x);
+            // X in rows padded to whole vec4s, then z; the rest is lr_loop.wgsl's alone.
+            let n = data.rows;
+            let padded = loop_row_floats(data.features);
+            let mut init = pad_rows(data, n + 1);
+            init.resize(n * padded + n.next_multiple_of(4), 0.0);
             let acts = ctx.storage("training rows", &init);
-            let some = |d: &[f32]| if d.is_empty() { vec![0.0] } else { d.to_vec() };
-            let (vx, vy) = val.map_or((vec![0.0], vec![0.0]), |v| (some(&v.x), some(&v.y)));
+            let (vx, vy) = match val {
+                Some(v) if v.rows > 0 => (pad_rows(v, 0), v.y.clone()),
+                _ => (vec![0.0; 4], vec![0.0]),
+            };
             let buffers = [
                 acts.clone(),
                 ctx.storage("labels", &data.y),
                 ctx.storage("validation rows", &vx),
                 ctx.storage("validation labels", &vy),
             ];
-            let logits = vec![(acts, 4 * (n * f) as u64, n)];
+            let logits = vec![(acts, 4 * (n * padded) as u64, n)];
             (Vec::new(), Vec::new(), logits, Some(buffers))
         } else {
             let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
@@ -940,10 +983,10 @@ impl GpuSession {
                 let nv = val.map_or(0, |v| v.rows);
                 let (n, f) = (data.rows, data.features);
                 // lr_loop.wgsl's Loop uniform.
-                let words = |iters: u32, update_first: u32, judge: u32| {
+                let words = |iters: u32, update_first: u32, judge: u32, keep_z: u32| {
                     let inv_rows = (1.0f32 / n as f32).to_bits();
                     let lr = cfg.lr.to_bits();
-                    let z_off = u(n * f);
+                    let z_off = u(n * loop_row_floats(f));
                     [
                         u(n),
                         u(f),
@@ -954,7 +997,7 @@ impl GpuSession {
                         update_first,
                         judge,
                         z_off,
-                        0,
+                        keep_z,
                         0,
                         0,
                     ]
@@ -969,8 +1012,9 @@ impl GpuSession {
                     ];
                     ctx.bind_group(&pipelines[LOOP], &all)
                 };
-                let evaluate = ctx.uniform("lr_loop evaluate", &words(1, 0, 0));
-                let update = ctx.uniform("lr_loop update", &words(0, 1, 0));
+                let evaluate = ctx.uniform("lr_loop evaluate", &words(1, 0, 0, 0));
+                let update = ctx.uniform("lr_loop update", &words(0, 1, 0, 0));
+                let keep_z = ctx.uniform("lr_loop logits", &words(1, 0, 0, 1));
                 forward.push(Dispatch {
                     pipeline: LOOP,
                     groups: [0, 1].map(|k| group(&evaluate, k)),
@@ -990,14 +1034,15 @@ impl GpuSession {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let edges = loop_edges(n, nv, f);
+                let edges = loop_edges(n, nv, f, wg);
                 let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
                     u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
                 });
                 Some(LoopChunk {
                     groups: [0, 1].map(|k| group(&chunk, k)),
+                    logits: [0, 1].map(|k| group(&keep_z, k)),
                     cfg: chunk,
-                    words: words(0, 0, 1),
+                    words: words(0, 0, 1, 0),
                     max_k,
                 })
             }
@@ -1200,27 +1245,51 @@ fn loop_fits(
     let f = data.features;
     let val_rows = val.map_or(0, |v| v.rows);
     let rows = data.rows + val_rows;
-    let edges = loop_edges(data.rows, val_rows, f);
+    let edges = loop_edges(data.rows, val_rows, f, ctx.loop_workgroup);
+    let padded = loop_row_floats(f);
     layout.len() == 1
         && f <= LOOP_MAX_FEATURES
         && rows.saturating_mul(f + 1) <= ctx.loop_max_elements
         && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
-        && data.rows * (f + 1) <= binding_words(ctx)
-        && val_rows * f <= binding_words(ctx)
+        && data.rows * (padded + 1) + 3 <= binding_words(ctx)
+        && val_rows * padded <= binding_words(ctx)
         && ctx.limits.max_storage_buffers_per_shader_stage >= LOOP_STORAGE_BUFFERS
 }
 
-/// At most how many loop back-edges one invocation of `lr_loop.wgsl` takes per iteration:
-/// its row loops (each row's two loops over the features), the loops over the parameters,
-/// and the 64 and 32 partials that invocation 0 and each parameter's owner add.
-fn loop_edges(rows: usize, val_rows: usize, f: usize) -> u64 {
-    let trips = |r: usize| r.div_ceil(WORKGROUP) as u64;
-    let (f, np) = (f as u64, f as u64 + 1);
-    trips(rows) * (2 * f + 1)
-        + trips(val_rows) * (f + 1)
-        + 3 * np
-        + 64
-        + 3 * trips(np as usize) * 34
+/// Floats per row of X in `lr_loop.wgsl`: the features padded to whole vec4s.
+fn loop_row_floats(f: usize) -> usize {
+    f.next_multiple_of(4)
+}
+
+/// The rows of `d` padded with zeros to [`loop_row_floats`] each, with room reserved for
+/// `extra` more floats.
+fn pad_rows(d: &Dataset, extra: usize) -> Vec<f32> {
+    let (f, padded) = (d.features, loop_row_floats(d.features));
+    let mut out = Vec::with_capacity(d.rows * padded + extra);
+    for row in d.x.chunks_exact(f) {
+        out.extend_from_slice(row);
+        out.resize(out.len() + padded - f, 0.0);
+    }
+    out
+}
+
+/// At most how many loop back-edges one invocation of `lr_loop.wgsl` (`wg` invocations) takes
+/// per iteration, counting every loop as not unrolled: its row loops (two loops over a
+/// training row's vec4s, one over a validation row's), the loops over the parameters and the
+/// vec4s, the `wg` partials invocation 0 adds, the `wg`/2 each owner adds, and judge()'s 16.
+fn loop_edges(rows: usize, val_rows: usize, f: usize, wg: u32) -> u64 {
+    let wg = wg.max(1) as usize;
+    let trips = |r: usize| r.div_ceil(wg) as u64;
+    let f4 = loop_row_floats(f) as u64 / 4;
+    let np = f + 1;
+    trips(rows) * (2 * f4 + 1)
+        + trips(val_rows) * (f4 + 1)
+        + 3 * trips(np)
+        + 3 * (f4 + 1)
+        + wg as u64
+        + trips(f4 as usize + 1) * (wg as u64 / 2 + 5)
+        + 16
+        + 1
 }
 
 /// The device stop rule's pipelines and buffers, over the session's result, weights and
@@ -1579,6 +1648,13 @@ impl Session for GpuSession {
             });
             let staging = self.ctx.readback("logits staging", bytes);
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            if let Some(lc) = &self.looped {
+                // Training keeps no z here: the current weights' evaluation again, keeping it.
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.pipelines[LOOP]);
+                pass.set_bind_group(0, &lc.logits[self.cur], &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
             enc.copy_buffer_to_buffer(acts, *offset, &out, 0, bytes);
             let read = self.ctx.read(enc, &out, &staging, bytes)?;
             logits.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&read));

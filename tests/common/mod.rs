@@ -55,6 +55,14 @@ pub fn gpu_context_looped(looped: bool) -> Option<GpuContext> {
     Some(ctx)
 }
 
+/// A GPU context whose small logistic regressions take the one-workgroup kernel with `wg`
+/// invocations (64 on real GPUs, 8 on CPU adapters by default).
+pub fn gpu_context_loop_workgroup(wg: u32) -> Option<GpuContext> {
+    let mut ctx = gpu_context_looped(true)?;
+    ctx.loop_workgroup = wg;
+    Some(ctx)
+}
+
 /// A session on `kind`; `None` when the GPU is missing (after `no_gpu`).
 pub fn session(
     kind: Kind,
