@@ -1,7 +1,7 @@
 //! Criterion benchmarks of each GPU kernel alone, after checking the session against the CPU
 //! reference (verify, then benchmark). For every kernel one iteration records (logistic
 //! regression 10,000 × 64 and, in one workgroup, 1,000 × 16; an MLP 64 → 128 → 1 on 2,000
-//! rows), the time per dispatch of that
+//! rows, on the layered kernels and in one pass), the time per dispatch of that
 //! kernel repeated in one submission, measured until the device has finished.
 //!
 //! `cargo bench --bench kernels`. Opens the default adapter (WGPU_ADAPTER_NAME picks another)
@@ -64,8 +64,9 @@ fn verify(gpu: &mut GpuSession, cpu: &mut CpuSession, name: &str) {
     }
 }
 
-fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset) {
-    let ctx = match GpuContext::open(None) {
+/// `one_pass`: a one-hidden-layer MLP on mlp_pass.wgsl (else the layered kernels).
+fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset, one_pass: bool) {
+    let mut ctx = match GpuContext::open(None) {
         Ok(ctx) => ctx,
         Err(e) => {
             let why = e.to_string();
@@ -76,6 +77,7 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset) {
             return;
         }
     };
+    ctx.mlp_pass = one_pass;
     let adapter = ctx.adapter.name.clone();
     let spec = ModelSpec::new(d.features, hidden, Activation::Relu).expect("model");
     let cfg = SessionConfig {
@@ -102,10 +104,12 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset) {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_model(c, "logistic_10000x64", &[], &data(10_000, 64));
+    bench_model(c, "logistic_10000x64", &[], &data(10_000, 64), false);
     // Small enough for lr_loop.wgsl: its evaluation and its update-only dispatch.
-    bench_model(c, "logistic_1000x16", &[], &data(1_000, 16));
-    bench_model(c, "mlp_64-128-1_2000", &[128], &data(2_000, 64));
+    bench_model(c, "logistic_1000x16", &[], &data(1_000, 16), false);
+    let mlp = data(2_000, 64);
+    bench_model(c, "mlp_64-128-1_2000", &[128], &mlp, false);
+    bench_model(c, "mlp_64-128-1_2000_one_pass", &[128], &mlp, true);
 }
 
 criterion_group!(kernel_benches, benches);

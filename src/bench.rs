@@ -38,16 +38,26 @@ impl BenchBackend {
     }
 }
 
-/// Which GPU kernels run logistic regression on small data (`--gpu-kernels`).
+/// Which GPU kernels run the model (`--gpu-kernels`): `blocked` and `one-workgroup` are
+/// logistic regression's, `layered` and `one-pass` an MLP's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum GpuKernels {
-    /// The library's choice: one workgroup where the data fits, else blocked.
+    /// The library's choice: for logistic regression one workgroup where the data fits, else
+    /// blocked; for an MLP one pass where the model fits, else layered.
     Auto,
-    /// The blocked kernels of big data (lr_pass, reduce_stats, reduce_update).
+    /// Logistic regression: the blocked kernels of big data (lr_pass, reduce_stats,
+    /// reduce_update).
     Blocked,
-    /// Whole iterations in one workgroup (lr_loop.wgsl); an error where the data does not fit.
+    /// Logistic regression: whole iterations in one workgroup (lr_loop.wgsl); an error where
+    /// the data does not fit.
     OneWorkgroup,
+    /// An MLP: a dispatch per layer and direction (dense_forward, loss_metrics, dense_grad,
+    /// dense_backprop), then reduce_stats and reduce_update.
+    Layered,
+    /// An MLP with one hidden layer: one pass over X per iteration (mlp_pass.wgsl); an error
+    /// where the model does not fit.
+    OnePass,
 }
 
 impl GpuKernels {
@@ -56,6 +66,8 @@ impl GpuKernels {
             GpuKernels::Auto => "auto",
             GpuKernels::Blocked => "blocked",
             GpuKernels::OneWorkgroup => "one-workgroup",
+            GpuKernels::Layered => "layered",
+            GpuKernels::OnePass => "one-pass",
         }
     }
 }
@@ -88,6 +100,61 @@ impl BenchConfig {
         }
         l
     }
+}
+
+/// A GPU session on the kernels `k` names, or an error that names the flag where they cannot
+/// run this model on this data.
+fn gpu_session_with(
+    k: GpuKernels,
+    spec: &BenchSpec,
+    data: &Dataset,
+    model: &ModelSpec,
+    cfg: &SessionConfig,
+) -> Result<backend::gpu::GpuSession> {
+    let lr = model.is_logistic();
+    let wrong = match k {
+        GpuKernels::Blocked | GpuKernels::OneWorkgroup if !lr => {
+            Some("run logistic regression; an MLP takes layered or one-pass")
+        }
+        GpuKernels::Layered | GpuKernels::OnePass if lr => {
+            Some("run MLPs; logistic regression takes blocked or one-workgroup")
+        }
+        _ => None,
+    };
+    if let Some(why) = wrong {
+        return Err(Error::Config(format!(
+            "--gpu-kernels {}: these kernels {why}",
+            k.name()
+        )));
+    }
+    let mut ctx = backend::gpu::GpuContext::open(spec.adapter.as_deref())?;
+    if k == GpuKernels::Blocked {
+        ctx.loop_max_elements = 0;
+    }
+    ctx.mlp_pass = k == GpuKernels::OnePass;
+    let s = backend::gpu::GpuSession::new(ctx, data, None, model, cfg)?;
+    if k == GpuKernels::OneWorkgroup && !s.looped() {
+        return Err(Error::Config(format!(
+            "--gpu-kernels one-workgroup: {} rows × {} features do not fit one workgroup (at \
+             most 64 features and {} elements)",
+            data.rows,
+            data.features,
+            backend::gpu::LOOP_MAX_ELEMENTS
+        )));
+    }
+    if k == GpuKernels::OnePass && !s.one_pass_mlp() {
+        return Err(Error::Config(format!(
+            "--gpu-kernels one-pass: the MLP {} does not fit mlp_pass.wgsl (one hidden layer of \
+             at most 128 units over at most 64 features)",
+            model
+                .layers
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join("→")
+        )));
+    }
+    Ok(s)
 }
 
 /// The configurations of `--backends B,... --sync S,... --gpu-kernels K,...`: the CPU once,
@@ -337,32 +404,10 @@ fn run_once(
         lr: spec.lr,
     };
     let mut session = match config.kernels {
-        Some(k @ (GpuKernels::Blocked | GpuKernels::OneWorkgroup)) => {
-            let mut ctx = backend::gpu::GpuContext::open(spec.adapter.as_deref())?;
-            let one = k == GpuKernels::OneWorkgroup;
-            ctx.loop_max_elements = if one {
-                backend::gpu::LOOP_MAX_ELEMENTS
-            } else {
-                0
-            };
-            let s = backend::gpu::GpuSession::new(ctx, data, None, model, &cfg)?;
-            if one && !s.looped() {
-                return Err(Error::Config(format!(
-                    "--gpu-kernels one-workgroup: {} rows × {} features{} do not fit one \
-                     workgroup (logistic regression, at most 64 features and {} elements)",
-                    data.rows,
-                    data.features,
-                    if model.is_logistic() {
-                        ""
-                    } else {
-                        " of an MLP"
-                    },
-                    backend::gpu::LOOP_MAX_ELEMENTS
-                )));
-            }
-            Box::new(s) as Box<dyn crate::backend::Session>
+        Some(GpuKernels::Auto) | None => {
+            backend::open(choice, spec.adapter.as_deref(), data, None, model, &cfg)?.session
         }
-        _ => backend::open(choice, spec.adapter.as_deref(), data, None, model, &cfg)?.session,
+        Some(k) => Box::new(gpu_session_with(k, spec, data, model, &cfg)?),
     };
     let rule = StopRule {
         // The CLI's default metric; with no threshold only `max_iter` stops the run.
@@ -672,8 +717,9 @@ pub struct BenchArgs {
         default_value = "every,chunk"
     )]
     pub sync: Vec<SyncMode>,
-    /// GPU kernels for logistic regression on small data, comma-separated: auto (the
-    /// library's choice), blocked, one-workgroup (whole iterations in one workgroup).
+    /// GPU kernels, comma-separated: auto (the library's choice); for logistic regression
+    /// blocked or one-workgroup (whole iterations in one workgroup); for an MLP layered or
+    /// one-pass (one pass over X per iteration).
     #[arg(
         long,
         value_enum,

@@ -14,9 +14,13 @@ use wgtrain::model::Activation;
 /// relative, confusion counts exactly; then the last logits and weights to a small
 /// tolerance. Logistic regression runs on every GPU path: with the blocked kernels of big
 /// data, and where the data is small enough in one workgroup (lr_loop.wgsl) of 2, 8 (CPU
-/// adapters) and 64 (real GPUs) invocations.
+/// adapters) and 64 (real GPUs) invocations; an MLP with one hidden layer on mlp_pass.wgsl
+/// where it fits and on the layered kernels.
 fn agree(d: &Dataset, hidden: &[usize], act: Activation, lr: f32, iters: u64) {
     agree_on(gpu_context_looped(false), d, hidden, act, lr, iters, 1);
+    if hidden.len() == 1 {
+        agree_on(gpu_context_layered(), d, hidden, act, lr, iters, 1);
+    }
     if hidden.is_empty() {
         for wg in [2, 8, 64] {
             agree_on(gpu_context_loop_workgroup(wg), d, hidden, act, lr, iters, 1);
@@ -170,6 +174,19 @@ fn logistic_feature_groups() {
     }
 }
 
+/// mlp_pass.wgsl at its limits, 64 inputs and 128 hidden units (32 gradient slots per
+/// invocation), over two blocks, the second a partial tile (600 = 512 + 5·16 + 8 rows).
+#[test]
+fn mlp_pass_at_its_limits_sigmoid() {
+    agree(
+        &demo(Demo::Hyperplane, 600, Some(64), 0.1, 9),
+        &[128],
+        Activation::Sigmoid,
+        0.5,
+        4,
+    );
+}
+
 #[test]
 fn tall_data_tanh() {
     agree(
@@ -270,8 +287,8 @@ fn which_sessions_run_in_one_workgroup() {
 
 /// llvmpipe silently ends every loop of an invocation after 65,535 back-edges. Under a loop
 /// budget (as on CPU adapters, here made small), logistic regression's blocks shrink until
-/// lr_pass.wgsl fits it, and still agree with the CPU; data that fits no block, and layered
-/// kernels past it, are a clear error.
+/// lr_pass.wgsl fits it, and still agree with the CPU, and so do mlp_pass.wgsl's; data that
+/// fits no block, and layered kernels past it, are a clear error.
 #[test]
 fn loop_budget_shrinks_blocks_or_refuses() {
     let budget = |b: u64| {
@@ -301,7 +318,22 @@ fn loop_budget_shrinks_blocks_or_refuses() {
         );
     };
     refused(budget(500), &d, &[]);
-    refused(budget(5000), &demo(Demo::Moons, 300, None, 0.05, 3), &[5]);
+    let layered = |b: u64| {
+        budget(b).map(|mut c| {
+            c.mlp_pass = false;
+            c
+        })
+    };
+    refused(layered(5000), &demo(Demo::Moons, 300, None, 0.05, 3), &[5]);
+    // mlp_pass.wgsl's blocks shrink too: 64 → 128 → 1 takes at most 341 back-edges per
+    // 16-row tile, so a budget of 1,500 leaves blocks of 64 rows instead of 512.
+    let d = demo(Demo::Hyperplane, 300, Some(64), 0.1, 4);
+    let sp = spec(&d, &[128], Activation::Relu);
+    let Some(ctx) = budget(1500) else { return };
+    let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.5, 1)).unwrap();
+    assert_eq!(s.parts(), 5, "blocks of 64 rows");
+    agree_on(budget(1500), &d, &[128], Activation::Relu, 0.5, 3, 1);
+    refused(budget(300), &d, &[128]);
 }
 
 /// Whole runs stop at the same iteration on both backends.
@@ -332,6 +364,14 @@ fn narrow_binding(bytes: u64) -> Option<GpuContext> {
             None
         }
     }
+}
+
+/// As [`narrow_binding`], with MLPs on the layered kernels (`mlp_pass: false`).
+fn narrow_layered(bytes: u64) -> Option<GpuContext> {
+    narrow_binding(bytes).map(|mut c| {
+        c.mlp_pass = false;
+        c
+    })
 }
 
 /// Runs `iters` iterations and returns every evaluation's loss bits and counts, then the
@@ -368,18 +408,21 @@ fn data_beyond_a_storage_binding_trains_logistic() {
     );
 }
 
-/// The layered kernels too: 300 rows of an MLP 2 → 5 → 1 in three segments.
+/// MLPs too: 2 → 5 → 1 in three segments, 300 rows on the layered kernels (each row holds
+/// its layers' outputs) and 1,000 rows on mlp_pass.wgsl (X and z alone).
 #[test]
 fn data_beyond_a_storage_binding_trains_mlp() {
-    agree_on(
-        narrow_binding(4096),
-        &demo(Demo::Moons, 300, None, 0.05, 3),
-        &[5],
-        Activation::Tanh,
-        0.5,
-        10,
-        3,
-    );
+    for (ctx, rows) in [(narrow_layered(4096), 300), (narrow_binding(4096), 1000)] {
+        agree_on(
+            ctx,
+            &demo(Demo::Moons, rows, None, 0.05, 3),
+            &[5],
+            Activation::Tanh,
+            0.5,
+            10,
+            3,
+        );
+    }
 }
 
 /// Segments are cut on block boundaries, so a run cut in segments (training and validation
@@ -435,16 +478,22 @@ fn rows_wider_than_a_storage_binding_are_a_clear_error() {
 }
 
 /// Chunks on the device over data cut in segments stop where `--sync every` does, with the
-/// same weights bit for bit (an MLP in three segments; chunks of 1,024 asked for, capped at the
-/// 51 entries the small binding's history holds).
+/// same weights bit for bit (an MLP in three segments on either MLP path; chunks of 1,024
+/// asked for, capped at the 51 entries the small binding's history holds).
 #[test]
 fn chunks_over_segments_match_every() {
+    chunks_over_segments(300, false);
+    chunks_over_segments(1000, true);
+}
+
+fn chunks_over_segments(rows: usize, mlp_pass: bool) {
     use wgtrain::train::{SyncMode, TrainOptions};
-    let d = demo(Demo::Moons, 300, None, 0.05, 3);
+    let d = demo(Demo::Moons, rows, None, 0.05, 3);
     let sp = spec(&d, &[5], Activation::Tanh);
     let cfg = config(&sp, 0.5, 5);
     let run = |sync| {
-        let ctx = narrow_binding(4096)?;
+        let mut ctx = narrow_binding(4096)?;
+        ctx.mlp_pass = mlp_pass;
         let mut s = GpuSession::new(ctx, &d, None, &sp, &cfg).unwrap();
         assert_eq!(s.segments(), 3);
         let opts = TrainOptions {

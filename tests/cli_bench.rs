@@ -173,9 +173,56 @@ fn gpu_kernels_side_by_side() {
     let mlp = ["--hidden", "4", "--gpu-kernels", "one-workgroup"];
     let err = bench_fails(&[TINY, &args, &mlp].concat());
     assert!(
-        err.contains("--gpu-kernels one-workgroup") && err.contains("of an MLP"),
+        err.contains("--gpu-kernels one-workgroup") && err.contains("an MLP takes"),
         "{err}"
     );
+}
+
+/// An MLP's two GPU paths side by side; kernels for the other kind of model, or a model
+/// `one-pass` cannot take, are an error that names the flag.
+#[test]
+fn gpu_kernels_of_an_mlp() {
+    if common::gpu_context().is_none() {
+        return;
+    }
+    let args = ["--backends", "gpu", "--sync", "every", "--hidden", "4"];
+    let kernels = ["--gpu-kernels", "layered,one-pass"];
+    let v = bench_json(&[TINY, &args, &kernels].concat());
+    let results = v["results"].as_array().unwrap();
+    let labels: Vec<&str> = results
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "gpu sync=every kernels=layered",
+            "gpu sync=every kernels=one-pass"
+        ]
+    );
+    for r in results {
+        check_result(r, 2);
+    }
+    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
+    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-4);
+    for (extra, want) in [
+        (
+            &["--hidden", "200", "--gpu-kernels", "one-pass"][..],
+            "one hidden layer",
+        ),
+        (
+            &["--hidden", "4,4", "--gpu-kernels", "one-pass"],
+            "one hidden layer",
+        ),
+        (&["--gpu-kernels", "layered"], "logistic regression takes"),
+    ] {
+        let err = bench_fails(&[TINY, &["--backends", "gpu"], extra].concat());
+        assert!(
+            err.contains(&format!("--gpu-kernels {}", extra[extra.len() - 1]))
+                && err.contains(want),
+            "{extra:?}: {err}"
+        );
+    }
 }
 
 #[test]

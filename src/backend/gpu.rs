@@ -30,6 +30,7 @@ const STOP_RULE: &str = concat!(
     include_str!("../../shaders/stop_rule_core.wgsl"),
     include_str!("../../shaders/stop_rule.wgsl")
 );
+const MLP_PASS: &str = include_str!("../../shaders/mlp_pass.wgsl");
 const LR_LOOP: &str = concat!(
     include_str!("../../shaders/stop_rule_core.wgsl"),
     include_str!("../../shaders/lr_loop.wgsl")
@@ -114,6 +115,9 @@ pub struct GpuContext {
     /// Invocations of the one-workgroup kernel: a power of two in 2..=[`LOOP_MAX_WORKGROUP`]
     /// (8 on CPU adapters, 64 on others when opened).
     pub loop_workgroup: u32,
+    /// MLPs with one hidden layer within `mlp_pass.wgsl`'s limits take it, one pass over X
+    /// per iteration (true when opened); false: the layered kernels. Tests set it.
+    pub mlp_pass: bool,
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -189,6 +193,7 @@ impl GpuContext {
             } else {
                 LOOP_MAX_WORKGROUP
             },
+            mlp_pass: true,
             errors,
         })
     }
@@ -407,6 +412,8 @@ pub struct GpuSession {
     chunks: ChunkKit,
     /// With the one-workgroup kernel (`lr_loop.wgsl`): its chunk dispatch.
     looped: Option<LoopChunk>,
+    /// The MLP runs `mlp_pass.wgsl`.
+    mlp: bool,
 }
 
 /// A chunk of `lr_loop.wgsl`: one dispatch whose uniform is written per chunk.
@@ -440,7 +447,7 @@ struct ChunkKit {
 }
 
 /// Every kernel of an iteration, indexed by the constants below.
-const KERNELS: [(&str, &str); 8] = [
+const KERNELS: [(&str, &str); 9] = [
     ("dense_forward", DENSE_FORWARD),
     ("loss_metrics", LOSS_METRICS),
     ("dense_grad", DENSE_GRAD),
@@ -448,6 +455,7 @@ const KERNELS: [(&str, &str); 8] = [
     ("lr_pass", LR_PASS_WGSL),
     ("reduce_stats", REDUCE_STATS),
     ("reduce_update", REDUCE_UPDATE),
+    ("mlp_pass", MLP_PASS),
     ("lr_loop", LR_LOOP),
 ];
 const FORWARD: usize = 0;
@@ -457,7 +465,8 @@ const BACKPROP: usize = 3;
 const LR_PASS: usize = 4;
 const STATS: usize = 5;
 const UPDATE: usize = 6;
-const LOOP: usize = 7;
+const MLP: usize = 7;
+const LOOP: usize = 8;
 /// 32-bit words of `result` per set of rows.
 const RESULT_WORDS: usize = 8;
 /// Words of loss and counts per part in `partials`: Σ loss, TP, FP, FN, TN.
@@ -503,6 +512,40 @@ impl Cut {
             if lr_pass_edges(block, f) > budget {
                 return Err(loop_limit(ctx, what, data));
             }
+        }
+        Ok(Cut {
+            seg_rows: cap / block * block,
+            block,
+        })
+    }
+
+    /// `mlp_pass.wgsl`: X [rows, f] and z [rows] share a segment's buffer; blocks of
+    /// [`MLP_BLOCK`] rows, larger where `max_parts` parts would not cover the rows, smaller
+    /// where the driver's loop budget needs it.
+    fn mlp(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        h: usize,
+        max_parts: usize,
+    ) -> Result<Cut> {
+        let (n, f) = (data.rows, data.features);
+        let cap = binding_words(ctx) / (f + 1);
+        if cap < MLP_TILE {
+            return Err(too_large(ctx, what, data, 4 * MLP_TILE * (f + 1)));
+        }
+        let want = MLP_BLOCK.max(n.div_ceil(max_parts.max(1)).next_multiple_of(MLP_TILE));
+        let mut block = want.min(cap / MLP_TILE * MLP_TILE);
+        if let Some(budget) = ctx.loop_edge_budget {
+            while block > MLP_TILE && mlp_pass_edges(block, f, h) > budget {
+                block -= MLP_TILE;
+            }
+            if mlp_pass_edges(block, f, h) > budget {
+                return Err(loop_limit(ctx, what, data));
+            }
+        }
+        if n.div_ceil(block) > max_parts.max(1) {
+            return Err(too_large(ctx, what, data, 4 * block * (f + 1)));
         }
         Ok(Cut {
             seg_rows: cap / block * block,
@@ -564,6 +607,33 @@ fn lr_pass_edges(block: usize, f: usize) -> u64 {
     b.div_ceil(256) * (5 * f + 5) + (f + 1).div_ceil(256) * (5 * b + 5) + 64
 }
 
+/// Rows per tile of `mlp_pass.wgsl` (its S) and per block by default.
+const MLP_TILE: usize = 16;
+const MLP_BLOCK: usize = 512;
+/// `mlp_pass.wgsl`'s limits: inputs (MAX_F) and hidden units (MAX_H).
+const MLP_MAX_F: usize = 64;
+const MLP_MAX_H: usize = 128;
+
+/// Whether `mlp_pass.wgsl` takes this model: one hidden layer within its limits.
+fn mlp_fits(ctx: &GpuContext, layout: &[LayerLayout]) -> bool {
+    ctx.mlp_pass
+        && layout.len() == 2
+        && layout[0].inputs <= MLP_MAX_F
+        && layout[0].outputs <= MLP_MAX_H
+}
+
+/// At most how many loop back-edges one invocation of `mlp_pass.wgsl` takes for blocks of
+/// `block` rows: per tile of 16 rows the loads, its hidden units' loop over the inputs (and
+/// two over four units), the logit's loop over the hidden units, three loops over the tile,
+/// the δ elements, and the first layer's gradient block (per row of the tile a loop over its
+/// four units); then the block's 32 writes and the 16 partials once.
+fn mlp_pass_edges(block: usize, f: usize, h: usize) -> u64 {
+    let (s, wg) = (MLP_TILE as u64, 256u64);
+    let (f, h) = (f as u64, h as u64);
+    let per_tile = (s * f).div_ceil(wg) + f + 8 + h + 3 * s + (s * h).div_ceil(wg) + 5 * s + 1;
+    (block as u64).div_ceil(s) * per_tile + 36 + s
+}
+
 /// At most how many loop back-edges one invocation of the layered kernels takes:
 /// `dense_forward` (per input 9), `dense_grad` (per row of a part 9), `dense_backprop` (per
 /// output 1) and `loss_metrics` (per 256 rows of a segment 1).
@@ -617,6 +687,8 @@ struct DeviceSet {
 
 /// What every set of rows is built against.
 struct Shared<'a> {
+    /// The MLP runs `mlp_pass.wgsl` (see [`mlp_fits`]).
+    mlp: bool,
     ctx: &'a GpuContext,
     pipelines: &'a [wgpu::ComputePipeline],
     params: &'a [wgpu::Buffer; 2],
@@ -681,7 +753,11 @@ impl Shared<'_> {
             logits: Vec::new(),
         };
         let fused = self.layout.len() == 1;
-        let row_words = f + self.layout.iter().map(|l| l.outputs).sum::<usize>();
+        let row_words = if fused || self.mlp {
+            f + 1
+        } else {
+            f + self.layout.iter().map(|l| l.outputs).sum::<usize>()
+        };
         for (r0, len) in cut.segments(n) {
             let mut init = vec![0.0f32; len * row_words];
             init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
@@ -702,6 +778,36 @@ impl Shared<'_> {
                 let grid = self.ctx.grid(cut.parts(len))?;
                 set.forward.push(self.variants(
                     LR_PASS,
+                    |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
+                    grid,
+                ));
+                set.logits.push((acts, 4 * (len * f) as u64, len));
+                continue;
+            }
+            if self.mlp {
+                let (l0, l1) = (self.layout[0], self.layout[1]);
+                let words = [
+                    u(len),
+                    u(f),
+                    u(l0.outputs),
+                    u(len * f),
+                    u(part0 + r0 / cut.block),
+                    u(self.stride),
+                    u32::from(train),
+                    inv_rows,
+                    u(cut.block),
+                    self.spec.activation.code(),
+                    u(l0.w_off),
+                    u(l0.b_off),
+                    u(l1.w_off),
+                    u(l1.b_off),
+                    u(params_len),
+                    0,
+                ];
+                let cfg = self.uniform("mlp_pass cfg", &words);
+                let grid = self.ctx.grid(cut.parts(len))?;
+                set.forward.push(self.variants(
+                    MLP,
                     |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
                     grid,
                 ));
@@ -849,18 +955,21 @@ impl GpuSession {
         super::check_shapes(data, val, spec, cfg)?;
         let layout = spec.layout();
         let fused = layout.len() == 1;
+        let mlp = mlp_fits(&ctx, &layout);
         let cut = |what: &str, d: &Dataset| {
+            // Each set's parts may fill half of one binding of partial sums.
+            let max_parts = binding_words(&ctx) / 2 / (cfg.params.len() + STAT_WORDS);
             if fused {
                 Cut::fused(&ctx, what, d)
+            } else if mlp {
+                Cut::mlp(&ctx, what, d, layout[0].outputs, max_parts)
             } else {
-                // Each set's parts may fill half of one binding of partial sums.
-                let max_parts = binding_words(&ctx) / 2 / (cfg.params.len() + STAT_WORDS);
                 Cut::layered(&ctx, what, d, &layout, max_parts)
             }
         };
         let train_cut = cut("the training rows", data)?;
         let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
-        if let (false, Some(budget)) = (fused, ctx.loop_edge_budget) {
+        if let (false, false, Some(budget)) = (fused, mlp, ctx.loop_edge_budget) {
             let sets = std::iter::once(("the training rows", data, train_cut));
             let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
             for (what, d, c) in sets {
@@ -913,6 +1022,7 @@ impl GpuSession {
             pipelines.push(ctx.pipeline_with(name, source, &constants));
         }
         let shared = Shared {
+            mlp,
             ctx: &ctx,
             pipelines: &pipelines,
             params: &params,
@@ -1081,6 +1191,7 @@ impl GpuSession {
             args_stale: false,
             chunks,
             looped,
+            mlp,
         })
     }
 
@@ -1136,6 +1247,12 @@ impl GpuSession {
     /// dispatch.
     pub fn looped(&self) -> bool {
         self.looped.is_some()
+    }
+
+    /// Whether the MLP runs `mlp_pass.wgsl`, one pass over X per iteration, rather than the
+    /// layered kernels.
+    pub fn one_pass_mlp(&self) -> bool {
+        self.mlp
     }
 
     /// How many segments the training rows were cut into to fit the storage bindings.

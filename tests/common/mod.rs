@@ -63,6 +63,14 @@ pub fn gpu_context_loop_workgroup(wg: u32) -> Option<GpuContext> {
     Some(ctx)
 }
 
+/// A GPU context whose one-hidden-layer MLPs take the layered kernels (`mlp_pass: false`)
+/// instead of `mlp_pass.wgsl`.
+pub fn gpu_context_layered() -> Option<GpuContext> {
+    let mut ctx = gpu_context()?;
+    ctx.mlp_pass = false;
+    Some(ctx)
+}
+
 /// A session on `kind`; `None` when the GPU is missing (after `no_gpu`).
 pub fn session(
     kind: Kind,

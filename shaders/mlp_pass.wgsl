@@ -1,0 +1,245 @@
+// mlp_pass.wgsl: one pass of a one-hidden-layer MLP (F → H → 1) over a block of rows: the
+// hidden layer, the logit, loss and confusion counts of each row, and (training) the block's
+// partial gradient of every parameter, reading each row of X from memory once: a tile of S
+// rows is loaded into workgroup memory, and both the hidden layer and the first layer's
+// gradient read it there.
+//
+// Bindings (group 0):
+//   0  params    storage, read        f32[P]   W0 [H, F] at w0, b0 [H] at b0, W1 [1, H] at w1,
+//                                              b1 [1] at b1
+//   1  acts      storage, read_write  f32[..]  X [rows, F] at 0 (read); z [rows] at z_off
+//                                              (written, for logits())
+//   2  labels    storage, read        f32[rows] y, each 0 or 1
+//   3  partials  storage, read_write  u32[..]  one row of `stride` words per block, at
+//                                              (part0 + block)·stride: each parameter's
+//                                              partial gradient at its own index (f32 bits,
+//                                              only with grad = 1), then at [P] Σ loss (f32
+//                                              bits), TP, FP, FN, TN
+//   4  cfg       uniform              Mlp
+// Workgroup: 256 invocations; one workgroup per block of `block` rows on a grid
+// (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x. Limits: F ≤ 64, H ≤ 128.
+// Per tile of S = 16 rows (in row order):
+//   xs[s, i] = X[r0 + s, i]                                  element e = k, k + 256, ...
+//   hs[s, j] = act(b0[j] + Σ_i xs[s, i]·W0[j, i])            invocation k: rows 2(k / 32)
+//                                                            and 2(k / 32) + 1, units
+//                                                            4(k % 32)..+3
+//   z[s] = b1 + Σ_j hs[s, j]·W1[j]; loss, counts; d[s] = (σ(z) − y)·inv_rows   invocation s
+//   gW1[j] += Σ_s d[s]·hs[s, j]                              invocation j
+//   hs[s, j] ← d[s]·W1[j]·act'(hs[s, j])   (δ of the hidden layer)   element e = k, k + 256
+//   gb0[j] += Σ_s hs[s, j]                                   invocation j
+//   gW0[j, i] += Σ_s hs[s, j]·xs[s, i]     invocation k: units 4(k / 8)..+3, inputs
+//                                           8(k % 8)..+7, in registers across tiles
+//   gb1 += Σ_s d[s]                                          invocation 0
+// Lanes of a block past h, f or the tile's rows compute on whatever lies there (in bounds)
+// and are never stored.
+// Every sum runs in a fixed order, and invocation 0 adds the S loss and count partials in
+// order: no atomics, so results are bit-identical run to run.
+// act: 1 relu, 2 tanh (of z clamped to ±15), 3 sigmoid; act' from the output a as in
+// dense_backprop.wgsl.
+
+struct Mlp {
+    rows: u32,
+    f: u32,
+    h: u32,
+    z_off: u32,
+    part0: u32,
+    stride: u32,
+    grad: u32,
+    inv_rows: f32,
+    block: u32,
+    act: u32,
+    w0: u32,
+    b0: u32,
+    w1: u32,
+    b1: u32,
+    params: u32,
+    pad0: u32,
+}
+
+const WG: u32 = 256u;
+const S: u32 = 16u;
+const MAX_F: u32 = 64u;
+const MAX_H: u32 = 128u;
+
+@group(0) @binding(0) var<storage, read> params: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acts: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<u32>;
+@group(0) @binding(4) var<uniform> cfg: Mlp;
+
+var<workgroup> xs: array<f32, 1024>;  // [S, MAX_F]
+var<workgroup> hs: array<f32, 2048>;  // [S, MAX_H]
+var<workgroup> ds: array<f32, S>;
+var<workgroup> loss_part: array<f32, S>;
+var<workgroup> count_part: array<vec4<u32>, S>;
+
+fn activate(z: f32) -> f32 {
+    switch cfg.act {
+        case 1u: { return max(z, 0.0); }
+        case 2u: { return tanh(clamp(z, -15.0, 15.0)); }
+        case 3u: { return 1.0 / (1.0 + exp(-z)); }
+        default: { return z; }
+    }
+}
+
+fn activate_grad(a: f32) -> f32 {
+    switch cfg.act {
+        case 1u: { return select(0.0, 1.0, a > 0.0); }
+        case 2u: { return 1.0 - a * a; }
+        case 3u: { return a * (1.0 - a); }
+        default: { return 1.0; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) k: u32) {
+    let part = wid.x + wid.y * nwg.x;
+    let begin = part * cfg.block;
+    if (begin >= cfg.rows) {
+        return;
+    }
+    let end = min(begin + cfg.block, cfg.rows);
+    let f = cfg.f;
+    let h = cfg.h;
+    let train = cfg.grad != 0u;
+    // The first layer's gradient block: rows gj..gj + 3 of W0, columns gi..gi + 7, as
+    // g0[2c] (columns gi..gi + 3 of row gj + c) and g0[2c + 1] (gi + 4..gi + 7).
+    var g0: array<vec4<f32>, 8>;
+    let gj = 4u * (k / 8u);
+    let gi = 8u * (k % 8u);
+    var gw1 = 0.0;
+    var gb0 = 0.0;
+    var gb1 = 0.0;
+    var loss = 0.0;
+    var c = vec4<u32>(0u);
+    for (var r0 = begin; r0 < end; r0 += S) {
+        let n = min(S, end - r0);
+        for (var e = k; e < n * f; e += WG) {
+            xs[e] = acts[r0 * f + e];
+        }
+        workgroupBarrier();
+        // Hidden units j0..j0 + 3 of rows s0 and s0 + 1 (lanes past h or n are discarded).
+        let s0 = 2u * (k / 32u);
+        let j0 = 4u * (k % 32u);
+        if (s0 < n && j0 < h) {
+            var b = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c += 1u) {
+                if (j0 + c < h) {
+                    b[c] = params[cfg.b0 + j0 + c];
+                }
+            }
+            var a0 = b;
+            var a1 = b;
+            for (var i = 0u; i < f; i += 1u) {
+                let w = vec4<f32>(params[cfg.w0 + j0 * f + i],
+                                  params[cfg.w0 + (j0 + 1u) * f + i],
+                                  params[cfg.w0 + (j0 + 2u) * f + i],
+                                  params[cfg.w0 + (j0 + 3u) * f + i]);
+                a0 += xs[s0 * f + i] * w;
+                a1 += xs[(s0 + 1u) * f + i] * w;
+            }
+            for (var c = 0u; c < 4u; c += 1u) {
+                if (j0 + c < h) {
+                    hs[s0 * h + j0 + c] = activate(a0[c]);
+                    if (s0 + 1u < n) {
+                        hs[(s0 + 1u) * h + j0 + c] = activate(a1[c]);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+        if (k < n) {
+            var z = params[cfg.b1];
+            for (var j = 0u; j < h; j += 1u) {
+                z += hs[k * h + j] * params[cfg.w1 + j];
+            }
+            let r = r0 + k;
+            acts[cfg.z_off + r] = z;
+            let y = labels[r];
+            loss += max(z, 0.0) + log(1.0 + exp(-abs(z))) - y * z;
+            let pos = z >= 0.0;
+            let lab = y == 1.0;
+            c += vec4<u32>(u32(pos && lab), u32(pos && !lab), u32(!pos && lab),
+                           u32(!pos && !lab));
+            ds[k] = (1.0 / (1.0 + exp(-z)) - y) * cfg.inv_rows;
+        }
+        workgroupBarrier();
+        if (train) {
+            if (k < h) {
+                for (var s = 0u; s < n; s += 1u) {
+                    gw1 += ds[s] * hs[s * h + k];
+                }
+            }
+            if (k == 0u) {
+                for (var s = 0u; s < n; s += 1u) {
+                    gb1 += ds[s];
+                }
+            }
+            workgroupBarrier();
+            for (var e = k; e < n * h; e += WG) {
+                let j = e % h;
+                hs[e] = ds[e / h] * params[cfg.w1 + j] * activate_grad(hs[e]);
+            }
+            workgroupBarrier();
+            if (k < h) {
+                for (var s = 0u; s < n; s += 1u) {
+                    gb0 += hs[s * h + k];
+                }
+            }
+            if (gj < h && gi < f) {
+                for (var s = 0u; s < n; s += 1u) {
+                    let d = vec4<f32>(hs[s * h + gj], hs[s * h + gj + 1u], hs[s * h + gj + 2u],
+                                      hs[s * h + gj + 3u]);
+                    let a = s * f + gi;
+                    let lo = vec4<f32>(xs[a], xs[a + 1u], xs[a + 2u], xs[a + 3u]);
+                    let hi = vec4<f32>(xs[a + 4u], xs[a + 5u], xs[a + 6u], xs[a + 7u]);
+                    for (var c = 0u; c < 4u; c += 1u) {
+                        g0[2u * c] += d[c] * lo;
+                        g0[2u * c + 1u] += d[c] * hi;
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (k < S) {
+        loss_part[k] = loss;
+        count_part[k] = c;
+    }
+    let base = (cfg.part0 + part) * cfg.stride;
+    if (train) {
+        for (var c = 0u; c < 4u; c += 1u) {
+            for (var l = 0u; l < 8u; l += 1u) {
+                let j = gj + c;
+                let i = gi + l;
+                if (j < h && i < f) {
+                    partials[base + cfg.w0 + j * f + i] = bitcast<u32>(g0[2u * c + l / 4u][l % 4u]);
+                }
+            }
+        }
+        if (k < h) {
+            partials[base + cfg.b0 + k] = bitcast<u32>(gb0);
+            partials[base + cfg.w1 + k] = bitcast<u32>(gw1);
+        }
+        if (k == 0u) {
+            partials[base + cfg.b1] = bitcast<u32>(gb1);
+        }
+    }
+    workgroupBarrier();
+    if (k == 0u) {
+        var l = 0.0;
+        var s = vec4<u32>(0u);
+        for (var j = 0u; j < S; j += 1u) {
+            l += loss_part[j];
+            s += count_part[j];
+        }
+        let o = base + cfg.params;
+        partials[o] = bitcast<u32>(l);
+        partials[o + 1u] = s.x;
+        partials[o + 2u] = s.y;
+        partials[o + 3u] = s.z;
+        partials[o + 4u] = s.w;
+    }
+}
