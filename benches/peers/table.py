@@ -154,16 +154,23 @@ def main():
               f"({min(paired):.2f} … {max(paired):.2f}, paired by run): {'met' if med >= 3 else 'NOT met'}")
     else:
         print("- lavapipe LR 1,000×16, chunk ≥ 3× every: not measured")
-    kern = load_wgtrain(out, "lr1k16_kernels")
-    if isinstance(kern, dict):
-        print()
-        print("LR 1,000×16 on the GPU by kernels (`--gpu-kernels blocked,one-workgroup`, one run):")
-        print()
-        print("| Kernels | sync every | sync chunk |")
-        print("|---|---:|---:|")
-        for k in ("blocked", "one-workgroup"):
-            cells = [cell(wg_time(kern, f"gpu sync={s} kernels={k}")) for s in ("every", "chunk")]
-            print(f"| {k} | " + " | ".join(cells) + " |")
+    by_kernels(out, "lr1k16_kernels", "LR 1,000×16", ("blocked", "one-workgroup"), ("every", "chunk"))
+    by_kernels(out, "mlp100k_kernels", "MLP 64→128→1 on 100,000 rows", ("layered", "one-pass"), ("every",))
+
+
+def by_kernels(out, name, what, kernels, syncs):
+    """The table of one `--gpu-kernels` side-by-side run, if it was made."""
+    kern = load_wgtrain(out, name)
+    if not isinstance(kern, dict):
+        return
+    print()
+    print(f"{what} on the GPU by kernels (`--gpu-kernels {','.join(kernels)}`, one run):")
+    print()
+    print("| Kernels | " + " | ".join(f"sync {s}" for s in syncs) + " |")
+    print("|---|" + "---:|" * len(syncs))
+    for k in kernels:
+        cells = [cell(wg_time(kern, f"gpu sync={s} kernels={k}")) for s in syncs]
+        print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
