@@ -4,8 +4,8 @@
 // stop_rule_core.wgsl, which this file is appended to. A chunk of K iterations is one dispatch,
 // where the layered path needs four per iteration; a pause breaks out of the loop.
 //
-// Pipeline constants: F, the features (1..=MAX_F), and WG, the invocations (a power of two,
-// 2..=MAX_WG). With F fixed the loops over a row have a constant trip count, so drivers can
+// Pipeline constants: F, the features (1..=4·MAX_F4), and WG, the invocations (a power of
+// two, 2..=MAX_WG). With F fixed the loops over a row have a constant trip count, so drivers can
 // unroll them and keep a row and the weights in registers.
 //
 // Bindings (group 0), besides stop_rule_core.wgsl's state (1), history (2) and rule (4):
@@ -16,9 +16,8 @@
 //                                              in dst
 //   6  best    storage, read_write  f32[P]     written when an iteration improves and
 //                                              rule.copy_groups != 0
-//   7  acts    storage, read_write  vec4[..]   X [rows, F4] at 0, each row F4 = ⌈F/4⌉ vec4s,
-//                                              zero-padded (read); z [rows] at vec4 z_off / 4
-//                                              (written only when cfg.keep_z = 1: logits())
+//   7  acts    storage, read        vec4[..]   X [rows, F4], each row F4 = ⌈F/4⌉ vec4s,
+//                                              zero-padded
 //   8  labels  storage, read        f32[rows]  y, each 0 or 1
 //   9  val_x   storage, read        vec4[..]   validation X [val_rows, F4], padded alike (a
 //                                              dummy if none)
@@ -27,6 +26,8 @@
 //                                              one, read by an update_first step
 //   12 result  storage, read_write  u32[16]    the last evaluation: training Σ loss (f32
 //                                              bits), TP, FP, FN, TN at 0..5, validation at 8..13
+//   13 zs      storage, read_write  f32[rows]  z, written only when cfg.keep_z = 1 (for
+//                                              logits(); training skips it)
 // Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
 // and keeps its own partial gradient (F4 vec4s, then the bias's in slot F4), loss and counts;
 // the gradient partials of k + WG/2 are added onto k's, then the owner of vec4 q (invocation
@@ -39,15 +40,15 @@
 
 struct Loop {
     rows: u32,
-    features: u32,      // F again, for checking
+    features: u32,      // F again (the kernel uses the constant)
     val_rows: u32,
     iters: u32,         // evaluations; 0 with update_first = 1 makes an update-only dispatch
     lr: f32,
     inv_rows: f32,
     update_first: u32,  // 1: apply `grad` to src into dst before the first evaluation
     judge: u32,         // 1: judge every evaluation (a chunk); 0: evaluate only
-    z_off: u32,         // in floats, a multiple of 4
     keep_z: u32,        // 1: write z (for logits()); training skips it
+    pad0: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -66,12 +67,13 @@ const GS: u32 = 17u;      // MAX_F4 + 1: vec4s per partial gradient in gpart
 @group(0) @binding(3) var<storage, read_write> src: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(6) var<storage, read_write> best: array<f32>;
-@group(0) @binding(7) var<storage, read_write> acts: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> acts: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> labels: array<f32>;
 @group(0) @binding(9) var<storage, read> val_x: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read> val_y: array<f32>;
 @group(0) @binding(11) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(12) var<storage, read_write> result: array<u32, 16>;
+@group(0) @binding(13) var<storage, read_write> zs: array<f32>;
 
 var<workgroup> w: array<f32, MAX_P>;
 var<workgroup> g: array<f32, MAX_P>;
@@ -107,6 +109,8 @@ fn main(@builtin(local_invocation_index) k: u32) {
             g[p] = grad[p];
         }
     }
+    // grad[p] is written below by the owner of its vec4, another invocation.
+    storageBarrier();
     // This invocation's weights (bias in wb), row, and partial gradient (bias's in gl[F4].x).
     var wl: array<vec4<f32>, MAX_F4>;
     var xr: array<vec4<f32>, MAX_F4>;
@@ -146,8 +150,7 @@ fn main(@builtin(local_invocation_index) k: u32) {
                 z += dot(xr[q], wl[q]);
             }
             if (cfg.keep_z != 0u) {
-                let zi = cfg.z_off + r;
-                acts[zi / 4u][zi % 4u] = z;
+                zs[r] = z;
             }
             let y = labels[r];
             loss += bce(z, y);

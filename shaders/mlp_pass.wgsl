@@ -30,8 +30,8 @@
 //   gW0[j, i] += Σ_s hs[s, j]·xs[s, i]     invocation k: units 4(k / 8)..+3, inputs
 //                                           8(k % 8)..+7, in registers across tiles
 //   gb1 += Σ_s d[s]                                          invocation 0
-// Lanes of a block past h, f or the tile's rows compute on whatever lies there (in bounds)
-// and are never stored.
+// Lanes of a block past h, f or the tile's rows compute on whatever lies there (within the
+// workgroup arrays, or W0's last row) and are never stored.
 // Every sum runs in a fixed order, and invocation 0 adds the S loss and count partials in
 // order: no atomics, so results are bit-identical run to run.
 // act: 1 relu, 2 tanh (of z clamped to ±15), 3 sigmoid; act' from the output a as in
@@ -132,11 +132,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             }
             var a0 = b;
             var a1 = b;
+            // Rows of W0, the last one repeated past h (those lanes are not stored).
+            let w0 = cfg.w0 + j0 * f;
+            let w1 = cfg.w0 + min(j0 + 1u, h - 1u) * f;
+            let w2 = cfg.w0 + min(j0 + 2u, h - 1u) * f;
+            let w3 = cfg.w0 + min(j0 + 3u, h - 1u) * f;
             for (var i = 0u; i < f; i += 1u) {
-                let w = vec4<f32>(params[cfg.w0 + j0 * f + i],
-                                  params[cfg.w0 + (j0 + 1u) * f + i],
-                                  params[cfg.w0 + (j0 + 2u) * f + i],
-                                  params[cfg.w0 + (j0 + 3u) * f + i]);
+                let w = vec4<f32>(params[w0 + i], params[w1 + i], params[w2 + i], params[w3 + i]);
                 a0 += xs[s0 * f + i] * w;
                 a1 += xs[(s0 + 1u) * f + i] * w;
             }

@@ -62,7 +62,7 @@ wgtrain mlp100k_cpu    $MLP --backends cpu --iters $(q 10 3) --repeats 5
 peer    mlp100k_numpy  numpy_loop.py $MLP --iters $(q 10 3) --repeats 5
 peer    mlp100k_torch  torch_loop.py $MLP --iters $(q 10 3) --repeats 5 --device cpu
 wgtrain mlp100k_gpu    $MLP --backends gpu --sync every,chunk --iters $(q 3 1) --repeats 2
-wgtrain mlp100k_kernels $MLP --backends gpu --sync every --gpu-kernels layered,one-pass --iters $(q 3 1) --repeats 2
+wgtrain mlp100k_kernels $MLP --backends gpu --sync every,chunk --gpu-kernels layered,one-pass --iters $(q 3 1) --repeats 2
 
 wgtrain lr1k16_all     $SMALL --backends cpu,gpu --sync every,chunk --iters $(q 1000 20) --repeats 5
 peer    lr1k16_numpy   numpy_loop.py $SMALL --iters $(q 1000 20) --repeats 5

@@ -155,7 +155,7 @@ def main():
     else:
         print("- lavapipe LR 1,000×16, chunk ≥ 3× every: not measured")
     by_kernels(out, "lr1k16_kernels", "LR 1,000×16", ("blocked", "one-workgroup"), ("every", "chunk"))
-    by_kernels(out, "mlp100k_kernels", "MLP 64→128→1 on 100,000 rows", ("layered", "one-pass"), ("every",))
+    by_kernels(out, "mlp100k_kernels", "MLP 64→128→1 on 100,000 rows", ("layered", "one-pass"), ("every", "chunk"))
 
 
 def by_kernels(out, name, what, kernels, syncs):

@@ -59,7 +59,7 @@ pub const LOOP_MAX_WORKGROUP: u32 = 64;
 /// invocations per AVX2 vector, so more invocations only add partial sums and barrier switches.
 const CPU_LOOP_WORKGROUP: u32 = 8;
 /// Storage buffers `lr_loop.wgsl` binds.
-const LOOP_STORAGE_BUFFERS: u32 = 11;
+const LOOP_STORAGE_BUFFERS: u32 = 12;
 /// llvmpipe (lavapipe) silently ends every loop of a shader invocation once its loops have
 /// taken 65,535 back-edges in all. On CPU adapters an `lr_loop.wgsl` dispatch is kept under
 /// this many (see [`loop_edges`]).
@@ -623,15 +623,22 @@ fn mlp_fits(ctx: &GpuContext, layout: &[LayerLayout]) -> bool {
 }
 
 /// At most how many loop back-edges one invocation of `mlp_pass.wgsl` takes for blocks of
-/// `block` rows: per tile of 16 rows the loads, its hidden units' loop over the inputs (and
-/// two over four units), the logit's loop over the hidden units, three loops over the tile,
-/// the δ elements, and the first layer's gradient block (per row of the tile a loop over its
-/// four units); then the block's 32 writes and the 16 partials once.
+/// `block` rows, counting every loop as not unrolled and its exit as one more step each time
+/// it runs (as llvmpipe does): per tile of 16 rows the loads, its hidden units' loop over the
+/// inputs (and two over four units), the logit's loop over the hidden units, three loops over
+/// the tile, the δ elements, and the first layer's gradient block (per row of the tile a loop
+/// over its four units); then the block's 4 × 8 writes and the 16 partials once.
 fn mlp_pass_edges(block: usize, f: usize, h: usize) -> u64 {
     let (s, wg) = (MLP_TILE as u64, 256u64);
     let (f, h) = (f as u64, h as u64);
-    let per_tile = (s * f).div_ceil(wg) + f + 8 + h + 3 * s + (s * h).div_ceil(wg) + 5 * s + 1;
-    (block as u64).div_ceil(s) * per_tile + 36 + s
+    let per_tile = ((s * f).div_ceil(wg) + 1)
+        + (f + 11)
+        + (h + 1)
+        + 3 * (s + 1)
+        + ((s * h).div_ceil(wg) + 1)
+        + (6 * s + 1)
+        + 1;
+    (block as u64).div_ceil(s) * per_tile + 41 + (s + 1) + 1
 }
 
 /// At most how many loop back-edges one invocation of the layered kernels takes:
@@ -981,7 +988,18 @@ impl GpuSession {
         let p = cfg.params.len();
         let stride = p + STAT_WORDS;
         let train_parts = train_cut.parts(data.rows);
-        let parts = train_parts + val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
+        let val_parts = val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
+        // reduce_update.wgsl adds every part in one loop; reduce_stats.wgsl a 64th of them.
+        if let Some(budget) = ctx.loop_edge_budget
+            && train_parts.max(val_parts) as u64 + 1 > budget
+        {
+            let (what, d) = match val {
+                Some(v) if val_parts > train_parts => ("the validation rows", v),
+                _ => ("the training rows", data),
+            };
+            return Err(loop_limit(&ctx, what, d));
+        }
+        let parts = train_parts + val_parts;
         check_size(&ctx, "the partial sums per block", parts * stride, data)?;
         check_size(&ctx, "the parameters", p, data)?;
 
@@ -1034,23 +1052,22 @@ impl GpuSession {
             lr: cfg.lr,
         };
         let (mut forward, mut backward, train_logits, loop_data) = if looped {
-            // X in rows padded to whole vec4s, then z; the rest is lr_loop.wgsl's alone.
+            // X in rows padded to whole vec4s; z in a buffer of its own.
             let n = data.rows;
-            let padded = loop_row_floats(data.features);
-            let mut init = pad_rows(data, n + 1);
-            init.resize(n * padded + n.next_multiple_of(4), 0.0);
-            let acts = ctx.storage("training rows", &init);
+            let acts = ctx.storage("training rows", &pad_rows(data));
+            let z = ctx.storage("logits", &vec![0.0f32; n]);
             let (vx, vy) = match val {
-                Some(v) if v.rows > 0 => (pad_rows(v, 0), v.y.clone()),
+                Some(v) if v.rows > 0 => (pad_rows(v), v.y.clone()),
                 _ => (vec![0.0; 4], vec![0.0]),
             };
             let buffers = [
-                acts.clone(),
+                acts,
                 ctx.storage("labels", &data.y),
                 ctx.storage("validation rows", &vx),
                 ctx.storage("validation labels", &vy),
+                z.clone(),
             ];
-            let logits = vec![(acts, 4 * (n * padded) as u64, n)];
+            let logits = vec![(z, 0, n)];
             (Vec::new(), Vec::new(), logits, Some(buffers))
         } else {
             let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
@@ -1096,7 +1113,6 @@ impl GpuSession {
                 let words = |iters: u32, update_first: u32, judge: u32, keep_z: u32| {
                     let inv_rows = (1.0f32 / n as f32).to_bits();
                     let lr = cfg.lr.to_bits();
-                    let z_off = u(n * loop_row_floats(f));
                     [
                         u(n),
                         u(f),
@@ -1106,19 +1122,19 @@ impl GpuSession {
                         inv_rows,
                         update_first,
                         judge,
-                        z_off,
                         keep_z,
+                        0,
                         0,
                         0,
                     ]
                 };
-                // Bindings 0..=12 in order; `src` is params[s].
+                // Bindings 0..=13 in order; `src` is params[s].
                 let group = |cfg: &wgpu::Buffer, s: usize| {
                     let (k, h, r) = (&chunks.state, &chunks.history, &chunks.rule);
-                    let [acts, labels, vx, vy] = bufs;
+                    let [acts, labels, vx, vy, z] = bufs;
                     let (src, dst, b) = (&params[s], &params[1 - s], &best);
                     let all = [
-                        cfg, k, h, src, r, dst, b, acts, labels, vx, vy, &partials, &result,
+                        cfg, k, h, src, r, dst, b, acts, labels, vx, vy, &partials, &result, z,
                     ];
                     ctx.bind_group(&pipelines[LOOP], &all)
                 };
@@ -1368,7 +1384,7 @@ fn loop_fits(
         && f <= LOOP_MAX_FEATURES
         && rows.saturating_mul(f + 1) <= ctx.loop_max_elements
         && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
-        && data.rows * (padded + 1) + 3 <= binding_words(ctx)
+        && data.rows * padded <= binding_words(ctx)
         && val_rows * padded <= binding_words(ctx)
         && ctx.limits.max_storage_buffers_per_shader_stage >= LOOP_STORAGE_BUFFERS
 }
@@ -1378,11 +1394,10 @@ fn loop_row_floats(f: usize) -> usize {
     f.next_multiple_of(4)
 }
 
-/// The rows of `d` padded with zeros to [`loop_row_floats`] each, with room reserved for
-/// `extra` more floats.
-fn pad_rows(d: &Dataset, extra: usize) -> Vec<f32> {
+/// The rows of `d` padded with zeros to [`loop_row_floats`] each.
+fn pad_rows(d: &Dataset) -> Vec<f32> {
     let (f, padded) = (d.features, loop_row_floats(d.features));
-    let mut out = Vec::with_capacity(d.rows * padded + extra);
+    let mut out = Vec::with_capacity(d.rows * padded);
     for row in d.x.chunks_exact(f) {
         out.extend_from_slice(row);
         out.resize(out.len() + padded - f, 0.0);
@@ -1391,22 +1406,27 @@ fn pad_rows(d: &Dataset, extra: usize) -> Vec<f32> {
 }
 
 /// At most how many loop back-edges one invocation of `lr_loop.wgsl` (`wg` invocations) takes
-/// per iteration, counting every loop as not unrolled: its row loops (two loops over a
-/// training row's vec4s, one over a validation row's), the loops over the parameters and the
-/// vec4s, the `wg` partials invocation 0 adds, the `wg`/2 each owner adds, and judge()'s 16.
+/// per iteration, counting every loop as not unrolled and, as llvmpipe does, a loop's exit as
+/// one more step each time it runs: the row loops (two loops over a training row's vec4s, one
+/// over a validation row's), the loops over the parameters (the dispatch's first load
+/// charged to every iteration) and the vec4s, the `wg` partials invocation 0 adds, each
+/// owner's `wg`/2 and four, and judge()'s 16.
 fn loop_edges(rows: usize, val_rows: usize, f: usize, wg: u32) -> u64 {
-    let wg = wg.max(1) as usize;
-    let trips = |r: usize| r.div_ceil(wg) as u64;
+    let wg = u64::from(wg.max(1));
+    let trips = |n: u64| n.div_ceil(wg);
     let f4 = loop_row_floats(f) as u64 / 4;
-    let np = f + 1;
-    trips(rows) * (2 * f4 + 1)
-        + trips(val_rows) * (f4 + 1)
-        + 3 * trips(np)
-        + 3 * (f4 + 1)
-        + wg as u64
-        + trips(f4 as usize + 1) * (wg as u64 / 2 + 5)
-        + 16
+    let np = f as u64 + 1;
+    let owners = trips(f4 + 1);
+    (trips(rows as u64) * (1 + 2 * (f4 + 1)) + 1)
+        + (trips(val_rows as u64) * (1 + f4 + 1) + 1)
+        + 3 * (trips(np) + 1)
+        + (f4 + 1)
+        + 2 * (f4 + 2)
+        + (wg + 1)
+        + owners * (1 + (wg / 2 + 1) + 5)
         + 1
+        + 17
+        + 2
 }
 
 /// The device stop rule's pipelines and buffers, over the session's result, weights and
