@@ -10,7 +10,8 @@
 // Workgroup: 64 invocations along x; grid as in dense_forward.wgsl, index x + y·64·nwg.x.
 // One invocation computes one element (r, i):
 //   D_prev[r, i] = (Σ_o D[r, o]·W[o, i]) · act'(A_prev[r, i])
-// with act' from the output a: relu (a > 0), tanh 1 − a², sigmoid a(1 − a).
+// with act' from the output a (activate_grad of activation.wgsl, which this file is appended
+// to).
 
 struct BackCfg {
     rows: u32,
@@ -27,15 +28,6 @@ struct BackCfg {
 @group(0) @binding(1) var<storage, read> acts: array<f32>;
 @group(0) @binding(2) var<storage, read_write> deltas: array<f32>;
 @group(0) @binding(3) var<uniform> cfg: BackCfg;
-
-fn activate_grad(a: f32, act: u32) -> f32 {
-    switch act {
-        case 1u: { return select(0.0, 1.0, a > 0.0); }
-        case 2u: { return 1.0 - a * a; }
-        case 3u: { return a * (1.0 - a); }
-        default: { return 1.0; }
-    }
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,

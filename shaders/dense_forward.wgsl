@@ -12,7 +12,8 @@
 // ceil(G / max_x)) for G = row tiles · tiles_o) has row tile w / tiles_o, output tile
 // w % tiles_o.
 // Per element: z = b[o] + Σ_i A[r, i]·W[o, i] in order of i; out[r, o] = act(z).
-// act: 0 identity (the output logit), 1 relu, 2 tanh (of z clamped to ±15), 3 sigmoid.
+// act: 0 identity (the output logit), 1 relu, 2 tanh, 3 sigmoid (activation.wgsl, which this
+// file is appended to).
 
 struct Dense {
     rows: u32,
@@ -32,15 +33,6 @@ struct Dense {
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(2) var<uniform> cfg: Dense;
-
-fn activate(z: f32, act: u32) -> f32 {
-    switch act {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return tanh(clamp(z, -15.0, 15.0)); }
-        case 3u: { return 1.0 / (1.0 + exp(-z)); }
-        default: { return z; }
-    }
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,

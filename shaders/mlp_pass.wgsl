@@ -34,19 +34,20 @@
 // workgroup arrays, or W0's last row) and are never stored.
 // Every sum runs in a fixed order, and invocation 0 adds the S loss and count partials in
 // order: no atomics, so results are bit-identical run to run.
-// act: 1 relu, 2 tanh (of z clamped to ±15), 3 sigmoid; act' from the output a as in
-// dense_backprop.wgsl.
+// act: 1 relu, 2 tanh, 3 sigmoid, with act' from the output a: activate() and activate_grad()
+// of activation.wgsl, which this file is appended to.
 
+// The first eight words as lr_pass.wgsl's Pass.
 struct Mlp {
     rows: u32,
     f: u32,
-    h: u32,
     z_off: u32,
     part0: u32,
     stride: u32,
     grad: u32,
     inv_rows: f32,
     block: u32,
+    h: u32,
     act: u32,
     w0: u32,
     b0: u32,
@@ -72,24 +73,6 @@ var<workgroup> hs: array<f32, 2048>;  // [S, MAX_H]
 var<workgroup> ds: array<f32, S>;
 var<workgroup> loss_part: array<f32, S>;
 var<workgroup> count_part: array<vec4<u32>, S>;
-
-fn activate(z: f32) -> f32 {
-    switch cfg.act {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return tanh(clamp(z, -15.0, 15.0)); }
-        case 3u: { return 1.0 / (1.0 + exp(-z)); }
-        default: { return z; }
-    }
-}
-
-fn activate_grad(a: f32) -> f32 {
-    switch cfg.act {
-        case 1u: { return select(0.0, 1.0, a > 0.0); }
-        case 2u: { return 1.0 - a * a; }
-        case 3u: { return a * (1.0 - a); }
-        default: { return 1.0; }
-    }
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
@@ -144,9 +127,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             }
             for (var c = 0u; c < 4u; c += 1u) {
                 if (j0 + c < h) {
-                    hs[s0 * h + j0 + c] = activate(a0[c]);
+                    hs[s0 * h + j0 + c] = activate(a0[c], cfg.act);
                     if (s0 + 1u < n) {
-                        hs[(s0 + 1u) * h + j0 + c] = activate(a1[c]);
+                        hs[(s0 + 1u) * h + j0 + c] = activate(a1[c], cfg.act);
                     }
                 }
             }
@@ -182,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             workgroupBarrier();
             for (var e = k; e < n * h; e += WG) {
                 let j = e % h;
-                hs[e] = ds[e / h] * params[cfg.w1 + j] * activate_grad(hs[e]);
+                hs[e] = ds[e / h] * params[cfg.w1 + j] * activate_grad(hs[e], cfg.act);
             }
             workgroupBarrier();
             if (k < h) {

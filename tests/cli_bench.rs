@@ -142,6 +142,34 @@ fn cpu_and_one_gpu_config_on_lavapipe() {
     assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-3);
 }
 
+/// Runs `args` with `--gpu-kernels a,b` under `--sync sync`: two GPU results, labelled by
+/// their kernels, that train the same model to the same loss.
+fn kernels_side_by_side(args: &[&str], sync: &str, [a, b]: [&str; 2]) {
+    let kernels = format!("{a},{b}");
+    let flags = [
+        "--backends",
+        "gpu",
+        "--sync",
+        sync,
+        "--gpu-kernels",
+        &kernels,
+    ];
+    let v = bench_json(&[TINY, args, &flags].concat());
+    let results = v["results"].as_array().unwrap();
+    let labels: Vec<&str> = results
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    let want = [a, b].map(|k| format!("gpu sync={sync} kernels={k}"));
+    assert_eq!(labels, want);
+    assert_eq!(results[1]["config"]["kernels"], b);
+    for r in results {
+        check_result(r, 2);
+    }
+    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
+    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-4);
+}
+
 /// `--gpu-kernels` measures logistic regression on both GPU paths in one run; where the data
 /// cannot run in one workgroup, the error names the flag.
 #[test]
@@ -149,27 +177,8 @@ fn gpu_kernels_side_by_side() {
     if common::gpu_context().is_none() {
         return;
     }
+    kernels_side_by_side(&[], "chunk", ["blocked", "one-workgroup"]);
     let args = ["--backends", "gpu", "--sync", "chunk"];
-    let kernels = ["--gpu-kernels", "blocked,one-workgroup"];
-    let v = bench_json(&[TINY, &args, &kernels].concat());
-    let results = v["results"].as_array().unwrap();
-    let labels: Vec<&str> = results
-        .iter()
-        .map(|r| r["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        labels,
-        [
-            "gpu sync=chunk kernels=blocked",
-            "gpu sync=chunk kernels=one-workgroup"
-        ]
-    );
-    assert_eq!(results[1]["config"]["kernels"], "one-workgroup");
-    for r in results {
-        check_result(r, 2);
-    }
-    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
-    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-4);
     let mlp = ["--hidden", "4", "--gpu-kernels", "one-workgroup"];
     let err = bench_fails(&[TINY, &args, &mlp].concat());
     assert!(
@@ -185,26 +194,7 @@ fn gpu_kernels_of_an_mlp() {
     if common::gpu_context().is_none() {
         return;
     }
-    let args = ["--backends", "gpu", "--sync", "every", "--hidden", "4"];
-    let kernels = ["--gpu-kernels", "layered,one-pass"];
-    let v = bench_json(&[TINY, &args, &kernels].concat());
-    let results = v["results"].as_array().unwrap();
-    let labels: Vec<&str> = results
-        .iter()
-        .map(|r| r["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        labels,
-        [
-            "gpu sync=every kernels=layered",
-            "gpu sync=every kernels=one-pass"
-        ]
-    );
-    for r in results {
-        check_result(r, 2);
-    }
-    let loss = |r: &Value| r["final_loss"].as_f64().unwrap();
-    assert!((loss(&results[0]) - loss(&results[1])).abs() < 1e-4);
+    kernels_side_by_side(&["--hidden", "4"], "every", ["layered", "one-pass"]);
     for (extra, want) in [
         (
             &["--hidden", "200", "--gpu-kernels", "one-pass"][..],

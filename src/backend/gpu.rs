@@ -18,19 +18,29 @@ use crate::metrics::Metric;
 use crate::model::{LayerLayout, ModelSpec};
 use crate::stop::MinDelta;
 
-const DENSE_FORWARD: &str = include_str!("../../shaders/dense_forward.wgsl");
+/// activation.wgsl's functions, then their callers (WGSL has no includes).
+const DENSE_FORWARD: &str = concat!(
+    include_str!("../../shaders/activation.wgsl"),
+    include_str!("../../shaders/dense_forward.wgsl")
+);
 const LOSS_METRICS: &str = include_str!("../../shaders/loss_metrics.wgsl");
 const DENSE_GRAD: &str = include_str!("../../shaders/dense_grad.wgsl");
 const LR_PASS_WGSL: &str = include_str!("../../shaders/lr_pass.wgsl");
 const REDUCE_STATS: &str = include_str!("../../shaders/reduce_stats.wgsl");
 const REDUCE_UPDATE: &str = include_str!("../../shaders/reduce_update.wgsl");
-const DENSE_BACKPROP: &str = include_str!("../../shaders/dense_backprop.wgsl");
+const DENSE_BACKPROP: &str = concat!(
+    include_str!("../../shaders/activation.wgsl"),
+    include_str!("../../shaders/dense_backprop.wgsl")
+);
 /// stop_rule_core.wgsl's judge(), then its callers (WGSL has no includes).
 const STOP_RULE: &str = concat!(
     include_str!("../../shaders/stop_rule_core.wgsl"),
     include_str!("../../shaders/stop_rule.wgsl")
 );
-const MLP_PASS: &str = include_str!("../../shaders/mlp_pass.wgsl");
+const MLP_PASS: &str = concat!(
+    include_str!("../../shaders/activation.wgsl"),
+    include_str!("../../shaders/mlp_pass.wgsl")
+);
 const LR_LOOP: &str = concat!(
     include_str!("../../shaders/stop_rule_core.wgsl"),
     include_str!("../../shaders/lr_loop.wgsl")
@@ -770,8 +780,9 @@ impl Shared<'_> {
             init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
             let acts = self.ctx.storage(what, &init);
             let labels = self.ctx.storage("labels", &data.y[r0..r0 + len]);
-            if fused {
-                let words = [
+            if fused || self.mlp {
+                // lr_pass.wgsl's uniform, and mlp_pass.wgsl's starts the same.
+                let mut words = vec![
                     u(len),
                     u(f),
                     u(len * f),
@@ -781,40 +792,20 @@ impl Shared<'_> {
                     inv_rows,
                     u(cut.block),
                 ];
-                let cfg = self.uniform("lr_pass cfg", &words);
+                let kernel = if fused {
+                    LR_PASS
+                } else {
+                    let (l0, l1) = (self.layout[0], self.layout[1]);
+                    let act = self.spec.activation.code();
+                    let (w0, b0, w1, b1) = (l0.w_off, l0.b_off, l1.w_off, l1.b_off);
+                    words.extend([u(l0.outputs), act, u(w0), u(b0), u(w1), u(b1)]);
+                    words.extend([u(params_len), 0]);
+                    MLP
+                };
+                let cfg = self.uniform(&format!("{} cfg", KERNELS[kernel].0), &words);
                 let grid = self.ctx.grid(cut.parts(len))?;
                 set.forward.push(self.variants(
-                    LR_PASS,
-                    |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
-                    grid,
-                ));
-                set.logits.push((acts, 4 * (len * f) as u64, len));
-                continue;
-            }
-            if self.mlp {
-                let (l0, l1) = (self.layout[0], self.layout[1]);
-                let words = [
-                    u(len),
-                    u(f),
-                    u(l0.outputs),
-                    u(len * f),
-                    u(part0 + r0 / cut.block),
-                    u(self.stride),
-                    u32::from(train),
-                    inv_rows,
-                    u(cut.block),
-                    self.spec.activation.code(),
-                    u(l0.w_off),
-                    u(l0.b_off),
-                    u(l1.w_off),
-                    u(l1.b_off),
-                    u(params_len),
-                    0,
-                ];
-                let cfg = self.uniform("mlp_pass cfg", &words);
-                let grid = self.ctx.grid(cut.parts(len))?;
-                set.forward.push(self.variants(
-                    MLP,
+                    kernel,
                     |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
                     grid,
                 ));
