@@ -68,8 +68,8 @@ const MAX_H: u32 = 128u;
 @group(0) @binding(3) var<storage, read_write> partials: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: Mlp;
 
-var<workgroup> xs: array<f32, 1024>;  // [S, MAX_F]
-var<workgroup> hs: array<f32, 2048>;  // [S, MAX_H]
+var<workgroup> xs: array<f32, S * MAX_F>;  // [S, f], packed
+var<workgroup> hs: array<f32, S * MAX_H>;  // [S, h], packed
 var<workgroup> ds: array<f32, S>;
 var<workgroup> loss_part: array<f32, S>;
 var<workgroup> count_part: array<vec4<u32>, S>;

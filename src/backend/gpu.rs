@@ -501,32 +501,10 @@ struct Cut {
 impl Cut {
     /// The fused logistic-regression pass: X [rows, f] and z [rows] share a segment's buffer.
     fn fused(ctx: &GpuContext, what: &str, data: &Dataset) -> Result<Cut> {
-        let n = data.rows;
-        let cap = binding_words(ctx) / (data.features + 1);
-        if cap < WORKGROUP {
-            return Err(too_large(
-                ctx,
-                what,
-                data,
-                4 * WORKGROUP * (data.features + 1),
-            ));
-        }
         // Blocks of 256 rows, larger for big data so the parts stay few for the update.
-        let want = 256 * n.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
-        let mut block = want.min(cap / WORKGROUP * WORKGROUP);
-        if let Some(budget) = ctx.loop_edge_budget {
-            let f = data.features;
-            while block > WORKGROUP && lr_pass_edges(block, f) > budget {
-                block -= WORKGROUP;
-            }
-            if lr_pass_edges(block, f) > budget {
-                return Err(loop_limit(ctx, what, data));
-            }
-        }
-        Ok(Cut {
-            seg_rows: cap / block * block,
-            block,
-        })
+        let want = 256 * data.rows.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
+        let f = data.features;
+        Cut::one_pass(ctx, what, data, want, WORKGROUP, |b| lr_pass_edges(b, f))
     }
 
     /// `mlp_pass.wgsl`: X [rows, f] and z [rows] share a segment's buffer; blocks of
@@ -540,22 +518,39 @@ impl Cut {
         max_parts: usize,
     ) -> Result<Cut> {
         let (n, f) = (data.rows, data.features);
-        let cap = binding_words(ctx) / (f + 1);
-        if cap < MLP_TILE {
-            return Err(too_large(ctx, what, data, 4 * MLP_TILE * (f + 1)));
-        }
         let want = MLP_BLOCK.max(n.div_ceil(max_parts.max(1)).next_multiple_of(MLP_TILE));
-        let mut block = want.min(cap / MLP_TILE * MLP_TILE);
+        let edges = |b| mlp_pass_edges(b, f, h);
+        let cut = Cut::one_pass(ctx, what, data, want, MLP_TILE, edges)?;
+        if n.div_ceil(cut.block) > max_parts.max(1) {
+            return Err(too_large(ctx, what, data, 4 * cut.block * (f + 1)));
+        }
+        Ok(cut)
+    }
+
+    /// A one-pass kernel's cut, X [rows, f] and z [rows] in a segment's buffer: blocks of
+    /// `want` rows, at most what one binding holds, shrunk in steps of `step` while one
+    /// invocation's back-edges (`edges` of the block) exceed the driver's loop budget.
+    fn one_pass(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        want: usize,
+        step: usize,
+        edges: impl Fn(usize) -> u64,
+    ) -> Result<Cut> {
+        let row_words = data.features + 1;
+        let cap = binding_words(ctx) / row_words;
+        if cap < step {
+            return Err(too_large(ctx, what, data, 4 * step * row_words));
+        }
+        let mut block = want.min(cap / step * step);
         if let Some(budget) = ctx.loop_edge_budget {
-            while block > MLP_TILE && mlp_pass_edges(block, f, h) > budget {
-                block -= MLP_TILE;
+            while block > step && edges(block) > budget {
+                block -= step;
             }
-            if mlp_pass_edges(block, f, h) > budget {
+            if edges(block) > budget {
                 return Err(loop_limit(ctx, what, data));
             }
-        }
-        if n.div_ceil(block) > max_parts.max(1) {
-            return Err(too_large(ctx, what, data, 4 * block * (f + 1)));
         }
         Ok(Cut {
             seg_rows: cap / block * block,
