@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod backend;
 pub mod bench;
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod job;

@@ -1,0 +1,336 @@
+//! The command line's options as typed structs (clap), and their checks into a typed job:
+//! what `main` parses and what the flag fuzzer drives without spawning a process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::BackendChoice;
+use crate::data::{CsvOptions, Demo, DemoOptions};
+use crate::job::{DataSource, TrainJob, ValSource};
+use crate::metrics::Metric;
+use crate::model::Activation;
+use crate::stop::{MinDelta, StopRule};
+use crate::train::{Monitor, SyncMode};
+
+#[derive(Parser)]
+#[command(
+    name = "wgtrain",
+    version,
+    about = "Train binary classifiers on the GPU (wgpu) or CPU, stopped at the exact iteration a target is met"
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a classifier on a CSV file or a built-in data set.
+    Train(Box<TrainArgs>),
+    /// Apply a saved model (train --save) to a CSV file: one probability and class per row.
+    Predict(PredictArgs),
+    /// Metrics and confusion counts of a saved model on a labelled CSV file.
+    Eval(EvalArgs),
+    /// List the GPU adapters wgpu sees.
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure training speed per backend and GPU sync mode on generated data.
+    Bench(Box<crate::bench::BenchArgs>),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// CSV file with a header row; every column but the label must be numeric.
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "demo")]
+    pub data: Option<PathBuf>,
+    /// Built-in data set instead of a file.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub demo: Option<Demo>,
+    /// Label column (default: the last column).
+    #[arg(long, value_name = "NAME", requires = "data")]
+    pub label: Option<String>,
+    /// Columns to ignore, comma-separated.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',', requires = "data")]
+    pub drop: Vec<String>,
+    /// The label value that is the positive class (default: the larger number, or the text that sorts last).
+    #[arg(long, value_name = "VALUE", requires = "data")]
+    pub positive: Option<String>,
+    /// Keep the features as they are instead of z-scoring them.
+    #[arg(long)]
+    pub no_standardize: bool,
+    /// Rows of a demo set [default: 1000].
+    #[arg(long, requires = "demo")]
+    pub rows: Option<usize>,
+    /// Features of --demo hyperplane [default: 8].
+    #[arg(long, requires = "demo")]
+    pub features: Option<usize>,
+    /// Fraction of a demo set's labels flipped, 0 to 1.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        requires = "demo",
+        allow_negative_numbers = true
+    )]
+    pub noise: f64,
+    /// Seed of the demo data and the MLP initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Hidden layer sizes, comma-separated (none: logistic regression).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub hidden: Vec<usize>,
+    /// Activation of the hidden layers [default: relu, or the --init-weights model's].
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Learning rate of gradient descent.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr: f32,
+    /// Metric the stop rule watches.
+    #[arg(long, value_enum, default_value = "accuracy")]
+    pub metric: Metric,
+    /// Stop once the metric is >= T (loss: <= T); `none` turns it off [default: 0.99, none for loss].
+    #[arg(long, value_name = "T|none", value_parser = parse_threshold, allow_negative_numbers = true)]
+    pub threshold: Option<Threshold>,
+    /// Most updates to apply.
+    #[arg(long, default_value_t = 1000)]
+    pub max_iter: u64,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Pick the GPU adapter whose name contains this (see `wgtrain devices`).
+    #[arg(long, value_name = "SUBSTRING")]
+    pub adapter: Option<String>,
+    /// Validation CSV with the training file's columns (standardized with the training statistics).
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "val_split")]
+    pub val: Option<PathBuf>,
+    /// Hold out a stratified, seeded fraction of the training rows for validation.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub val_split: Option<f64>,
+    /// Rows the stop rules watch [default: val when there are validation rows, else train].
+    #[arg(long, value_enum)]
+    pub monitor: Option<Monitor>,
+    /// Check the stop rules every K iterations (the last iteration is always checked).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub eval_every: u64,
+    /// Stop after P checks in a row without improvement.
+    #[arg(long, value_name = "P")]
+    pub patience: Option<u64>,
+    /// An improvement must beat the best by more than D.
+    #[arg(
+        long,
+        value_name = "D",
+        conflicts_with = "min_delta_rel",
+        allow_negative_numbers = true
+    )]
+    pub min_delta: Option<f64>,
+    /// An improvement must beat the best by more than R · |best|.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub min_delta_rel: Option<f64>,
+    /// Checks at iterations below W do not count for patience nor set the best.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    pub warmup: u64,
+    /// Stop once the metric is worse than V (loss above V, a score below V).
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    pub divergence: Option<f64>,
+    /// Stop after this many seconds of training (data loading and setup not counted).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub max_time: Option<f64>,
+    /// Return the weights of the best check instead of the last ones.
+    #[arg(long)]
+    pub restore_best: bool,
+    /// Write one CSV row per checked iteration (train and validation metrics) as the run goes.
+    #[arg(long, value_name = "FILE.csv")]
+    pub log: Option<PathBuf>,
+    /// Write the returned weights, features, standardization and report as a safetensors
+    /// model file (atomically).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub save: Option<PathBuf>,
+    /// Start from a saved model's weights, architecture and standardization statistics.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub init_weights: Option<PathBuf>,
+    /// When a GPU run reads the metrics back: after every iteration, or once per chunk with
+    /// the stop rule evaluated on the device (same stop, same weights).
+    #[arg(long, value_enum, default_value = "chunk")]
+    pub sync: SyncMode,
+    /// Iterations per chunk with --sync chunk [default: adaptive].
+    #[arg(long, value_name = "K")]
+    pub chunk: Option<u32>,
+    /// Draw the monitored metric and the loss against iteration, with the threshold and the
+    /// stop, as an SVG chart (written atomically when the run ends).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// No progress bar (it shows only when stderr is a terminal).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy)]
+pub enum Threshold {
+    Off,
+    At(f64),
+}
+
+fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Threshold::Off);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Threshold::At(v)),
+        _ => Err(format!("expected a finite number or `none`, got \"{s}\"")),
+    }
+}
+
+impl TrainArgs {
+    pub fn rule(&self) -> Result<StopRule> {
+        let threshold = match self.threshold {
+            Some(Threshold::Off) => None,
+            Some(Threshold::At(t)) => Some(t),
+            None if self.metric == Metric::Loss => None,
+            None => Some(0.99),
+        };
+        if let Some(t) = threshold {
+            if self.metric == Metric::Loss && t < 0.0 {
+                bail!("--threshold {t}: the loss is never below 0");
+            }
+            if self.metric != Metric::Loss && !(0.0..=1.0).contains(&t) {
+                bail!(
+                    "--threshold {t}: {} lies between 0 and 1",
+                    self.metric.name()
+                );
+            }
+        }
+        if self.eval_every == 0 {
+            bail!("--eval-every 0: must be at least 1");
+        }
+        let non_negative = |flag: &str, v: Option<f64>| -> Result<()> {
+            match v {
+                Some(d) if !(d.is_finite() && d >= 0.0) => {
+                    bail!("{flag} {d}: must be a finite number at least 0")
+                }
+                _ => Ok(()),
+            }
+        };
+        non_negative("--min-delta", self.min_delta)?;
+        non_negative("--min-delta-rel", self.min_delta_rel)?;
+        if let Some(m) = self.max_time {
+            if !(m.is_finite() && m > 0.0) {
+                bail!("--max-time {m}: must be a number of seconds above 0");
+            }
+        }
+        if let Some(v) = self.divergence {
+            if !v.is_finite() {
+                bail!("--divergence {v}: must be a finite number");
+            }
+        }
+        Ok(StopRule {
+            metric: self.metric,
+            threshold,
+            max_iter: self.max_iter,
+            patience: self.patience,
+            min_delta: match (self.min_delta, self.min_delta_rel) {
+                (_, Some(r)) => MinDelta::Rel(r),
+                (d, None) => MinDelta::Abs(d.unwrap_or(0.0)),
+            },
+            warmup: self.warmup,
+            divergence: self.divergence,
+            max_time: self.max_time,
+            eval_every: self.eval_every,
+        })
+    }
+
+    pub fn job(&self) -> Result<TrainJob> {
+        let source = match (&self.data, self.demo) {
+            (Some(path), _) => DataSource::Csv {
+                path: path.clone(),
+                options: CsvOptions {
+                    label: self.label.clone(),
+                    drop: self.drop.clone(),
+                    positive: self.positive.clone(),
+                },
+            },
+            (None, Some(kind)) => DataSource::Demo {
+                kind,
+                options: DemoOptions {
+                    rows: self.rows,
+                    features: self.features,
+                    noise: self.noise,
+                    seed: self.seed,
+                },
+            },
+            (None, None) => bail!(
+                "no data: give --data FILE.csv or --demo NAME (xnor, blobs, moons, hyperplane)"
+            ),
+        };
+        Ok(TrainJob {
+            source,
+            standardize: !self.no_standardize,
+            hidden: self.hidden.clone(),
+            activation: self.activation,
+            seed: self.seed,
+            lr: self.lr,
+            rule: self.rule()?,
+            val: match (&self.val, self.val_split) {
+                (Some(p), _) => ValSource::File(p.clone()),
+                (None, Some(f)) => ValSource::Split(f),
+                (None, None) => ValSource::None,
+            },
+            monitor: self.monitor,
+            restore_best: self.restore_best,
+            log: self.log.clone(),
+            init_weights: self.init_weights.clone(),
+            save: self.save.clone(),
+            sync: self.sync,
+            chunk: self.chunk,
+            interrupt: Some(Arc::new(AtomicBool::new(false))),
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+        })
+    }
+}
+
+/// What `predict` and `eval` share: a model, rows and where to run it.
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// Model file written by `train --save`.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub model: PathBuf,
+    /// CSV file with the model's feature columns (by name, any order; other columns ignored).
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: PathBuf,
+    /// Where to run the forward pass.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Pick the GPU adapter whose name contains this (see `wgtrain devices`).
+    #[arg(long, value_name = "SUBSTRING")]
+    pub adapter: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Write the CSV here (atomically) instead of to stdout.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
