@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::BackendChoice;
+use crate::backend::gpu::MAX_CHUNK;
 use crate::data::{CsvOptions, Demo, DemoOptions};
 use crate::job::{DataSource, TrainJob, ValSource};
 use crate::metrics::Metric;
@@ -57,31 +58,26 @@ pub struct TrainArgs {
     #[arg(long, value_enum, value_name = "NAME")]
     pub demo: Option<Demo>,
     /// Label column (default: the last column).
-    #[arg(long, value_name = "NAME", requires = "data")]
+    #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
     /// Columns to ignore, comma-separated.
-    #[arg(long, value_name = "COL,...", value_delimiter = ',', requires = "data")]
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     pub drop: Vec<String>,
     /// The label value that is the positive class (default: the larger number, or the text that sorts last).
-    #[arg(long, value_name = "VALUE", requires = "data")]
+    #[arg(long, value_name = "VALUE")]
     pub positive: Option<String>,
     /// Keep the features as they are instead of z-scoring them.
     #[arg(long)]
     pub no_standardize: bool,
     /// Rows of a demo set [default: 1000].
-    #[arg(long, requires = "demo")]
+    #[arg(long)]
     pub rows: Option<usize>,
     /// Features of --demo hyperplane [default: 8].
-    #[arg(long, requires = "demo")]
+    #[arg(long)]
     pub features: Option<usize>,
-    /// Fraction of a demo set's labels flipped, 0 to 1.
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        requires = "demo",
-        allow_negative_numbers = true
-    )]
-    pub noise: f64,
+    /// Fraction of a demo set's labels flipped, 0 to 1 [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub noise: Option<f64>,
     /// Seed of the demo data and the MLP initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -92,7 +88,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
     /// Learning rate of gradient descent.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(long, default_value = "0.1", value_parser = parse_lr, allow_negative_numbers = true)]
     pub lr: f32,
     /// Metric the stop rule watches.
     #[arg(long, value_enum, default_value = "accuracy")]
@@ -161,8 +157,8 @@ pub struct TrainArgs {
     /// the stop rule evaluated on the device (same stop, same weights).
     #[arg(long, value_enum, default_value = "chunk")]
     pub sync: SyncMode,
-    /// Iterations per chunk with --sync chunk [default: adaptive].
-    #[arg(long, value_name = "K")]
+    /// Iterations per chunk with --sync chunk, 1 to 1024 [default: adaptive].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK)))]
     pub chunk: Option<u32>,
     /// Draw the monitored metric and the loss against iteration, with the threshold and the
     /// stop, as an SVG chart (written atomically when the run ends).
@@ -250,7 +246,59 @@ impl TrainArgs {
         })
     }
 
+    /// Flags that only apply to one data source, the backend or the sync mode: given where they
+    /// would be ignored, they are an error.
+    fn check_applicable(&self) -> Result<()> {
+        if let Some(kind) = self.demo {
+            let demo = demo_name(kind);
+            let data_only = [
+                ("--label", self.label.clone()),
+                (
+                    "--drop",
+                    (!self.drop.is_empty()).then(|| self.drop.join(",")),
+                ),
+                ("--positive", self.positive.clone()),
+            ];
+            for (flag, v) in data_only {
+                if let Some(v) = v {
+                    bail!(
+                        "{flag} {v}: only with --data; --demo {demo} has its own label and columns"
+                    );
+                }
+            }
+            if let (Demo::Xnor, Some(r)) = (kind, self.rows) {
+                bail!("--rows {r}: --demo xnor is always its four points");
+            }
+            if let (k, Some(n)) = (kind, self.features) {
+                if k != Demo::Hyperplane {
+                    bail!(
+                        "--features {n}: only --demo hyperplane has a choice of features (--demo {demo} has 2)"
+                    );
+                }
+            }
+        } else {
+            let demo_only = [
+                ("--rows", self.rows.map(|v| v.to_string())),
+                ("--features", self.features.map(|v| v.to_string())),
+                ("--noise", self.noise.map(|v| v.to_string())),
+            ];
+            for (flag, v) in demo_only {
+                if let Some(v) = v {
+                    bail!(
+                        "{flag} {v}: only with --demo (--data takes the file's rows and columns as they are)"
+                    );
+                }
+            }
+        }
+        check_adapter(self.backend, self.adapter.as_deref())?;
+        if let (SyncMode::Every, Some(k)) = (self.sync, self.chunk) {
+            bail!("--chunk {k}: only with --sync chunk (--sync every reads back every iteration)");
+        }
+        Ok(())
+    }
+
     pub fn job(&self) -> Result<TrainJob> {
+        self.check_applicable()?;
         let source = match (&self.data, self.demo) {
             (Some(path), _) => DataSource::Csv {
                 path: path.clone(),
@@ -265,7 +313,7 @@ impl TrainArgs {
                 options: DemoOptions {
                     rows: self.rows,
                     features: self.features,
-                    noise: self.noise,
+                    noise: self.noise.unwrap_or(0.0),
                     seed: self.seed,
                 },
             },
@@ -298,6 +346,42 @@ impl TrainArgs {
             adapter: self.adapter.clone(),
         })
     }
+}
+
+/// `--adapter` picks a GPU adapter, which `--backend cpu` never uses.
+pub fn check_adapter(backend: BackendChoice, adapter: Option<&str>) -> Result<()> {
+    if let (BackendChoice::Cpu, Some(a)) = (backend, adapter) {
+        bail!("--adapter {a}: picks a GPU adapter, but --backend cpu runs on the CPU");
+    }
+    Ok(())
+}
+
+fn demo_name(kind: Demo) -> String {
+    use clap::ValueEnum;
+    kind.to_possible_value()
+        .map_or_else(|| format!("{kind:?}"), |v| v.get_name().to_string())
+}
+
+/// `--lr`: a positive number that is finite and normal in f32, the precision the kernels use.
+fn parse_lr(s: &str) -> std::result::Result<f32, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number, got \"{s}\""))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err("must be a finite number above 0".into());
+    }
+    let f = v as f32;
+    if !f.is_finite() {
+        return Err(format!("too large for f32 (at most {:e})", f32::MAX));
+    }
+    if f < f32::MIN_POSITIVE {
+        return Err(format!(
+            "too small for f32 (at least {:e})",
+            f32::MIN_POSITIVE
+        ));
+    }
+    Ok(f)
 }
 
 /// What `predict` and `eval` share: a model, rows and where to run it.

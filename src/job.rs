@@ -91,13 +91,17 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
     };
     let data = match &job.source {
         DataSource::Csv { path, options } => data::load_csv(path, options)?,
-        DataSource::Demo { kind, options } => data::demo(
-            *kind,
-            &DemoOptions {
-                seed: job.seed,
-                ..options.clone()
-            },
-        )?,
+        DataSource::Demo { kind, options } => {
+            let d = data::demo(
+                *kind,
+                &DemoOptions {
+                    seed: job.seed,
+                    ..options.clone()
+                },
+            )?;
+            one_class_demo(&d, options)?;
+            d
+        }
     };
     let (mut train, mut val) = match &job.val {
         ValSource::None => (data, None),
@@ -136,6 +140,24 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
         standardizer,
         init,
     })
+}
+
+/// A demo set too small to hold both classes is an error, as a CSV file with one label is.
+fn one_class_demo(d: &Dataset, options: &DemoOptions) -> Result<()> {
+    let positives = d.positives();
+    if positives == 0 || positives == d.rows {
+        return Err(Error::Config(format!(
+            "{}{}: {} row{}, all of class {}; training needs rows of both classes",
+            d.source.replace("demo:", "--demo "),
+            options
+                .rows
+                .map_or(String::new(), |r| format!(" --rows {r}")),
+            d.rows,
+            if d.rows == 1 { "" } else { "s" },
+            if positives == 0 { 0 } else { 1 }
+        )));
+    }
+    Ok(())
 }
 
 /// The `--init-weights` model must have been trained on the data's features and labels.
@@ -256,6 +278,16 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         &cfg,
     )?;
     let mut session = opened.session;
+    let mut notice = opened.notice;
+    if let (Some(k), None) = (job.chunk, session.adapter()) {
+        let ignored = format!(
+            "--chunk {k}: the CPU backend has no round trips to save and runs iteration by iteration; --chunk is ignored"
+        );
+        notice = Some(match notice {
+            Some(n) => format!("{n}\n{ignored}"),
+            None => ignored,
+        });
+    }
     let mut log = match &job.log {
         Some(p) => Some(RunLog::create(p, val.is_some())?),
         None => None,
@@ -333,7 +365,7 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
     Ok(JobResult {
         report,
         outcome,
-        notice: opened.notice,
+        notice,
         model,
     })
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod job;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod modelfile;
@@ -19,6 +20,7 @@ pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod runlog;
+pub mod signals;
 pub mod stop;
 pub mod train;
 

@@ -2,8 +2,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -12,39 +10,24 @@ use wgtrain::backend::gpu;
 use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, TrainArgs};
 use wgtrain::job;
 use wgtrain::stop::StopReason;
-use wgtrain::{atomic, modelfile, plot, predict, progress};
+use wgtrain::{atomic, modelfile, plot, predict, progress, signals};
 
-/// Ctrl-C sets `flag`: training stops after the current iteration (or chunk) and the model,
-/// log, plot and report are still written. A second Ctrl-C quits at once with status 130.
-fn stop_on_ctrl_c(flag: Arc<AtomicBool>) {
-    let installed = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        progress::eprintln_above(
-            "wgtrain: interrupted: stopping after the current iteration (Ctrl-C again quits at once)",
-        );
-    });
-    if let Err(e) = installed {
-        log::warn!("Ctrl-C will end the run without writing results: {e}");
-    }
-}
-
-/// Trains; the exit status is 130 when Ctrl-C stopped the run.
+/// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.
 fn train(args: &TrainArgs) -> Result<ExitCode> {
     let job = args.job()?;
     if let Some(p) = &args.plot {
         atomic::check_target(p, "--plot")?;
     }
-    if let Some(flag) = &job.interrupt {
-        stop_on_ctrl_c(flag.clone());
-    }
+    let signals = job.interrupt.clone().map(signals::install);
     let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
     let mut curve = args
         .plot
         .as_ref()
         .map(|_| plot::Curve::new(&job.rule, args.monitor));
     let result = job::run(&job, |c| {
+        if let Some(s) = &signals {
+            s.training();
+        }
         bar.observe(c);
         if let Some(curve) = curve.as_mut() {
             curve.push(c);
@@ -70,13 +53,13 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
             writeln!(out, "plot:    {}", p.display())?;
         }
     }
-    Ok(
-        if result.report.stop.info.reason == StopReason::Interrupted {
-            ExitCode::from(130)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    let by_signal = signals.as_ref().and_then(|s| s.exit_status());
+    Ok(match by_signal {
+        Some(code) if result.report.stop.info.reason == StopReason::Interrupted => {
+            ExitCode::from(code)
+        }
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// Loads the model and the rows and runs the forward pass.
@@ -84,6 +67,7 @@ fn apply_model(
     a: &ApplyArgs,
     need_label: bool,
 ) -> Result<(modelfile::Model, predict::Rows, predict::Prediction)> {
+    wgtrain::cli::check_adapter(a.backend, a.adapter.as_deref())?;
     let model = modelfile::load(&a.model)?.model;
     let rows = predict::load_rows(&a.data, &model)?;
     if need_label && !rows.labelled {

@@ -126,6 +126,19 @@ fn plot_into_a_missing_folder_fails_before_training() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
+    signal_stops_after_the_iteration("INT", 130);
+}
+
+/// SIGTERM (what `timeout`, Docker and Slurm send) is handled like the first Ctrl-C, with
+/// exit status 143.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_after_the_iteration_and_still_writes_everything() {
+    signal_stops_after_the_iteration("TERM", 143);
+}
+
+#[cfg(unix)]
+fn signal_stops_after_the_iteration(signal: &str, code: i32) {
     use std::process::{Command as Std, Stdio};
     use std::time::{Duration, Instant};
 
@@ -180,7 +193,7 @@ fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let kill = Std::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(kill.success());
@@ -191,14 +204,19 @@ fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
         }
         if waited.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
-            panic!("wgtrain did not stop within 120 s of SIGINT");
+            panic!("wgtrain did not stop within 120 s of SIG{signal}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
-    assert!(stderr.contains("interrupted"), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(code), "stderr: {stderr}");
+    let said = if signal == "TERM" {
+        "terminated (SIGTERM)"
+    } else {
+        "interrupted (SIGINT)"
+    };
+    assert!(stderr.contains(said), "stderr: {stderr}");
 
     let report: Value = serde_json::from_slice(&out.stdout).expect("the JSON report");
     assert_eq!(report["stop"]["reason"], "interrupted");
@@ -222,4 +240,56 @@ fn ctrl_c_stops_after_the_iteration_and_still_writes_everything() {
     assert!(chart.contains(&format!("stop @ {stopped_at}: interrupted")));
     // Nothing half-written is left behind.
     assert_eq!(f.names(), vec!["curve.svg", "log.csv", "m.safetensors"]);
+}
+
+/// A signal while the data is still being opened or read (here a FIFO nobody writes to, on
+/// which open() blocks) ends the run at once: there is nothing to save yet.
+#[cfg(unix)]
+#[test]
+fn a_signal_before_training_ends_the_run_at_once() {
+    use std::process::{Command as Std, Stdio};
+    use std::time::{Duration, Instant};
+
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let f = Fixtures::new();
+        let fifo = f.path("rows.csv");
+        let made = Std::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!(
+                "SKIPPED: mkfifo is not available here; the signal-while-loading test did not run"
+            );
+            return;
+        }
+        let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+            .args(["train", "--data", &fifo, "--backend", "cpu"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wgtrain starts");
+        // Give it time to install the handlers and block in open().
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(child.try_wait().unwrap().is_none(), "wgtrain ended early");
+        let kill = Std::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success());
+        let sent = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("wgtrain blocked on the FIFO ignored SIG{signal} for 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(code), "stderr: {stderr}");
+        assert!(stderr.contains("before training began"), "stderr: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
 }

@@ -1,0 +1,112 @@
+//! Flags given where they would be ignored or silently changed are errors that echo what the
+//! user typed (issue 11's "Flags that are silently changed or ignored").
+
+mod common;
+
+use common::cli::{Fixtures, assert_contains_all, fails, ok, train_fails};
+
+const BLIGHT: &str = "examples/data/blight_train.csv";
+
+#[test]
+fn chunk_sizes_outside_1_to_1024_are_errors_not_clamps() {
+    for k in ["0", "100000", "1025"] {
+        let e = train_fails(&["--demo", "moons", "--chunk", k]);
+        assert_contains_all(&e, &["--chunk", &format!("'{k}'"), "1..=1024"]);
+    }
+    let e = train_fails(&["--demo", "moons", "--chunk", "8", "--sync", "every"]);
+    assert_contains_all(&e, &["--chunk 8", "--sync chunk"]);
+}
+
+#[test]
+fn chunk_on_the_cpu_is_ignored_with_a_notice() {
+    let (_, err) = ok(&[
+        "train",
+        "--demo",
+        "moons",
+        "--backend",
+        "cpu",
+        "--chunk",
+        "8",
+        "--max-iter",
+        "3",
+        "--json",
+    ]);
+    assert_contains_all(&err, &["--chunk 8", "CPU backend", "ignored"]);
+}
+
+#[test]
+fn csv_flags_with_a_demo_set_are_errors() {
+    for (flag, v) in [("--label", "y"), ("--positive", "1"), ("--drop", "a,b")] {
+        let e = train_fails(&["--demo", "moons", flag, v]);
+        assert_contains_all(
+            &e,
+            &[&format!("{flag} {v}"), "only with --data", "--demo moons"],
+        );
+    }
+}
+
+#[test]
+fn demo_flags_with_a_csv_file_or_the_wrong_demo_are_errors() {
+    for (flag, v) in [("--rows", "5"), ("--features", "3"), ("--noise", "0.1")] {
+        let e = train_fails(&["--data", BLIGHT, flag, v]);
+        assert_contains_all(&e, &[&format!("{flag} {v}"), "only with --demo"]);
+    }
+    let e = train_fails(&["--demo", "xnor", "--rows", "50"]);
+    assert_contains_all(&e, &["--rows 50", "xnor", "four points"]);
+    let e = train_fails(&["--demo", "moons", "--features", "5"]);
+    assert_contains_all(&e, &["--features 5", "hyperplane"]);
+}
+
+#[test]
+fn a_demo_set_of_one_class_is_an_error_as_a_csv_file_would_be() {
+    let e = train_fails(&["--demo", "moons", "--rows", "1", "--backend", "cpu"]);
+    assert_contains_all(&e, &["--demo moons --rows 1", "1 row", "both classes"]);
+}
+
+#[test]
+fn adapter_with_the_cpu_backend_is_an_error() {
+    let e = train_fails(&["--demo", "moons", "--backend", "cpu", "--adapter", "llvm"]);
+    assert_contains_all(&e, &["--adapter llvm", "--backend cpu"]);
+    let f = Fixtures::new();
+    let model = f.path("m.safetensors");
+    ok(&[
+        "train",
+        "--data",
+        BLIGHT,
+        "--backend",
+        "cpu",
+        "--max-iter",
+        "2",
+        "--save",
+        &model,
+    ]);
+    for cmd in ["predict", "eval"] {
+        let e = fails(&[
+            cmd,
+            "--model",
+            &model,
+            "--data",
+            BLIGHT,
+            "--backend",
+            "cpu",
+            "--adapter",
+            "nv",
+        ]);
+        assert_contains_all(&e, &["--adapter nv", "--backend cpu"]);
+    }
+}
+
+#[test]
+fn learning_rates_f32_cannot_hold_are_errors_echoing_the_input() {
+    for (lr, why) in [
+        ("1e300", "too large for f32"),
+        ("1e-50", "too small for f32"),
+        ("0", "above 0"),
+        ("-0.5", "above 0"),
+        ("inf", "above 0"),
+        ("fast", "expected a number"),
+    ] {
+        let e = train_fails(&["--demo", "moons", "--lr", lr]);
+        assert_contains_all(&e, &[&format!("'{lr}'"), "--lr", why]);
+    }
+}
