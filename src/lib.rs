@@ -10,6 +10,8 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod job;
 pub mod memory;
 pub mod metrics;
