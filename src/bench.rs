@@ -242,6 +242,7 @@ impl BenchSpec {
             }
         }
         ModelSpec::new(self.features, &self.hidden, self.activation)?;
+        data::check_demo_size(self.rows, Some(self.features))?;
         Ok(())
     }
 
@@ -690,7 +691,7 @@ impl BenchReport {
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
     /// Rows of the generated data (demo hyperplane, standardized).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = parse_count)]
     pub rows: usize,
     /// Features of the generated data.
     #[arg(long, default_value_t = 64)]
@@ -800,6 +801,24 @@ impl BenchArgs {
     }
 }
 
+/// A count in digits. A number in another form (`1e6`, `2.5`) is refused with the digits
+/// to write where it is a whole number.
+pub fn parse_count(s: &str) -> std::result::Result<usize, String> {
+    if let Ok(n) = s.parse::<usize>() {
+        return Ok(n);
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("more than {}", usize::MAX));
+    }
+    match s.parse::<f64>() {
+        // Whole numbers up to 2⁵³ print exactly.
+        Ok(v) if (0.0..=9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0 => {
+            Err(format!("write the count in digits: {v:.0}"))
+        }
+        _ => Err("expected a whole number in digits".into()),
+    }
+}
+
 /// A byte count in decimal units (10⁶ = MB).
 pub fn fmt_bytes(b: u64) -> String {
     let f = b as f64;
@@ -849,6 +868,22 @@ mod tests {
                 "gpu sync=chunk kernels=blocked",
                 "gpu sync=chunk kernels=one-workgroup"
             ]
+        );
+    }
+
+    #[test]
+    fn counts_are_digits() {
+        assert_eq!(parse_count("100000"), Ok(100_000));
+        assert_eq!(
+            parse_count("1e11"),
+            Err("write the count in digits: 100000000000".into())
+        );
+        assert!(parse_count("2.5").unwrap_err().contains("whole number"));
+        assert!(parse_count("-3").unwrap_err().contains("whole number"));
+        assert!(
+            parse_count("99999999999999999999999")
+                .unwrap_err()
+                .contains("more than")
         );
     }
 

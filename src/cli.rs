@@ -66,6 +66,9 @@ pub struct TrainArgs {
     /// The label value that is the positive class (default: the larger number, or the text that sorts last).
     #[arg(long, value_name = "VALUE")]
     pub positive: Option<String>,
+    /// Field separator of --data and --val: one ASCII character, `tab` or `\t` [default: ,].
+    #[arg(long, value_name = "C", value_parser = crate::data::parse_delimiter)]
+    pub delimiter: Option<u8>,
     /// Keep the features as they are instead of z-scoring them.
     #[arg(long)]
     pub no_standardize: bool,
@@ -147,9 +150,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE.csv")]
     pub log: Option<PathBuf>,
     /// Write the returned weights, features, standardization and report as a safetensors
-    /// model file (atomically).
+    /// model file (atomically); the same inputs give the same bytes.
     #[arg(long, value_name = "FILE.safetensors")]
     pub save: Option<PathBuf>,
+    /// Keep the report's timings in the --save file (its bytes then differ run to run).
+    #[arg(long, requires = "save")]
+    pub save_timings: bool,
     /// Start from a saved model's weights, architecture and standardization statistics.
     #[arg(long, value_name = "FILE.safetensors")]
     pub init_weights: Option<PathBuf>,
@@ -176,6 +182,15 @@ pub struct TrainArgs {
 pub enum Threshold {
     Off,
     At(f64),
+}
+
+/// A `--delimiter` as it can be typed again: `tab`, or the character.
+fn delimiter_text(b: u8) -> String {
+    if b == b'\t' {
+        "tab".into()
+    } else {
+        format!("'{}'", b as char)
+    }
 }
 
 fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
@@ -258,6 +273,7 @@ impl TrainArgs {
                     (!self.drop.is_empty()).then(|| self.drop.join(",")),
                 ),
                 ("--positive", self.positive.clone()),
+                ("--delimiter", self.delimiter.map(delimiter_text)),
             ];
             for (flag, v) in data_only {
                 if let Some(v) = v {
@@ -306,6 +322,7 @@ impl TrainArgs {
                     label: self.label.clone(),
                     drop: self.drop.clone(),
                     positive: self.positive.clone(),
+                    delimiter: self.delimiter.unwrap_or(b','),
                 },
             },
             (None, Some(kind)) => DataSource::Demo {
@@ -339,6 +356,7 @@ impl TrainArgs {
             log: self.log.clone(),
             init_weights: self.init_weights.clone(),
             save: self.save.clone(),
+            save_timings: self.save_timings,
             sync: self.sync,
             chunk: self.chunk,
             interrupt: Some(Arc::new(AtomicBool::new(false))),
@@ -393,6 +411,9 @@ pub struct ApplyArgs {
     /// CSV file with the model's feature columns (by name, any order; other columns ignored).
     #[arg(long, value_name = "FILE.csv")]
     pub data: PathBuf,
+    /// Field separator of --data: one ASCII character, `tab` or `\t` [default: ,].
+    #[arg(long, value_name = "C", value_parser = crate::data::parse_delimiter)]
+    pub delimiter: Option<u8>,
     /// Where to run the forward pass.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendChoice,

@@ -18,7 +18,11 @@ pub fn csv(input: &[u8]) {
     let opts = CsvOptions {
         label: (pick & 1 != 0).then(|| "y".to_string()),
         positive: (pick & 2 != 0).then(|| "1".to_string()),
-        drop: if pick & 4 != 0 { vec!["b".to_string()] } else { vec![] },
+        drop: if pick & 4 != 0 {
+            vec!["b".to_string()]
+        } else {
+            vec![]
+        },
         ..CsvOptions::default()
     };
     if let Ok(d) = data::parse_csv("fuzz.csv", bytes, &opts) {

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::atomic;
 use crate::backend::{self, BackendChoice, SessionConfig};
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, ModelSpec};
 use crate::modelfile::{self, Model, ModelFile};
+use crate::outputs::{self, WriteError};
+use crate::progress;
 use crate::report::{self, DataInfo, ModelInfo, Report, StopReport, Timing, ValInfo};
 use crate::runlog::RunLog;
 use crate::stop::StopRule;
@@ -54,6 +55,9 @@ pub struct TrainJob {
     pub init_weights: Option<PathBuf>,
     /// `--save FILE`: write the returned weights as a model file (atomically).
     pub save: Option<PathBuf>,
+    /// `--save-timings`: keep the report's `timing` in the model file (its bytes then differ
+    /// run to run).
+    pub save_timings: bool,
     pub seed: u64,
     pub lr: f32,
     pub rule: StopRule,
@@ -69,6 +73,8 @@ pub struct JobResult {
     pub notice: Option<String>,
     /// The returned weights with everything needed to apply them: what `--save` writes.
     pub model: Model,
+    /// Outputs that failed (`--log` during the run, `--save` at its end); the report stands.
+    pub write_errors: Vec<WriteError>,
 }
 
 /// The training rows and, if asked for, validation rows, standardized with statistics of the
@@ -106,7 +112,12 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
     let (mut train, mut val) = match &job.val {
         ValSource::None => (data, None),
         ValSource::File(path) => {
-            let v = data::load_csv_like(path, &data)?;
+            // The --data file's delimiter; a demo set's --val file is comma-separated.
+            let delimiter = match &job.source {
+                DataSource::Csv { options, .. } => options.delimiter,
+                DataSource::Demo { .. } => b',',
+            };
+            let v = data::load_csv_like(path, &data, delimiter)?;
             (data, Some(v))
         }
         ValSource::Split(f) => {
@@ -181,9 +192,8 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
             }
         )));
     }
-    let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
-    let same =
-        |a: &str, b: &str| a == b || matches!((num(a), num(b)), (Some(x), Some(y)) if x == y);
+    // Label values compare exactly (numbers by value, never through f64).
+    let same = data::same_label;
     let (m, d) = (&model.label, &data.label);
     if m.column != d.column || !same(&m.positive, &d.positive) || !same(&m.negative, &d.negative) {
         return Err(Error::Config(format!(
@@ -235,9 +245,8 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
             job.lr
         )));
     }
-    if let Some(p) = &job.save {
-        atomic::check_target(p, "--save")?;
-    }
+    // Collisions and writability of --save and --log, before any data is read.
+    outputs::check_train(job, None)?;
     let start = Instant::now();
     let Loaded {
         train: data,
@@ -289,7 +298,10 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         });
     }
     let mut log = match &job.log {
-        Some(p) => Some(RunLog::create(p, val.is_some())?),
+        Some(p) => Some(
+            RunLog::create(p, val.is_some())
+                .map_err(|e| Error::Config(WriteError::new("--log", p, &e).to_string()))?,
+        ),
         None => None,
     };
     let setup_s = start.elapsed().as_secs_f64();
@@ -301,13 +313,24 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         chunk: job.chunk,
         interrupt: job.interrupt.clone(),
     };
+    // A failed log write does not stop the run: the log is closed, the error said at once and
+    // again in the result.
+    let mut write_errors = Vec::new();
     let outcome = train::train(session.as_mut(), &opts, |c| {
         observe(c);
-        match log.as_mut() {
-            Some(l) => l.write(c),
-            None => Ok(()),
+        if let (Some(l), Some(p)) = (log.as_mut(), &job.log) {
+            if let Err(e) = l.write(c) {
+                let w = WriteError::new("--log", p, &e);
+                progress::eprintln_above(&format!(
+                    "wgtrain: error: {w}; training goes on without the log"
+                ));
+                write_errors.push(w);
+                log = None;
+            }
         }
+        Ok(())
     })?;
+    drop(log);
     let adapter = session.adapter();
     let report = Report {
         backend: if adapter.is_some() { "gpu" } else { "cpu" }.into(),
@@ -360,12 +383,15 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         params: outcome.params.clone(),
     };
     if let Some(p) = &job.save {
-        modelfile::save(p, &model, Some(&report))?;
+        if let Err(e) = modelfile::save(p, &model, Some(&report), job.save_timings) {
+            write_errors.push(WriteError::new("--save", p, &e));
+        }
     }
     Ok(JobResult {
         report,
         outcome,
         notice,
         model,
+        write_errors,
     })
 }

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod modelfile;
+pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;

@@ -3,21 +3,20 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 
 use wgtrain::backend::gpu;
 use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, TrainArgs};
 use wgtrain::job;
 use wgtrain::stop::StopReason;
-use wgtrain::{atomic, modelfile, plot, predict, progress, signals};
+use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
 
 /// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.
 fn train(args: &TrainArgs) -> Result<ExitCode> {
     let job = args.job()?;
-    if let Some(p) = &args.plot {
-        atomic::check_target(p, "--plot")?;
-    }
+    // Before any data is read: no output is another or an input, and each can be written.
+    outputs::check_train(&job, args.plot.as_deref())?;
     let signals = job.interrupt.clone().map(signals::install);
     let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
     let mut curve = args
@@ -34,24 +33,41 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         }
     });
     bar.finish();
-    let result = result?;
+    let mut result = result?;
     if let Some(n) = &result.notice {
         eprintln!("wgtrain: {n}");
     }
     if let (Some(p), Some(curve)) = (&args.plot, &curve) {
-        curve.write(p, &result.report.stop.info)?;
+        if let Err(e) = curve.write(p, &result.report.stop.info) {
+            result
+                .write_errors
+                .push(outputs::WriteError::new("--plot", p, &e));
+        }
     }
+    // The report is printed even when a file could not be written; the exit status then is 1.
+    let failed = |flag: &str| result.write_errors.iter().any(|w| w.flag == flag);
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", result.report.to_json())?;
+        writeln!(
+            out,
+            "{}",
+            outputs::report_json(&result.report, &result.write_errors)
+        )?;
     } else {
         writeln!(out, "{}", result.report.human())?;
-        if let Some(p) = &args.save {
+        if let Some(p) = args.save.as_ref().filter(|_| !failed("--save")) {
             writeln!(out, "saved:   {}", p.display())?;
         }
-        if let Some(p) = &args.plot {
+        if let Some(p) = args.plot.as_ref().filter(|_| !failed("--plot")) {
             writeln!(out, "plot:    {}", p.display())?;
         }
+    }
+    drop(out);
+    if !result.write_errors.is_empty() {
+        for w in &result.write_errors {
+            eprintln!("wgtrain: error: {w}");
+        }
+        return Ok(ExitCode::FAILURE);
     }
     let by_signal = signals.as_ref().and_then(|s| s.exit_status());
     Ok(match by_signal {
@@ -69,7 +85,7 @@ fn apply_model(
 ) -> Result<(modelfile::Model, predict::Rows, predict::Prediction)> {
     wgtrain::cli::check_adapter(a.backend, a.adapter.as_deref())?;
     let model = modelfile::load(&a.model)?.model;
-    let rows = predict::load_rows(&a.data, &model)?;
+    let rows = predict::load_rows(&a.data, &model, a.delimiter.unwrap_or(b','))?;
     if need_label && !rows.labelled {
         bail!(
             "{}: no column \"{}\" (the model's label); eval needs the labels (predict works without them)",
@@ -85,14 +101,16 @@ fn apply_model(
 }
 
 fn predict_cmd(args: &PredictArgs) -> Result<()> {
-    if let Some(p) = &args.out {
-        atomic::check_target(p, "--out")?;
-    }
+    let a = &args.apply;
+    outputs::check_predict(&a.model, &a.data, args.out.as_deref())?;
+    // `--out -` and `--out /dev/stdout` stream the CSV to stdout, as without --out.
+    let to = args.out.as_deref().filter(|p| !outputs::is_stdout(p));
     let (model, rows, pred) = apply_model(&args.apply, false)?;
     let csv = predict::to_csv(&pred.logits, &model.label);
-    match &args.out {
+    match to {
         Some(p) => {
-            atomic::write_atomic(p, csv.as_bytes())?;
+            atomic::write_atomic(p, csv.as_bytes())
+                .map_err(|e| anyhow!("{}", outputs::WriteError::new("--out", p, &e)))?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,

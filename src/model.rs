@@ -6,6 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::memory;
 
 /// Activation of the hidden layers (the output is always a sigmoid on one logit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -52,21 +53,80 @@ pub struct LayerLayout {
     pub b_off: usize,
 }
 
+/// Σ over dense layers of (inputs + 1) · outputs, `None` past u64.
+pub fn parameter_count_of(layers: &[usize]) -> Option<u64> {
+    memory::sum(
+        layers
+            .windows(2)
+            .map(|w| memory::mul(w[0], w[1])?.checked_add(w[1] as u64)),
+    )
+}
+
+/// Layer sizes as `[3, 16, 1]`; a long list (a hostile file's) shortened to its ends and its
+/// length.
+pub fn layers_text(layers: &[usize]) -> String {
+    if layers.len() <= 12 {
+        return format!("{layers:?}");
+    }
+    let head: Vec<String> = layers[..8].iter().map(|n| n.to_string()).collect();
+    let tail: Vec<String> = layers[layers.len() - 2..]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    format!(
+        "[{}, …, {}] ({} layers)",
+        head.join(", "),
+        tail.join(", "),
+        layers.len()
+    )
+}
+
+/// The parameter count of `layers`, if its f32 values fit this machine's memory; else an
+/// error stating the count and the bytes.
+pub fn check_parameters(layers: &[usize]) -> Result<usize> {
+    let count = parameter_count_of(layers);
+    memory::check(count.and_then(memory::f32_bytes), |size| {
+        format!(
+            "the model {} has {} parameters ({size} as f32)",
+            layers_text(layers),
+            memory::count_text(count)
+        )
+    })?;
+    // Within memory, so within usize.
+    count.and_then(|c| usize::try_from(c).ok()).ok_or_else(|| {
+        Error::TooLarge(format!(
+            "the model {} has too many parameters",
+            layers_text(layers)
+        ))
+    })
+}
+
 impl ModelSpec {
+    /// Layers [inputs, hidden..., 1]; an error unless every layer has a unit and the
+    /// parameters fit in memory (so `layout` and `parameter_count` cannot overflow).
     pub fn new(inputs: usize, hidden: &[usize], activation: Activation) -> Result<Self> {
+        let list = || {
+            let v: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+            v.join(",")
+        };
         if inputs == 0 {
             return Err(Error::Config("the data has no features".into()));
         }
         if hidden.contains(&0) {
-            let list: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
             return Err(Error::Config(format!(
                 "--hidden {}: every hidden layer needs at least one unit",
-                list.join(",")
+                list()
             )));
         }
         let mut layers = vec![inputs];
         layers.extend_from_slice(hidden);
         layers.push(1);
+        check_parameters(&layers).map_err(|e| match e {
+            Error::TooLarge(m) if !hidden.is_empty() => {
+                Error::TooLarge(format!("--hidden {}: {m}", list()))
+            }
+            other => other,
+        })?;
         Ok(ModelSpec { layers, activation })
     }
 
@@ -91,6 +151,7 @@ impl ModelSpec {
             .collect()
     }
 
+    /// Σ (inputs + 1) · outputs; cannot overflow for a spec from [`ModelSpec::new`].
     pub fn parameter_count(&self) -> usize {
         self.layers.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
     }
@@ -166,6 +227,42 @@ mod tests {
             }
         );
         assert_eq!(s.parameter_count(), 29);
+    }
+
+    #[test]
+    fn sizes_are_checked_before_anything_is_allocated() {
+        assert_eq!(parameter_count_of(&[3, 4, 2, 1]), Some(29));
+        assert_eq!(parameter_count_of(&[3, usize::MAX, 1]), None);
+        let e = ModelSpec::new(2, &[4_000_000_000, 4_000_000_000], Activation::Relu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "--hidden 4000000000,4000000000: the model [2, 4000000000, 4000000000, 1] has \
+                 16,000,000,020,000,000,001 parameters (over 16 EiB as f32), more than "
+            ),
+            "{e}"
+        );
+        // 5·10¹² parameters: 18.2 TiB.
+        let e = ModelSpec::new(3, &[1_000_000_000_000], Activation::Tanh)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("5,000,000,000,001 parameters (18.2 TiB as f32)"),
+            "{e}"
+        );
+        let long: Vec<usize> = (1..=20).rev().collect();
+        assert_eq!(
+            layers_text(&long),
+            "[20, 19, 18, 17, 16, 15, 14, 13, …, 2, 1] (20 layers)"
+        );
+        let e = check_parameters(&[3, usize::MAX, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("over 18,446,744,073,709,551,615 parameters"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! - `wgtrain.standardization`: `{"mean": [...], "std": [...]}`, or `null` when the features
 //!   are used as they are; a column that was constant in the training data has std 1;
 //! - `wgtrain.label`: `{"column": name, "positive": value, "negative": value}`;
-//! - `wgtrain.report`: the training report (optional when reading).
+//! - `wgtrain.report`: the training report, without its `timing` unless asked for
+//!   (`--save-timings`), so that the same inputs give the same bytes (optional when reading).
+//!
+//! The header's JSON has its keys in sorted order: a file's bytes depend on its contents only.
 //!
 //! A row's probability of the positive class: x' = (x − mean) / std; a = act(W a + b) for each
 //! hidden layer; z = W a + b for the last; p = 1 / (1 + exp(−z)); positive iff z ≥ 0.
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::data::{Dataset, LabelMapping, Standardizer};
 use crate::error::{Error, Result};
-use crate::model::{Activation, ModelSpec};
+use crate::model::{self, Activation, ModelSpec};
 use crate::report::Report;
 
 pub const ARCHITECTURE: &str = "wgtrain.architecture";
@@ -100,6 +103,16 @@ struct Label {
     negative: String,
 }
 
+/// The smallest std a non-constant column of f32 values can have: two values 2⁻¹⁴⁹ apart
+/// among n ≤ 2⁶¹ rows give at least 2⁻¹⁴⁹ / √(2n) ≈ 6.5·10⁻⁵⁵.
+pub const MIN_STD: f64 = 1e-60;
+
+/// Whether a feature's stored mean and std are ones f32 training data can have: the mean
+/// finite in f32, the std from [`MIN_STD`] to f32's largest value.
+pub fn usable_stats(mean: f64, std: f64) -> bool {
+    (mean as f32).is_finite() && (std as f32).is_finite() && std >= MIN_STD
+}
+
 fn tensor_names(layer: usize) -> (String, String) {
     (
         format!("layers.{layer}.weight"),
@@ -115,8 +128,24 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// The file's bytes.
+/// The file's bytes, the report (if any) without its timings.
 pub fn to_bytes(model: &Model, report: Option<&Report>) -> Result<Vec<u8>> {
+    to_bytes_with(model, report, false)
+}
+
+/// The report as the file keeps it: the `--json` report, less `timing` unless `timings`.
+pub fn report_metadata(report: &Report, timings: bool) -> String {
+    let mut v = serde_json::to_value(report).expect("a report always serializes");
+    if !timings {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("timing");
+        }
+    }
+    json(&v)
+}
+
+/// The file's bytes; `timings`: keep the report's `timing` (which differs run to run).
+pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> Result<Vec<u8>> {
     if model.params.len() != model.spec.parameter_count()
         || model.features.len() != model.spec.layers[0]
     {
@@ -149,7 +178,7 @@ pub fn to_bytes(model: &Model, report: Option<&Report>) -> Result<Vec<u8>> {
         }),
     );
     if let Some(r) = report {
-        meta.insert(REPORT.to_string(), json(r));
+        meta.insert(REPORT.to_string(), report_metadata(r, timings));
     }
     let mut tensors = Vec::new();
     for (i, l) in model.spec.layout().iter().enumerate() {
@@ -177,13 +206,55 @@ pub fn to_bytes(model: &Model, report: Option<&Report>) -> Result<Vec<u8>> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Config(format!("building the model file: {e}")))?;
-    safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::Config(format!("building the model file: {e}")))
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Config(format!("building the model file: {e}")))?;
+    sorted_header(bytes)
+}
+
+/// The file with its header's JSON written again in sorted key order (the metadata comes
+/// from a hash map, whose order differs run to run), padded with spaces to a multiple of 8
+/// bytes as safetensors writes it; the tensor data is untouched.
+fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let bad = || Error::Config("building the model file: a malformed header".into());
+    let n = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(bad)?;
+    let end = n
+        .checked_add(8)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(bad)?;
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..end]).map_err(|_| bad())?;
+    // serde_json's own maps may keep insertion order; sort every level explicitly.
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(o) => {
+                let mut keys: Vec<(String, serde_json::Value)> =
+                    o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                keys.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(keys.into_iter().collect())
+            }
+            other => other,
+        }
+    }
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        header.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+    let mut text = json(&header).into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[end..]);
+    Ok(out)
 }
 
 /// Writes the model file atomically (no half-written file, whatever happens).
-pub fn save(path: &Path, model: &Model, report: Option<&Report>) -> Result<()> {
-    atomic::write_atomic(path, &to_bytes(model, report)?)
+/// `timings`: keep the report's `timing` (`--save-timings`).
+pub fn save(path: &Path, model: &Model, report: Option<&Report>, timings: bool) -> Result<()> {
+    atomic::write_atomic(path, &to_bytes_with(model, report, timings)?)
 }
 
 /// Reads and checks a model file.
@@ -228,9 +299,10 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
 
     let arch: Architecture = parse(&bad, ARCHITECTURE, text(ARCHITECTURE)?)?;
     let layers = &arch.layers;
+    let shown = model::layers_text(layers);
     let invalid_arch = |why: &str| {
         bad(format!(
-            "metadata \"{ARCHITECTURE}\" is not valid: layers {layers:?}: {why}"
+            "metadata \"{ARCHITECTURE}\" is not valid: layers {shown}: {why}"
         ))
     };
     if layers.len() < 2 {
@@ -241,6 +313,22 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
     }
     if layers[layers.len() - 1] != 1 {
         return Err(invalid_arch("the output layer has one unit"));
+    }
+    let dense = layers.len() - 1;
+    if dense > st.len() {
+        // More layers than tensors: name the first missing one, sizing nothing by the layers.
+        let missing = (0..dense)
+            .flat_map(|i| {
+                let (w, b) = tensor_names(i);
+                [w, b]
+            })
+            .find(|n| st.tensor(n).is_err())
+            .unwrap_or_default();
+        return Err(bad(format!(
+            "tensor \"{missing}\" is missing; the architecture {shown} has {dense} dense layers \
+             of two tensors each, the file {} tensors",
+            st.len()
+        )));
     }
     let activation = match (&arch.activation, layers.len()) {
         (None, 2) => Activation::Relu, // unused by logistic regression
@@ -258,6 +346,9 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
                 ))
             })?,
     };
+    // Checked arithmetic: nothing below is sized from the layers before this.
+    model::check_parameters(layers)
+        .map_err(|e| bad(format!("metadata \"{ARCHITECTURE}\" is not valid: {e}")))?;
     let spec = ModelSpec::new(layers[0], &layers[1..layers.len() - 1], activation)
         .map_err(|e| bad(format!("metadata \"{ARCHITECTURE}\" is not valid: {e}")))?;
 
@@ -286,13 +377,16 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
                 features.len()
             )));
         }
-        if let Some(j) = (0..features.len())
-            .find(|&j| !(s.mean[j].is_finite() && s.std[j].is_finite() && s.std[j] > 0.0))
-        {
+        if let Some(j) = (0..features.len()).find(|&j| !usable_stats(s.mean[j], s.std[j])) {
             return Err(bad(format!(
-                "metadata \"{STANDARDIZATION}\": feature \"{}\" has mean {} and std {}; \
-                 both must be finite and the std above 0",
-                features[j], s.mean[j], s.std[j]
+                "metadata \"{STANDARDIZATION}\": feature \"{}\" has mean {:?} and std {:?}; \
+                 f32 training data gives a mean finite in f32 (at most {:e} in size) and a std \
+                 from {MIN_STD:e} to {:e}",
+                features[j],
+                s.mean[j],
+                s.std[j],
+                f32::MAX,
+                f32::MAX
             )));
         }
     }
@@ -322,11 +416,12 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
     names.sort_unstable();
     if let Some(extra) = names.iter().find(|n| !expected.contains(**n)) {
         return Err(bad(format!(
-            "unexpected tensor \"{extra}\"; the architecture {layers:?} has the tensors {}",
+            "unexpected tensor \"{extra}\"; the architecture {shown} has the tensors {}",
             listed()
         )));
     }
-    let mut params = vec![0.0f32; spec.parameter_count()];
+    // Every tensor's dtype and shape, before the parameters are allocated.
+    let mut found = Vec::new();
     for (i, l) in layout.iter().enumerate() {
         let (w, b) = tensor_names(i);
         for (tname, shape, off) in [
@@ -335,7 +430,7 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
         ] {
             let t = st.tensor(&tname).map_err(|_| {
                 bad(format!(
-                    "tensor \"{tname}\" is missing; the architecture {layers:?} has the tensors {}",
+                    "tensor \"{tname}\" is missing; the architecture {shown} has the tensors {}",
                     listed()
                 ))
             })?;
@@ -347,20 +442,30 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
             }
             if t.shape() != shape.as_slice() {
                 return Err(bad(format!(
-                    "tensor \"{tname}\" has shape {:?}; the architecture {layers:?} needs {shape:?}",
+                    "tensor \"{tname}\" has shape {:?}; the architecture {shown} needs {shape:?}",
                     t.shape()
                 )));
             }
-            let dst = &mut params[off..off + shape.iter().product::<usize>()];
-            for (d, c) in dst.iter_mut().zip(t.data().chunks_exact(4)) {
-                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-            if let Some(k) = dst.iter().position(|v| !v.is_finite()) {
-                return Err(bad(format!(
-                    "tensor \"{tname}\" holds a non-finite value ({}) at element {k}",
-                    dst[k]
-                )));
-            }
+            found.push((tname, t, off));
+        }
+    }
+    // The shapes match, so the parameters are the file's own f32 values, 4 bytes each.
+    let mut params = vec![0.0f32; spec.parameter_count()];
+    for (tname, t, off) in found {
+        let data = t.data();
+        let Some(dst) = params.get_mut(off..off + data.len() / 4) else {
+            return Err(bad(format!(
+                "tensor \"{tname}\" does not fit the architecture {shown}"
+            )));
+        };
+        for (d, c) in dst.iter_mut().zip(data.chunks_exact(4)) {
+            *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        if let Some(k) = dst.iter().position(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "tensor \"{tname}\" holds a non-finite value ({}) at element {k}",
+                dst[k]
+            )));
         }
     }
     Ok(ModelFile {
@@ -523,5 +628,103 @@ mod tests {
         let bytes = safetensors::serialize(views, None).unwrap();
         let e = from_bytes("m.st", &bytes).unwrap_err().to_string();
         assert!(e.contains("has no metadata"), "{e}");
+    }
+
+    /// The file of `model(&[4])` with metadata `key` set to `value`.
+    fn with_meta(key: &str, value: &str) -> Vec<u8> {
+        let good = to_bytes(&model(&[4]), None).unwrap();
+        let st = SafeTensors::deserialize(&good).unwrap();
+        let (_, h) = SafeTensors::read_metadata(&good).unwrap();
+        let mut meta = h.metadata().clone().unwrap();
+        meta.insert(key.into(), value.into());
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap()
+    }
+
+    #[test]
+    fn huge_architectures_are_refused_before_allocating() {
+        for (layers, needle) in [
+            (
+                "[3,1000000000000,1]",
+                "the model [3, 1000000000000, 1] has 5,000,000,000,001 parameters (18.2 TiB as f32), more than ",
+            ),
+            (
+                "[3,18446744073709551615,1]",
+                "has over 18,446,744,073,709,551,615 parameters (over 16 EiB as f32)",
+            ),
+            (
+                "[3,4294967296,4294967296,1]",
+                "parameters (over 16 EiB as f32)",
+            ),
+        ] {
+            let arch = format!(r#"{{"layers":{layers},"activation":"tanh"}}"#);
+            let e = from_bytes("m.st", &with_meta(ARCHITECTURE, &arch))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("m.st: metadata \"wgtrain.architecture\" is not valid: ")
+                    && e.contains(needle),
+                "{layers}: {e}"
+            );
+        }
+        // Far more layers than tensors: nothing is sized by the layers, the message is short.
+        let many = format!(
+            r#"{{"layers":[3{}],"activation":"tanh"}}"#,
+            ",1".repeat(100_000)
+        );
+        let e = from_bytes("m.st", &with_meta(ARCHITECTURE, &many))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "m.st: tensor \"layers.2.weight\" is missing; the architecture [3, 1, 1, 1, 1, 1, 1, \
+             1, …, 1, 1] (100001 layers) has 100000 dense layers of two tensors each, the file 4 \
+             tensors"
+        );
+        // Within memory but not the file's tensors: refused by shape, before allocating.
+        let arch = r#"{"layers":[3,1000000,1],"activation":"tanh"}"#;
+        let e = from_bytes("m.st", &with_meta(ARCHITECTURE, arch))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tensor \"layers.0.weight\" has shape [4, 3]; the architecture [3, 1000000, 1] needs [1000000, 3]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn standardization_unusable_in_f32_is_refused() {
+        for stats in [
+            r#"{"mean":[0,0,0],"std":[1,1e-300,1]}"#,
+            r#"{"mean":[0,1e300,0],"std":[1,1,1]}"#,
+            r#"{"mean":[0,0,0],"std":[1,-2,1]}"#,
+            r#"{"mean":[0,0,0],"std":[1,0,1]}"#,
+            r#"{"mean":[0,0,0],"std":[1,1e39,1]}"#,
+        ] {
+            let e = from_bytes("m.st", &with_meta(STANDARDIZATION, stats))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(
+                    "m.st: metadata \"wgtrain.standardization\": feature \"b\" has mean "
+                ),
+                "{stats}: {e}"
+            );
+        }
+        // NaN is not JSON: refused as such.
+        let e = from_bytes(
+            "m.st",
+            &with_meta(STANDARDIZATION, r#"{"mean":[0,NaN,0],"std":[1,1,1]}"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("m.st: metadata \"wgtrain.standardization\" is not valid"),
+            "{e}"
+        );
+        // What f32 data can give is kept: a tiny but real spread, values near f32's limit.
+        assert!(
+            usable_stats(3e38, 3.4e38) && usable_stats(0.0, 7e-46) && usable_stats(-1.0, 1e-59)
+        );
+        assert!(!usable_stats(f64::NAN, 1.0) && !usable_stats(0.0, f64::INFINITY));
     }
 }

@@ -127,7 +127,8 @@ impl Curve {
         Ok(out)
     }
 
-    /// Renders the chart and writes it to `path` atomically.
+    /// Renders the chart and writes it to `path` (atomically for a regular file; see
+    /// [`atomic::write_atomic`]).
     pub fn write(&self, path: &Path, stop: &StopInfo) -> Result<()> {
         let svg = self.svg(stop).map_err(|e| Error::Io {
             path: path.to_path_buf(),

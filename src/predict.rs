@@ -18,8 +18,10 @@ pub struct Rows {
 /// Reads a CSV file's rows for `model`: the features by column name (any order; other columns
 /// ignored; a missing feature is an error naming it), the label column if present, then the
 /// stored standardization.
-pub fn load_rows(path: &Path, model: &Model) -> Result<Rows> {
-    let (mut data, labelled) = data::load_csv_named(path, &model.features, &model.label)?;
+/// `delimiter` separates the fields (`--delimiter`; `b','` by default).
+pub fn load_rows(path: &Path, model: &Model, delimiter: u8) -> Result<Rows> {
+    let (mut data, labelled) =
+        data::load_csv_named(path, &model.features, &model.label, delimiter)?;
     model.standardize(&mut data);
     Ok(Rows { data, labelled })
 }
@@ -43,6 +45,7 @@ pub fn predict(
     choice: BackendChoice,
     adapter: Option<&str>,
 ) -> Result<Prediction> {
+    check_inputs(model, &rows.data)?;
     let cfg = SessionConfig {
         params: model.params.clone(),
         lr: 0.0,
@@ -58,14 +61,60 @@ pub fn predict(
             rows.data.rows
         )));
     }
+    if let Some(r) = logits.iter().position(|z| !z.is_finite()) {
+        return Err(Error::data(
+            &rows.data.source,
+            format!(
+                "row {}: the model's output (logit) is {}, not a finite number: the row's \
+                 values are too large for the model's f32 arithmetic",
+                r + 1,
+                logits[r]
+            ),
+        ));
+    }
+    let metrics = rows.labelled.then(|| Metrics::from_counts(&counts));
+    if let Some(m) = metrics.as_ref().filter(|m| !m.loss.is_finite()) {
+        return Err(Error::data(
+            &rows.data.source,
+            format!("the loss over the rows is {}, not a finite number", m.loss),
+        ));
+    }
     Ok(Prediction {
         logits,
-        metrics: rows.labelled.then(|| Metrics::from_counts(&counts)),
+        metrics,
         adapter: session.adapter(),
         notice: opened
             .notice
             .map(|n| n.replacen("training on the CPU", "running on the CPU", 1)),
     })
+}
+
+/// Fails on the first standardized value that is not finite (an input beyond what f32 holds
+/// once standardized), naming the file, the row and the column.
+pub fn check_inputs(model: &Model, data: &Dataset) -> Result<()> {
+    let f = data.features.max(1);
+    let Some(k) = data.x.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let (r, j) = (k / f, k % f);
+    let name = data.feature_names.get(j).map_or("?", String::as_str);
+    let how = match &model.standardization {
+        Some(s) => format!(
+            "standardized with the model's mean {:?} and std {:?} it is {}",
+            s.mean.get(j).copied().unwrap_or(f64::NAN),
+            s.std.get(j).copied().unwrap_or(f64::NAN),
+            data.x[k]
+        ),
+        None => format!("it is {}", data.x[k]),
+    };
+    Err(Error::data(
+        &data.source,
+        format!(
+            "row {}, column \"{name}\": {how}, beyond the range of f32; is the column in the \
+             units the model was trained on?",
+            r + 1
+        ),
+    ))
 }
 
 /// The probability of the positive class for logit z: 1 / (1 + exp(−z)), in f64.
@@ -137,6 +186,59 @@ mod tests {
         assert!(e.to_string().contains("no column \"b\""), "{e}");
         let e = data::parse_csv_named("p.csv", b"a,b\n", &features, &label).unwrap_err();
         assert!(e.to_string().contains("no data rows"), "{e}");
+    }
+
+    fn model(std_b: f64, standardize: bool) -> Model {
+        Model {
+            spec: crate::model::ModelSpec::new(2, &[], crate::model::Activation::Relu).unwrap(),
+            features: vec!["a".into(), "b".into()],
+            standardization: standardize.then(|| crate::data::Standardizer {
+                mean: vec![0.0, 0.0],
+                std: vec![1.0, std_b],
+            }),
+            label: LabelMapping {
+                column: "y".into(),
+                positive: "M".into(),
+                negative: "B".into(),
+            },
+            params: vec![1.0, 1.0, 0.0],
+        }
+    }
+
+    fn rows(model: &Model, csv: &str) -> Rows {
+        let (mut data, labelled) =
+            data::parse_csv_named("p.csv", csv.as_bytes(), &model.features, &model.label).unwrap();
+        model.standardize(&mut data);
+        Rows { data, labelled }
+    }
+
+    #[test]
+    fn non_finite_inputs_and_logits_are_errors_naming_the_row() {
+        let m = model(1e-30, true);
+        let r = rows(&m, "a,b,y\n1,2,M\n3,1e10,B\n");
+        let e = predict(&m, &r, BackendChoice::Cpu, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "p.csv: row 2, column \"b\": standardized with the model's mean 0.0 and std 1e-30 \
+             it is inf, beyond the range of f32; is the column in the units the model was \
+             trained on?"
+        );
+        let m = model(1.0, false);
+        let r = rows(&m, "a,b\n1,2\n3e38,3e38\n");
+        let e = predict(&m, &r, BackendChoice::Cpu, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("p.csv: row 2: the model's output (logit) is inf, not a finite number"),
+            "{e}"
+        );
+        let r = rows(&m, "a,b,y\n1,2,M\n-3,1,B\n");
+        let p = predict(&m, &r, BackendChoice::Cpu, None).ok().unwrap();
+        assert!(p.metrics.unwrap().loss.is_finite());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `--log FILE.csv`: one row per checked iteration, flushed as the run goes so that a run
-//! that dies still leaves its history.
+//! that dies still leaves its history. A write that fails says that the log is incomplete.
 
-use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::train::CheckRecord;
@@ -13,8 +13,10 @@ const FIELDS: [&str; 6] = ["loss", "accuracy", "precision", "recall", "f1", "iou
 
 pub struct RunLog {
     path: PathBuf,
-    out: csv::Writer<BufWriter<File>>,
+    out: csv::Writer<BufWriter<Box<dyn Write + Send>>>,
     has_val: bool,
+    /// The iteration of the last row written completely.
+    last: Option<u64>,
 }
 
 fn values(m: &Metrics) -> [f64; 6] {
@@ -22,24 +24,27 @@ fn values(m: &Metrics) -> [f64; 6] {
 }
 
 impl RunLog {
-    /// Creates (truncates) the file and writes the header.
+    /// Opens the log (a regular file is created or truncated; a symlink is followed; a
+    /// device, FIFO or descriptor such as /dev/stdout is written to) and writes the header.
     pub fn create(path: &Path, has_val: bool) -> Result<Self> {
         let io = |err| Error::Io {
             path: path.to_path_buf(),
             err,
         };
-        let file = File::create(path).map_err(io)?;
+        let target = atomic::resolve(path).map_err(io)?;
+        let sink = atomic::open_stream(&target).map_err(io)?;
         let mut log = RunLog {
             path: path.to_path_buf(),
-            out: csv::Writer::from_writer(BufWriter::new(file)),
+            out: csv::Writer::from_writer(BufWriter::new(sink)),
             has_val,
+            last: None,
         };
         let mut header = vec!["iteration".to_string(), "elapsed_s".to_string()];
         header.extend(FIELDS.iter().map(|f| format!("train_{f}")));
         if has_val {
             header.extend(FIELDS.iter().map(|f| format!("val_{f}")));
         }
-        log.row(header)?;
+        log.row(header, "the header")?;
         Ok(log)
     }
 
@@ -56,15 +61,33 @@ impl RunLog {
                     .map(|(i, _)| v.map_or(String::new(), |v| v[i].to_string())),
             );
         }
-        self.row(row)
+        self.row(row, &format!("the row of iteration {}", c.iteration))?;
+        self.last = Some(c.iteration);
+        Ok(())
     }
 
-    fn row(&mut self, fields: Vec<String>) -> Result<()> {
-        let err = |e: std::io::Error| Error::Io {
-            path: self.path.clone(),
-            err: e,
-        };
-        self.out.write_record(&fields).map_err(|e| err(e.into()))?;
-        self.out.flush().map_err(err)
+    /// Writes and flushes one row; an error says what is in the file.
+    fn row(&mut self, fields: Vec<String>, what: &str) -> Result<()> {
+        let written = self
+            .out
+            .write_record(&fields)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.flush());
+        written.map_err(|e| {
+            let kept = match self.last {
+                Some(t) => format!("its last complete row is of iteration {t}"),
+                None => "it has no complete row".to_string(),
+            };
+            Error::Io {
+                path: self.path.clone(),
+                err: std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "writing {what} failed: {e}; the log {} is incomplete ({kept})",
+                        self.path.display()
+                    ),
+                ),
+            }
+        })
     }
 }

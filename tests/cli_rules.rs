@@ -493,7 +493,7 @@ fn log_in_a_missing_directory_names_the_path() {
     let f = Fixtures::new();
     let log = f.path("no/such/dir/run.csv");
     let err = train_fails(&["--demo", "xnor", "--log", &log, "--backend", "cpu"]);
-    assert_contains_all(&err, &[&format!("{log}: "), "No such file"]);
+    assert_contains_all(&err, &[&format!("--log {log}: "), "does not exist"]);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ fn replay(target: &str, body: fn(&[u8])) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut paths: Vec<_> = entries.map(|e| e.expect("a directory entry").path()).collect();
+        let mut paths: Vec<_> = entries
+            .map(|e| e.expect("a directory entry").path())
+            .collect();
         paths.sort();
         for p in paths {
             let bytes = std::fs::read(&p).expect("a saved fuzz input");
@@ -24,8 +26,16 @@ fn replay(target: &str, body: fn(&[u8])) {
             ran += 1;
         }
     }
-    assert!(ran > 0, "no saved inputs for the fuzz target {target} under {}", root.display());
-    assert!(failed.is_empty(), "{target}: these saved inputs panic:\n{}", failed.join("\n"));
+    assert!(
+        ran > 0,
+        "no saved inputs for the fuzz target {target} under {}",
+        root.display()
+    );
+    assert!(
+        failed.is_empty(),
+        "{target}: these saved inputs panic:\n{}",
+        failed.join("\n")
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig, check_shapes};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::metrics::Counts;
 use crate::model::{Activation, LayerLayout, ModelSpec};
 
@@ -758,6 +759,33 @@ impl Block {
     }
 }
 
+/// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
+/// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n], the
+/// weights five times (params, wt, prev, best, grad), and per block its tiles' scratch and, for
+/// the training rows, a partial gradient [p].
+fn working_bytes(
+    n: usize,
+    n_val: usize,
+    f: usize,
+    layout: &[LayerLayout],
+    p: usize,
+) -> Option<u64> {
+    use memory::mul;
+    let rows = |n: usize| mul(n, f.checked_add(1)?);
+    let widths = memory::sum(layout.iter().map(|l| Some(l.outputs as u64)))?;
+    let scratch = memory::sum([mul(2 * TILE_ROWS, widths), mul(4, GEMM_K * GEMM_ROWS)]);
+    let blocks = |n: usize| n.div_ceil(BLOCK_ROWS);
+    let floats = memory::sum([
+        mul(2, rows(n)?),
+        mul(2, rows(n_val)?),
+        Some(n as u64),
+        mul(5, p),
+        mul(blocks(n), scratch?.checked_add(p as u64)?),
+        mul(blocks(n_val), scratch?),
+    ]);
+    floats.and_then(memory::f32_bytes)
+}
+
 pub struct CpuSession {
     /// [n, f]
     x: Vec<f32>,
@@ -793,6 +821,23 @@ impl CpuSession {
         check_shapes(data, val, spec, cfg)?;
         let layout = spec.layout();
         let p = cfg.params.len();
+        let n_val = val.map_or(0, |v| v.rows);
+        let bytes = working_bytes(data.rows, n_val, data.features, &layout, p);
+        memory::check(bytes, |size| {
+            format!(
+                "the CPU backend needs {size} for {} rows{} × {} features and {} parameters \
+                 (the rows twice, the weights five times, a partial gradient per {BLOCK_ROWS} \
+                 rows)",
+                memory::fmt_count(data.rows as u64),
+                if n_val > 0 {
+                    format!(" (and {} validation rows)", memory::fmt_count(n_val as u64))
+                } else {
+                    String::new()
+                },
+                data.features,
+                memory::fmt_count(p as u64)
+            )
+        })?;
         Ok(CpuSession {
             x: data.x.clone(),
             y: data.y.clone(),
@@ -970,6 +1015,25 @@ mod tests {
 
     /// The fast path against the plain reference, iteration by iteration: every block and
     /// tile remainder, narrow and wide layers, every activation.
+    #[test]
+    fn working_memory_is_counted_with_checked_arithmetic() {
+        let spec = ModelSpec::new(2, &[], Activation::Relu).unwrap();
+        let layout = spec.layout();
+        // Rows 2·10·3 + logits 10 + weights 5·3 + one block's scratch 2·64·1 + 512 and
+        // gradient 3, in f32.
+        assert_eq!(
+            working_bytes(10, 0, 2, &layout, 3),
+            Some(4 * (60 + 10 + 15 + 643))
+        );
+        assert_eq!(
+            working_bytes(10, 5, 2, &layout, 3),
+            Some(4 * (60 + 30 + 10 + 15 + 643 + 640))
+        );
+        assert_eq!(working_bytes(usize::MAX / 2, 0, 2, &layout, 3), None);
+        assert_eq!(working_bytes(10, 0, usize::MAX, &layout, 3), None);
+        assert_eq!(working_bytes(1 << 40, 0, 2, &layout, usize::MAX / 4), None);
+    }
+
     #[test]
     fn fast_path_matches_the_reference() {
         type Case = (Demo, usize, Option<usize>, &'static [usize], Activation);

@@ -13,6 +13,7 @@ use crate::backend::{
 };
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::metrics::Counts;
 use crate::metrics::Metric;
 use crate::model::{LayerLayout, ModelSpec};
@@ -770,6 +771,11 @@ impl Shared<'_> {
         } else {
             f + self.layout.iter().map(|l| l.outputs).sum::<usize>()
         };
+        // A segment's rows are staged on the host (within one binding, by the cut).
+        let staged = memory::mul(cut.seg_rows.min(n), row_words).and_then(memory::f32_bytes);
+        memory::check(staged, |size| {
+            format!("{what}: one segment of the GPU's rows needs {size} on the host")
+        })?;
         for (r0, len) in cut.segments(n) {
             let mut init = vec![0.0f32; len * row_words];
             init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
@@ -986,8 +992,13 @@ impl GpuSession {
             return Err(loop_limit(&ctx, what, d));
         }
         let parts = train_parts + val_parts;
-        check_size(&ctx, "the partial sums per block", parts * stride, data)?;
-        check_size(&ctx, "the parameters", p, data)?;
+        let partial_words = memory::mul(parts, stride);
+        check_size(&ctx, "the partial sums per block", partial_words, data)?;
+        check_size(&ctx, "the parameters", Some(p as u64), data)?;
+        // `partials` starts from zeros made on the host.
+        memory::check(partial_words.and_then(memory::f32_bytes), |size| {
+            format!("the GPU's partial sums per block need {size} on the host")
+        })?;
 
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -1163,11 +1174,19 @@ impl GpuSession {
             return Err(Error::Gpu(format!("setting up the session: {e}")));
         }
         if let Some(e) = pollster::block_on(oom.pop()) {
-            let x_bytes = 4 * (data.rows * data.features + val.map_or(0, |v| v.rows * v.features));
+            let x_bytes = memory::sum([
+                memory::mul(data.rows, data.features),
+                val.map_or(Some(0), |v| memory::mul(v.rows, v.features)),
+            ])
+            .and_then(memory::f32_bytes);
             return Err(Error::TooLarge(format!(
-                "the GPU ran out of memory for {} rows × {} features ({x_bytes} bytes of \
-                 features, {} parameters) on {}: {e}; use fewer rows or --backend cpu",
-                data.rows, data.features, p, ctx.adapter.name
+                "the GPU ran out of memory for {} rows × {} features ({} of features, {} \
+                 parameters) on {}: {e}; use fewer rows or --backend cpu",
+                data.rows,
+                data.features,
+                memory::size_text(x_bytes),
+                p,
+                ctx.adapter.name
             )));
         }
         Ok(GpuSession {
@@ -1370,8 +1389,8 @@ fn loop_fits(
         && f <= LOOP_MAX_FEATURES
         && rows.saturating_mul(f + 1) <= ctx.loop_max_elements
         && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
-        && data.rows * padded <= binding_words(ctx)
-        && val_rows * padded <= binding_words(ctx)
+        && memory::mul(data.rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
+        && memory::mul(val_rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
         && ctx.limits.max_storage_buffers_per_shader_stage >= LOOP_STORAGE_BUFFERS
 }
 
@@ -1586,20 +1605,24 @@ fn chunk_rule_words(r: &ChunkRule, has_val: bool, n_args: u32, copy_groups: u32)
     ]
 }
 
-fn check_size(ctx: &GpuContext, what: &str, elements: usize, data: &Dataset) -> Result<()> {
-    let bytes = 4 * elements as u64;
+/// Fails unless `elements` f32 values (`None`: past u64) fit one storage binding.
+fn check_size(ctx: &GpuContext, what: &str, elements: Option<u64>, data: &Dataset) -> Result<()> {
+    let bytes = elements.and_then(memory::f32_bytes);
     let limit = ctx
         .limits
         .max_storage_buffer_binding_size
         .min(ctx.limits.max_buffer_size);
-    if bytes > limit {
-        return Err(Error::TooLarge(format!(
-            "{what} need {bytes} bytes for {} rows × {} features, more than the {limit} bytes \
-             one storage buffer may hold on {}; use fewer rows or --backend cpu",
-            data.rows, data.features, ctx.adapter.name
-        )));
+    match bytes {
+        Some(b) if b <= limit => Ok(()),
+        _ => Err(Error::TooLarge(format!(
+            "{what} need {} for {} rows × {} features, more than the {limit} bytes one storage \
+             buffer may hold on {}; use fewer rows or --backend cpu",
+            bytes.map_or_else(|| memory::size_text(None), |b| format!("{b} bytes")),
+            data.rows,
+            data.features,
+            ctx.adapter.name
+        ))),
     }
-    Ok(())
 }
 
 impl Session for GpuSession {

@@ -1,0 +1,647 @@
+//! End-to-end tests of the outputs (`--save`, `--log`, `--plot`, `predict --out`): devices,
+//! FIFOs, sockets and descriptors are written to, symlinks written through, modes kept;
+//! colliding paths and unwritable folders are refused before anything runs; a write that fails
+//! at the end still prints the report; model files are the same bytes run to run.
+//!
+//! The read-only folder runs in a private mount namespace (`unshare -rm`), skipped with a loud
+//! message where the platform cannot make one. Everything trains on the CPU.
+#![cfg(unix)]
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::cli::{Fixtures, assert_contains_all, fails, json, ok, train_fails, wgtrain};
+
+/// `rows` rows of a, b, label (yes/no by a + b/2 > 0), from a fixed-seed generator.
+fn csv(rows: usize) -> String {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let mut s = String::from("a,b,label\n");
+    for _ in 0..rows {
+        let (a, b) = (next(), next());
+        let y = if a + 0.5 * b + 0.2 * next() > 0.0 {
+            "yes"
+        } else {
+            "no"
+        };
+        s.push_str(&format!("{a:.4},{b:.4},{y}\n"));
+    }
+    s
+}
+
+/// Flags of a short CPU run on `data`: 30 iterations.
+fn quick(data: &str) -> Vec<&str> {
+    run_of(data, "30")
+}
+
+/// Flags of a CPU run of `iterations` on `data`.
+fn run_of<'a>(data: &'a str, iterations: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--backend",
+        "cpu",
+        "--threshold",
+        "none",
+        "--max-iter",
+        iterations,
+    ]
+}
+
+/// A fixture folder with `train.csv` and a model trained on it (`model.safetensors`).
+fn with_model() -> (Fixtures, String, String) {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let model = f.path("model.safetensors");
+    ok(&[quick(&data), vec!["--save", &model]].concat());
+    (f, data, model)
+}
+
+fn predict_args<'a>(model: &'a str, data: &'a str) -> Vec<&'a str> {
+    vec![
+        "predict",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--backend",
+        "cpu",
+    ]
+}
+
+fn run(args: &[&str]) -> Output {
+    wgtrain().args(args).output().expect("wgtrain runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn mode(p: &str) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn is_char_device(p: &str) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// Says loudly that a test cannot run here.
+fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "\n!!! TEST SKIPPED: {why}\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices, descriptors, FIFOs, sockets
+
+#[test]
+fn out_to_stdout_streams_the_csv_as_without_out() {
+    let (_f, data, model) = with_model();
+    let plain = run(&predict_args(&model, &data));
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    assert!(text(&plain.stdout).starts_with("probability,predicted\n"));
+    for out in ["/dev/stdout", "-", "/proc/self/fd/1", "/dev/fd/1"] {
+        let got = run(&[predict_args(&model, &data), vec!["--out", out]].concat());
+        assert!(got.status.success(), "{out}: {}", text(&got.stderr));
+        assert_eq!(text(&got.stdout), text(&plain.stdout), "--out {out}");
+        assert_eq!(text(&got.stderr), text(&plain.stderr), "--out {out}");
+    }
+    // /dev/stdout is still what it was, not a file the run left.
+    let m = fs::symlink_metadata("/dev/stdout").unwrap();
+    assert!(
+        !m.file_type().is_file(),
+        "/dev/stdout became a regular file"
+    );
+    // /dev/stderr takes the CSV too.
+    let got = run(&[predict_args(&model, &data), vec!["--out", "/dev/stderr"]].concat());
+    assert!(got.status.success());
+    assert!(text(&got.stderr).contains(&text(&plain.stdout)));
+}
+
+#[test]
+fn a_descriptor_that_is_not_open_is_an_error_before_anything_runs() {
+    let (_f, data, model) = with_model();
+    let err = fails(&[predict_args(&model, &data), vec!["--out", "/dev/fd/9"]].concat());
+    assert_contains_all(&err, &["--out /dev/fd/9", "file descriptor 9 is not open"]);
+}
+
+#[test]
+fn dev_null_stays_a_device_and_may_be_named_twice() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    assert!(is_char_device("/dev/null"));
+    let (out, _) = ok(&[
+        quick(&data),
+        vec![
+            "--save",
+            "/dev/null",
+            "--plot",
+            "/dev/null",
+            "--log",
+            "/dev/null",
+        ],
+    ]
+    .concat());
+    assert!(out.contains("saved:   /dev/null"), "{out}");
+    assert!(is_char_device("/dev/null"), "/dev/null was replaced");
+    assert_eq!(f.names(), ["train.csv"]);
+}
+
+#[test]
+fn out_to_dev_full_fails() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let (f, data, model) = with_model();
+    let err = fails(&[predict_args(&model, &data), vec!["--out", "/dev/full"]].concat());
+    assert_contains_all(&err, &["--out /dev/full", "No space left on device"]);
+    assert!(is_char_device("/dev/full"));
+    assert_eq!(f.names(), ["model.safetensors", "train.csv"]);
+}
+
+#[test]
+fn a_failed_save_still_prints_the_report_then_exits_1() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let svg = f.path("run.svg");
+    // JSON: the report, with the failed file named in `write_errors`.
+    let got = run(&[
+        quick(&data),
+        vec!["--save", "/dev/full", "--plot", &svg, "--json"],
+    ]
+    .concat());
+    assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
+    let r = json(&text(&got.stdout));
+    assert_eq!(r["stop"]["reason"], "max_iter");
+    assert_eq!(r["write_errors"][0]["flag"], "--save");
+    assert_eq!(r["write_errors"][0]["path"], "/dev/full");
+    let why = r["write_errors"][0]["error"].as_str().unwrap();
+    assert!(why.contains("No space left on device"), "{why}");
+    assert_eq!(r["write_errors"].as_array().unwrap().len(), 1);
+    assert_contains_all(
+        &text(&got.stderr),
+        &["wgtrain: error: --save /dev/full: No space left on device"],
+    );
+    // The other output was written.
+    assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // Human: the report, no "saved:" line, the plot's line.
+    let got = run(&[quick(&data), vec!["--save", "/dev/full", "--plot", &svg]].concat());
+    assert_eq!(got.status.code(), Some(1));
+    let out = text(&got.stdout);
+    assert_contains_all(&out, &["result:", &format!("plot:    {svg}")]);
+    assert!(!out.contains("saved:"), "{out}");
+    // A successful run has no `write_errors`.
+    let got = run(&[quick(&data), vec!["--json"]].concat());
+    assert!(got.status.success());
+    assert!(json(&text(&got.stdout)).get("write_errors").is_none());
+}
+
+#[test]
+fn a_failed_plot_still_prints_the_report() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let model = f.path("m.safetensors");
+    let got = run(&[
+        quick(&data),
+        vec!["--save", &model, "--plot", "/dev/full", "--json"],
+    ]
+    .concat());
+    assert_eq!(got.status.code(), Some(1));
+    let r = json(&text(&got.stdout));
+    assert_eq!(r["write_errors"][0]["flag"], "--plot");
+    assert!(wgtrain::modelfile::load(Path::new(&model)).is_ok());
+}
+
+#[test]
+fn out_into_a_fifo_is_written_not_replaced() {
+    let (f, data, model) = with_model();
+    let fifo = f.path("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skipped("mkfifo cannot make a FIFO here");
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read_to_string(fifo).unwrap())
+    };
+    let (out, _) = ok(&[predict_args(&model, &data), vec!["--out", &fifo]].concat());
+    assert!(out.contains("wrote 40 predictions"), "{out}");
+    let csv = reader.join().unwrap();
+    assert!(csv.starts_with("probability,predicted\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 41);
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(f.names(), ["model.safetensors", "pipe", "train.csv"]);
+}
+
+#[test]
+fn out_to_a_socket_is_sent() {
+    let (f, data, model) = with_model();
+    let sock = f.path("sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).unwrap();
+        got
+    });
+    ok(&[predict_args(&model, &data), vec!["--out", &sock]].concat());
+    let csv = reader.join().unwrap();
+    assert_eq!(csv.lines().count(), 41, "{csv}");
+    assert!(fs::metadata(&sock).unwrap().file_type().is_socket());
+}
+
+#[test]
+fn the_log_goes_to_stdout_before_the_report() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let (out, _) = ok(&[quick(&data), vec!["--log", "-", "--json"]].concat());
+    assert!(out.starts_with("iteration,elapsed_s,train_loss"), "{out}");
+    let start = out.find("\n{").expect("the report follows the log");
+    let r = json(&out[start..]);
+    assert_eq!(r["stop"]["stopped_at"], 30);
+    assert_eq!(out[..start].lines().count(), 1 + 31);
+}
+
+// ---------------------------------------------------------------------------------------
+// Regular files: symlinks, modes, no temporaries
+
+#[test]
+fn symlinks_are_written_through_and_modes_kept() {
+    let (f, data, model) = with_model();
+    // predict --out: a 0600 file through a link stays 0600, the link stays a link.
+    let real = f.file("real.csv", "old\n");
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
+    let link = f.path("link.csv");
+    symlink("real.csv", &link).unwrap();
+    ok(&[predict_args(&model, &data), vec!["--out", &link]].concat());
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        fs::read_to_string(&real)
+            .unwrap()
+            .starts_with("probability,")
+    );
+    assert_eq!(mode(&real), 0o600);
+    // --save and --plot over 0600 and 0640 files.
+    let m = f.file("m.safetensors", "old");
+    fs::set_permissions(&m, fs::Permissions::from_mode(0o600)).unwrap();
+    let svg = f.file("p.svg", "old");
+    fs::set_permissions(&svg, fs::Permissions::from_mode(0o640)).unwrap();
+    let log = f.file("log.csv", "old");
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o604)).unwrap();
+    ok(&[
+        quick(&data),
+        vec!["--save", &m, "--plot", &svg, "--log", &log],
+    ]
+    .concat());
+    assert_eq!((mode(&m), mode(&svg), mode(&log)), (0o600, 0o640, 0o604));
+    assert!(wgtrain::modelfile::load(Path::new(&m)).is_ok());
+    assert!(fs::read_to_string(&log).unwrap().starts_with("iteration,"));
+    // A dangling link creates its target.
+    let dangling = f.path("dangling.safetensors");
+    symlink("made.safetensors", &dangling).unwrap();
+    ok(&[quick(&data), vec!["--save", &dangling]].concat());
+    assert!(
+        fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(wgtrain::modelfile::load(Path::new(&f.path("made.safetensors"))).is_ok());
+    assert_eq!(
+        f.names(),
+        [
+            "dangling.safetensors",
+            "link.csv",
+            "log.csv",
+            "m.safetensors",
+            "made.safetensors",
+            "model.safetensors",
+            "p.svg",
+            "real.csv",
+            "train.csv"
+        ]
+    );
+}
+
+#[test]
+fn sigkill_during_a_save_leaves_no_temporary_file() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let model = f.path("big.safetensors");
+    // 600k parameters (2.4 MB): the write takes a while; kills land before, during and after.
+    let args = [
+        run_of(&data, "1"),
+        vec!["--hidden", "768,768", "--save", &model],
+    ]
+    .concat();
+    let start = Instant::now();
+    let whole = run(&args);
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    let took = start.elapsed();
+    fs::remove_file(&model).unwrap();
+    for i in 0..16u32 {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(took.mul_f64(0.5 + 0.05 * f64::from(i)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let names = f.names();
+        assert!(
+            names
+                .iter()
+                .all(|n| n == "train.csv" || n == "big.safetensors"),
+            "try {i}: {names:?}"
+        );
+        if Path::new(&model).exists() {
+            assert!(
+                wgtrain::modelfile::load(Path::new(&model)).is_ok(),
+                "try {i}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Collisions
+
+#[test]
+fn two_outputs_naming_one_file_are_refused_before_anything_runs() {
+    let f = Fixtures::new();
+    // Not a CSV: a collision is found before the data is read.
+    let data = f.file("train.csv", "this is not\"a CSV\n");
+    let x = f.path("x.out");
+    for (a, b) in [
+        ("--save", "--plot"),
+        ("--save", "--log"),
+        ("--log", "--plot"),
+    ] {
+        let err = train_fails(&["--data", &data, a, &x, b, &x]);
+        assert_contains_all(
+            &err,
+            &[
+                &format!("{a} {x} and {b} {x} are the same file"),
+                "a file of its own",
+            ],
+        );
+    }
+    // The same file under another spelling, existing or not.
+    let dotted = format!("{}/./x.out", f.path(""));
+    let err = train_fails(&["--data", &data, "--save", &x, "--plot", &dotted]);
+    assert_contains_all(&err, &[&format!("--save {x} and --plot {dotted}")]);
+    fs::write(&x, "keep").unwrap();
+    let err = train_fails(&["--data", &data, "--save", &x, "--log", &dotted]);
+    assert_contains_all(&err, &[&format!("--save {x} and --log {dotted}")]);
+    assert_eq!(fs::read_to_string(&x).unwrap(), "keep");
+    // Two outputs into one pipe (stdout here) would mix.
+    let err = train_fails(&["--data", &data, "--log", "/dev/stdout", "--plot", "-"]);
+    assert_contains_all(&err, &["--log /dev/stdout and --plot - are the same file"]);
+    assert_eq!(f.names(), ["train.csv", "x.out"]);
+}
+
+#[test]
+fn an_output_naming_an_input_is_refused() {
+    let (f, data, model) = with_model();
+    let val = f.file("val.csv", &csv(10));
+    let before = fs::read(&model).unwrap();
+    let link = f.path("link.csv");
+    symlink("train.csv", &link).unwrap();
+    let hard = f.path("hard.csv");
+    fs::hard_link(&val, &hard).unwrap();
+    let base = [
+        "--data",
+        &data,
+        "--val",
+        &val,
+        "--init-weights",
+        &model,
+        "--backend",
+        "cpu",
+    ];
+    for (out, path, input, typed) in [
+        ("--log", data.as_str(), "--data", data.as_str()),
+        ("--save", model.as_str(), "--init-weights", model.as_str()),
+        ("--plot", val.as_str(), "--val", val.as_str()),
+        ("--save", link.as_str(), "--data", data.as_str()),
+        ("--log", hard.as_str(), "--val", val.as_str()),
+    ] {
+        let err = train_fails(&[&base[..], &[out, path]].concat());
+        assert_contains_all(
+            &err,
+            &[&format!("{out} {path}: the same file as {input} {typed}")],
+        );
+    }
+    assert_eq!(fs::read(&model).unwrap(), before);
+    assert_eq!(fs::read_to_string(&data).unwrap(), csv(40));
+    // predict: --out may be neither the model nor the data.
+    for (path, input) in [(&data, "--data"), (&model, "--model")] {
+        let err = fails(&[predict_args(&model, &data), vec!["--out", path]].concat());
+        assert_contains_all(
+            &err,
+            &[&format!("--out {path}: the same file as {input} {path}")],
+        );
+    }
+    assert_eq!(fs::read(&model).unwrap(), before);
+    assert_eq!(fs::read_to_string(&data).unwrap(), csv(40));
+}
+
+// ---------------------------------------------------------------------------------------
+// Writability, before the first iteration
+
+/// Flags of a run that would take hours if it trained.
+fn endless(data: &str) -> Vec<&str> {
+    run_of(data, "1000000000")
+}
+
+#[test]
+fn a_folder_that_is_a_file_fails_at_once() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let file = f.file("file.txt", "");
+    for flag in ["--save", "--plot", "--log"] {
+        let target = format!("{file}/out");
+        let start = Instant::now();
+        let err = fails(&[endless(&data), vec![flag, &target]].concat());
+        assert!(start.elapsed() < Duration::from_secs(30));
+        assert_contains_all(&err, &[&format!("{flag} {target}"), "is not a folder"]);
+    }
+    let err = fails(&[endless(&data), vec!["--save", &f.path("")]].concat());
+    assert_contains_all(&err, &["--save", "a file name is needed, not a folder"]);
+    assert_eq!(f.names(), ["file.txt", "train.csv"]);
+}
+
+/// Runs `bin ARGS` in a private mount namespace with a read-only tmpfs on `ro`; `None` (after a
+/// loud message) where the platform cannot make one.
+fn with_read_only_folder(ro: &str, args: &[&str]) -> Option<Output> {
+    let probe = Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o ro tmpfs \"$1\"",
+            "sh",
+            ro,
+        ])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skipped("unshare -rm cannot mount a read-only tmpfs here (no user namespaces?)");
+        return None;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("wgtrain");
+    let script = "mount -t tmpfs -o ro tmpfs \"$1\" && shift && exec timeout 120 \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", script, "sh", ro])
+        .arg(bin)
+        .args(args);
+    Some(cmd.output().expect("unshare runs"))
+}
+
+#[test]
+fn a_read_only_folder_fails_before_the_first_iteration() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    fs::create_dir(f.path("ro")).unwrap();
+    for flag in ["--save", "--plot", "--log"] {
+        let target = f.path("ro/out");
+        let start = Instant::now();
+        let args = [&endless(&data)[..], &[flag, &target, "--json"]].concat();
+        let Some(got) = with_read_only_folder(&f.path("ro"), &args) else {
+            return;
+        };
+        assert!(start.elapsed() < Duration::from_secs(60), "{flag}: trained");
+        assert_eq!(got.status.code(), Some(1), "{flag}: {}", text(&got.stderr));
+        assert_contains_all(
+            &text(&got.stderr),
+            &[&format!("{flag} {target}"), "Read-only file system"],
+        );
+        assert!(got.stdout.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The log
+
+#[test]
+fn a_log_on_a_full_device_says_it_is_incomplete() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let err = fails(&[endless(&data), vec!["--log", "/dev/full"]].concat());
+    assert_contains_all(
+        &err,
+        &[
+            "--log /dev/full",
+            "No space left on device",
+            "the log /dev/full is incomplete",
+        ],
+    );
+}
+
+#[test]
+fn a_log_cut_by_a_full_disk_says_so_and_the_run_goes_on() {
+    use std::os::unix::process::CommandExt;
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let log = f.path("log.csv");
+    let model = f.path("m.safetensors");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"));
+    cmd.args(run_of(&data, "300"))
+        .args(["--log", &log, "--save", &model, "--json"]);
+    // Files may grow to 8 KiB: the log (about 130 bytes a row) hits it, the model does not.
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 8192,
+                rlim_max: 8192,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let got = cmd.output().unwrap();
+    assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
+    let err = text(&got.stderr);
+    assert_contains_all(
+        &err,
+        &[
+            &format!("--log {log}: writing the row of iteration"),
+            &format!("the log {log} is incomplete (its last complete row is of iteration"),
+            "training goes on without the log",
+        ],
+    );
+    let r: Value = json(&text(&got.stdout));
+    assert_eq!(r["stop"]["stopped_at"], 300, "the run went on");
+    assert_eq!(r["write_errors"][0]["flag"], "--log");
+    assert_eq!(r["write_errors"].as_array().unwrap().len(), 1);
+    let written = fs::read(&log).unwrap();
+    assert!(written.len() <= 8192);
+    assert!(written.len() > 4096);
+    assert!(wgtrain::modelfile::load(Path::new(&model)).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Reproducible model files
+
+#[test]
+fn the_same_run_saves_the_same_bytes() {
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let (a, b) = (f.path("a.safetensors"), f.path("b.safetensors"));
+    let args = [
+        quick(&data),
+        vec!["--hidden", "3", "--val-split", "0.25", "--save"],
+    ]
+    .concat();
+    ok(&[&args[..], &[&a]].concat());
+    ok(&[&args[..], &[&b]].concat());
+    let (x, y) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    assert!(x == y, "two runs saved different bytes");
+    let report = wgtrain::modelfile::load(Path::new(&a))
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(report.get("timing").is_none(), "{report}");
+    assert_eq!(report["stop"]["stopped_at"], 30);
+    // --save-timings keeps them.
+    ok(&[&args[..], &[&a, "--save-timings"]].concat());
+    let report = wgtrain::modelfile::load(Path::new(&a))
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(report["timing"]["train_s"].is_number(), "{report}");
+    let err = train_fails(&["--data", &data, "--save-timings"]);
+    assert_contains_all(&err, &["--save-timings", "--save"]);
+}
