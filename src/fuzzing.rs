@@ -12,7 +12,8 @@ use crate::data::{self, CsvOptions, LabelMapping};
 use crate::{modelfile, predict};
 
 /// The CSV loaders. The first byte picks the options (label column, positive value, a dropped
-/// column), the rest is the file; rows that load are then standardized, as training does.
+/// column, the delimiter), the rest is the file; rows that load are then standardized, as
+/// training does.
 pub fn csv(input: &[u8]) {
     let (&pick, bytes) = input.split_first().unwrap_or((&0, &[]));
     let opts = CsvOptions {
@@ -23,7 +24,11 @@ pub fn csv(input: &[u8]) {
         } else {
             vec![]
         },
-        ..CsvOptions::default()
+        delimiter: match pick >> 3 & 3 {
+            1 => b';',
+            2 => b'\t',
+            _ => b',',
+        },
     };
     if let Ok(d) = data::parse_csv("fuzz.csv", bytes, &opts) {
         let s = data::Standardizer::fit(&d);
