@@ -11,17 +11,29 @@
 //!   its target); the link stays a link.
 //! - Character devices, FIFOs and sockets are written to as they are, and so are open file
 //!   descriptors named `-` (stdout), `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` or
-//!   `/proc/self/fd/N`.
+//!   `/proc/self/fd/N`. A FIFO is opened without blocking, again every few milliseconds until
+//!   a reader comes or a stop flag (a signal) is set, so the wait can be given up.
+//! - A replaced file's setuid and setgid bits are not carried over to the new file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
 /// Tells apart the temporary files of concurrent writes within one process.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Never set: the stop flag of a write that waits for a FIFO's reader as long as it takes.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// How often a write into a FIFO tries again to find a reader.
+const READER_POLL: Duration = Duration::from_millis(20);
+
+/// What a write given up for a signal says (its error kind is `Interrupted`).
+pub const NO_READER: &str = "no reader opened the FIFO before the signal";
 
 /// The folder a file at `path` goes into ("." for a bare file name).
 pub fn folder_of(path: &Path) -> &Path {
@@ -364,7 +376,8 @@ fn keep_mode_of(file: &File, old: &fs::Metadata) -> io::Result<()> {
         // Only root may give a file away; others keep their own ownership.
         let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()));
     }
-    file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
+    // Not setuid or setgid: new contents must not inherit the old file's privileges.
+    file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o1777))
 }
 
 #[cfg(not(unix))]
@@ -467,9 +480,74 @@ fn dup_fd(fd: i32) -> io::Result<File> {
     ))
 }
 
+/// Whether `path` is a FIFO, symlinks followed.
+fn is_fifo(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// Whether a write to `path` waits for someone else: a FIFO, until its reader opens it.
+pub fn waits_for_reader(path: &Path) -> bool {
+    matches!(resolve(path), Ok(Target::Stream(p)) if is_fifo(&p))
+}
+
+/// Opens the FIFO `path` for writing once it has a reader, looking every [`READER_POLL`];
+/// gives up with [`NO_READER`] (kind `Interrupted`) once `stop` is set.
+#[cfg(unix)]
+fn open_fifo(path: &Path, stop: &AtomicBool) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => {
+                let fd = f.as_raw_fd();
+                // SAFETY: F_GETFL and F_SETFL read and set the open descriptor's flags only.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                // Writes wait for the reader again, as on a FIFO opened the usual way.
+                if flags < 0
+                    || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                return Ok(f);
+            }
+            // ENXIO: no reader yet.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if stop.load(Ordering::SeqCst) {
+                    return Err(err(ErrorKind::Interrupted, NO_READER.into()));
+                }
+                std::thread::sleep(READER_POLL);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn open_fifo(path: &Path, _stop: &AtomicBool) -> io::Result<File> {
+    OpenOptions::new().write(true).open(path)
+}
+
 /// A writer on `target` for a stream of writes (the `--log`): a regular file is created or
 /// truncated in place (its mode kept), anything else written to as with [`write_atomic`].
 pub fn open_stream(target: &Target) -> io::Result<Box<dyn Write + Send>> {
+    open_stream_until(target, &NEVER)
+}
+
+/// [`open_stream`], giving up the wait for a FIFO's reader once `stop` is set.
+fn open_stream_until(target: &Target, stop: &AtomicBool) -> io::Result<Box<dyn Write + Send>> {
     Ok(match target {
         Target::Fd(1) => Box::new(io::stdout()),
         Target::Fd(2) => Box::new(io::stderr()),
@@ -481,6 +559,7 @@ pub fn open_stream(target: &Target) -> io::Result<Box<dyn Write + Send>> {
                 .truncate(true)
                 .open(path)?,
         ),
+        Target::Stream(path) if is_fifo(path) => Box::new(open_fifo(path, stop)?),
         Target::Stream(path) => Box::new(OpenOptions::new().write(true).open(path)?),
         #[cfg(unix)]
         Target::Socket(path) => Box::new(std::os::unix::net::UnixStream::connect(path)?),
@@ -492,6 +571,12 @@ pub fn open_stream(target: &Target) -> io::Result<Box<dyn Write + Send>> {
 /// Writes `bytes` to `path` as the module's header describes: atomically for a regular file
 /// or a missing path, directly for a device, FIFO, socket or descriptor.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_until(path, bytes, &NEVER)
+}
+
+/// [`write_atomic`], giving up the wait for a FIFO's reader once `stop` is set (an
+/// [`Error::Io`] of kind `Interrupted` saying [`NO_READER`]).
+pub fn write_until(path: &Path, bytes: &[u8], stop: &AtomicBool) -> Result<()> {
     let io = |err| Error::Io {
         path: path.to_path_buf(),
         err,
@@ -502,7 +587,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             existing,
         } => replace(&dest, existing.as_ref(), bytes).map_err(io),
         other => {
-            let mut w = open_stream(&other).map_err(io)?;
+            let mut w = open_stream_until(&other, stop).map_err(io)?;
             w.write_all(bytes).and_then(|()| w.flush()).map_err(io)
         }
     }
@@ -547,21 +632,13 @@ pub fn check_target(path: &Path, flag: &str) -> Result<()> {
             }
             Ok(())
         }
-        Target::Stream(p) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::FileTypeExt;
-                // Opening a FIFO and closing it again would end its reader's input.
-                if fs::metadata(p).is_ok_and(|m| m.file_type().is_fifo()) {
-                    return Ok(());
-                }
-            }
-            OpenOptions::new()
-                .write(true)
-                .open(p)
-                .map(drop)
-                .map_err(|e| fail(format!("cannot be opened for writing: {e}")))
-        }
+        // Opening a FIFO and closing it again would end its reader's input.
+        Target::Stream(p) if is_fifo(p) => Ok(()),
+        Target::Stream(p) => OpenOptions::new()
+            .write(true)
+            .open(p)
+            .map(drop)
+            .map_err(|e| fail(format!("cannot be opened for writing: {e}"))),
     }
 }
 
@@ -740,6 +817,70 @@ mod tests {
         let long = dir.join("x".repeat(250));
         replace_named(&dir, &long, None, b"long").unwrap();
         assert_eq!(fs::read(&long).unwrap(), b"long");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_loses_setuid_and_setgid_but_keeps_the_rest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = folder("setuid");
+        let p = dir.join("s4");
+        for (before, after) in [(0o4755, 0o755), (0o2750, 0o750), (0o1644, 0o1644)] {
+            fs::write(&p, b"old").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(before)).unwrap();
+            write_atomic(&p, b"new").unwrap();
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, after, "{before:o}");
+            fs::set_permissions(&p, fs::Permissions::from_mode(before)).unwrap();
+            let old = fs::metadata(&p).unwrap();
+            replace_named(&dir, &p, Some(&old), b"named").unwrap();
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, after, "named fallback, {before:o}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_without_a_reader_is_given_up_once_the_flag_is_set() {
+        let dir = folder("fifo");
+        let fifo = dir.join("fo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            let _ = writeln!(
+                io::stderr(),
+                "\n!!! TEST SKIPPED: mkfifo cannot make a FIFO\n"
+            );
+            return;
+        }
+        assert!(waits_for_reader(&fifo));
+        assert!(!waits_for_reader(&dir.join("plain")));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let start = std::time::Instant::now();
+        let e = write_until(&fifo, b"x", &stop).unwrap_err();
+        setter.join().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        match &e {
+            Error::Io { err, .. } => assert_eq!(err.kind(), ErrorKind::Interrupted),
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains(NO_READER), "{e}");
+        // With a reader the bytes arrive, the flag notwithstanding.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        let stop = AtomicBool::new(false);
+        write_until(&fifo, b"through", &stop).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

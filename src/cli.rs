@@ -244,6 +244,28 @@ impl TrainArgs {
             if !v.is_finite() {
                 bail!("--divergence {v}: must be a finite number");
             }
+            if self.metric == Metric::Loss && v < 0.0 {
+                bail!("--divergence {v}: the loss is never below 0, so it is always above {v}");
+            }
+            if self.metric != Metric::Loss && !(0.0..=1.0).contains(&v) {
+                bail!(
+                    "--divergence {v}: {} lies between 0 and 1",
+                    self.metric.name()
+                );
+            }
+        }
+        if let Some(p) = self.patience {
+            if p == 0 {
+                bail!("--patience 0: must be at least 1 (checks in a row without improvement)");
+            }
+            if self.warmup >= self.max_iter {
+                bail!(
+                    "--warmup {}: with --max-iter {} no check is left after the warm-up for \
+                     --patience {p} to count; give a --warmup below --max-iter",
+                    self.warmup,
+                    self.max_iter
+                );
+            }
         }
         Ok(StopRule {
             metric: self.metric,
@@ -307,6 +329,15 @@ impl TrainArgs {
             }
         }
         check_adapter(self.backend, self.adapter.as_deref())?;
+        // With --init-weights the model's layers decide (checked against it when loaded).
+        if let (Some(a), true, None) = (self.activation, self.hidden.is_empty(), &self.init_weights)
+        {
+            bail!(
+                "--activation {}: without --hidden the model is logistic regression, which has \
+                 no hidden layer to activate; give --hidden N,... or leave out --activation",
+                a.name()
+            );
+        }
         if let (SyncMode::Every, Some(k)) = (self.sync, self.chunk) {
             bail!("--chunk {k}: only with --sync chunk (--sync every reads back every iteration)");
         }
@@ -381,7 +412,7 @@ fn demo_name(kind: Demo) -> String {
 }
 
 /// `--lr`: a positive number that is finite and normal in f32, the precision the kernels use.
-fn parse_lr(s: &str) -> std::result::Result<f32, String> {
+pub fn parse_lr(s: &str) -> std::result::Result<f32, String> {
     let v: f64 = s
         .trim()
         .parse()

@@ -13,7 +13,7 @@ mod records;
 use serde::Serialize;
 
 pub use self::csv::{
-    CsvOptions, load_csv, load_csv_like, load_csv_named, parse_csv, parse_csv_like,
+    CsvOptions, check_streams, load_csv, load_csv_like, load_csv_named, parse_csv, parse_csv_like,
     parse_csv_named, parse_delimiter, read_csv, same_label,
 };
 pub use demo::{Demo, DemoOptions, check_demo_size, demo};

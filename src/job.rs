@@ -91,8 +91,20 @@ pub struct Loaded {
 
 /// Loads the data and applies the split and standardization the job asks for.
 pub fn load(job: &TrainJob) -> Result<Loaded> {
+    // Inputs that are one stream (`--data - --val -`) are refused before anything is read.
+    let mut inputs = Vec::new();
+    if let DataSource::Csv { path, .. } = &job.source {
+        inputs.push(("--data", path.as_path()));
+    }
+    if let ValSource::File(path) = &job.val {
+        inputs.push(("--val", path.as_path()));
+    }
+    if let Some(path) = &job.init_weights {
+        inputs.push(("--init-weights", path.as_path()));
+    }
+    data::check_streams(&inputs)?;
     let init = match &job.init_weights {
-        Some(p) => Some(modelfile::load(p)?),
+        Some(p) => Some(modelfile::load_flag("--init-weights", p)?),
         None => None,
     };
     let data = match &job.source {
@@ -224,6 +236,14 @@ fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Res
             list(hidden)
         )));
     }
+    if let (Some(a), None) = (job.activation, model.activation()) {
+        return Err(Error::Config(format!(
+            "--activation {}: the --init-weights model {} is logistic regression, with no hidden \
+             layer to activate; leave out --activation",
+            a.name(),
+            path.display()
+        )));
+    }
     if let (Some(a), Some(m)) = (job.activation, model.activation()) {
         if a != m {
             return Err(Error::Config(format!(
@@ -268,24 +288,28 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
     let (spec, params) = match (init, &job.init_weights) {
         (Some(f), Some(path)) => {
             check_init_arch(job, path, &f.model)?;
-            (f.model.spec, f.model.params)
+            (f.model.spec, Some(f.model.params))
         }
         _ => {
             let activation = job.activation.unwrap_or(Activation::Relu);
-            let spec = ModelSpec::new(data.features, &job.hidden, activation)?;
-            let params = spec.init_params(job.seed);
-            (spec, params)
+            (
+                ModelSpec::new(data.features, &job.hidden, activation)?,
+                None,
+            )
         }
     };
-    let cfg = SessionConfig { params, lr: job.lr };
-    let opened = backend::open(
+    // Every buffer is checked against the adapter's limits (or the memory) from the shapes
+    // alone, before the parameters are initialised.
+    let prepared = backend::prepare(
         job.backend,
         job.adapter.as_deref(),
         &data,
         val.as_ref(),
         &spec,
-        &cfg,
     )?;
+    let params = params.unwrap_or_else(|| spec.init_params(job.seed));
+    let cfg = SessionConfig { params, lr: job.lr };
+    let opened = prepared.open(&data, val.as_ref(), &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;
     if let (Some(k), None) = (job.chunk, session.adapter()) {

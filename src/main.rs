@@ -1,9 +1,10 @@
 //! The command line: the clap structs of `cli` → typed job → library call → report printer.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 
 use wgtrain::backend::gpu;
@@ -14,9 +15,12 @@ use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
 
 /// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.
 fn train(args: &TrainArgs) -> Result<ExitCode> {
-    let job = args.job()?;
+    let mut job = args.job()?;
     // Before any data is read: no output is another or an input, and each can be written.
     outputs::check_train(&job, args.plot.as_deref())?;
+    outputs::check_report_stdout(&job, args.plot.as_deref(), args.json)?;
+    // `--save` is written here with `--plot`, after the run (see `Pending`).
+    let save = job.save.take();
     let signals = job.interrupt.clone().map(signals::install);
     let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
     let mut curve = args
@@ -34,48 +38,126 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
     });
     bar.finish();
     let mut result = result?;
+    if let Some(s) = &signals {
+        s.writing();
+    }
     if let Some(n) = &result.notice {
-        eprintln!("wgtrain: {n}");
+        say(&format!("wgtrain: {n}"));
+    }
+    let mut pending = Vec::new();
+    if let Some(p) = &save {
+        match modelfile::to_bytes_with(&result.model, Some(&result.report), job.save_timings) {
+            Ok(bytes) => pending.push(Pending::new("--save", p, bytes)),
+            Err(e) => result
+                .write_errors
+                .push(outputs::WriteError::new("--save", p, &e)),
+        }
     }
     if let (Some(p), Some(curve)) = (&args.plot, &curve) {
-        if let Err(e) = curve.write(p, &result.report.stop.info) {
+        match curve.svg(&result.report.stop.info) {
+            Ok(svg) => pending.push(Pending::new("--plot", p, svg.into_bytes())),
+            Err(e) => {
+                let e = wgtrain::error::Error::Io {
+                    path: p.clone(),
+                    err: std::io::Error::other(format!("drawing the chart: {e}")),
+                };
+                result
+                    .write_errors
+                    .push(outputs::WriteError::new("--plot", p, &e));
+            }
+        }
+    }
+    // Files and devices first; FIFOs wait for their reader, so they come after the report.
+    let (later, now): (Vec<Pending>, Vec<Pending>) = pending
+        .into_iter()
+        .partition(|o| atomic::waits_for_reader(o.path));
+    for o in &now {
+        if let Err(e) = atomic::write_atomic(o.path, &o.bytes) {
             result
                 .write_errors
-                .push(outputs::WriteError::new("--plot", p, &e));
+                .push(outputs::WriteError::new(o.flag, o.path, &e));
         }
     }
     // The report is printed even when a file could not be written; the exit status then is 1.
-    let failed = |flag: &str| result.write_errors.iter().any(|w| w.flag == flag);
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(
-            out,
-            "{}",
-            outputs::report_json(&result.report, &result.write_errors)
-        )?;
-    } else {
-        writeln!(out, "{}", result.report.human())?;
-        if let Some(p) = args.save.as_ref().filter(|_| !failed("--save")) {
-            writeln!(out, "saved:   {}", p.display())?;
-        }
-        if let Some(p) = args.plot.as_ref().filter(|_| !failed("--plot")) {
-            writeln!(out, "plot:    {}", p.display())?;
+    let printed = print_out("the report", &train_report(args, &result, &later));
+    // A signal while a FIFO waits for its reader gives up that output.
+    let never = std::sync::Arc::default();
+    let stop = job.interrupt.as_ref().unwrap_or(&never);
+    let mut gave_up = false;
+    for o in &later {
+        if let Err(e) = atomic::write_until(o.path, &o.bytes, stop) {
+            gave_up |= matches!(&e, wgtrain::error::Error::Io { err, .. }
+                if err.kind() == std::io::ErrorKind::Interrupted);
+            result
+                .write_errors
+                .push(outputs::WriteError::new(o.flag, o.path, &e));
         }
     }
-    drop(out);
-    if !result.write_errors.is_empty() {
-        for w in &result.write_errors {
-            eprintln!("wgtrain: error: {w}");
-        }
-        return Ok(ExitCode::FAILURE);
+    for w in &result.write_errors {
+        say(&format!("wgtrain: error: {w}"));
     }
+    printed?;
     let by_signal = signals.as_ref().and_then(|s| s.exit_status());
+    let interrupted = result.report.stop.info.reason == StopReason::Interrupted;
     Ok(match by_signal {
-        Some(code) if result.report.stop.info.reason == StopReason::Interrupted => {
-            ExitCode::from(code)
-        }
+        Some(code) if gave_up => ExitCode::from(code),
+        _ if !result.write_errors.is_empty() => ExitCode::FAILURE,
+        Some(code) if interrupted => ExitCode::from(code),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// An output of `train` with its bytes, to be written once the run is over.
+struct Pending<'a> {
+    flag: &'static str,
+    path: &'a Path,
+    bytes: Vec<u8>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(flag: &'static str, path: &'a Path, bytes: Vec<u8>) -> Self {
+        Pending { flag, path, bytes }
+    }
+}
+
+/// The report as printed: JSON (with `write_errors` when a write failed), or the human text
+/// with a line for each output: written, failed (naming the file and why), or a FIFO that is
+/// written after the report (`later`).
+fn train_report(args: &TrainArgs, result: &job::JobResult, later: &[Pending]) -> String {
+    if args.json {
+        return format!(
+            "{}\n",
+            outputs::report_json(&result.report, &result.write_errors)
+        );
+    }
+    let mut text = format!("{}\n", result.report.human());
+    for (flag, label, path) in [
+        ("--save", "saved:  ", args.save.as_deref()),
+        ("--plot", "plot:   ", args.plot.as_deref()),
+        ("--log", "log:    ", None),
+    ] {
+        let failed: Vec<_> = result
+            .write_errors
+            .iter()
+            .filter(|w| w.flag == flag)
+            .collect();
+        for w in &failed {
+            text.push_str(&format!("{label} FAILED {w}\n"));
+        }
+        match path {
+            Some(p) if failed.is_empty() && later.iter().any(|o| o.flag == flag) => {
+                text.push_str(&format!(
+                    "{label} {} (a FIFO: written after this report)\n",
+                    p.display()
+                ));
+            }
+            Some(p) if failed.is_empty() => {
+                text.push_str(&format!("{label} {}\n", p.display()));
+            }
+            _ => {}
+        }
+    }
+    text
 }
 
 /// Loads the model and the rows and runs the forward pass.
@@ -84,7 +166,7 @@ fn apply_model(
     need_label: bool,
 ) -> Result<(modelfile::Model, predict::Rows, predict::Prediction)> {
     wgtrain::cli::check_adapter(a.backend, a.adapter.as_deref())?;
-    let model = modelfile::load(&a.model)?.model;
+    let model = modelfile::load_flag("--model", &a.model)?.model;
     let rows = predict::load_rows(&a.data, &model, a.delimiter.unwrap_or(b','))?;
     if need_label && !rows.labelled {
         bail!(
@@ -95,7 +177,7 @@ fn apply_model(
     }
     let pred = predict::predict(&model, &rows, a.backend, a.adapter.as_deref())?;
     if let Some(n) = &pred.notice {
-        eprintln!("wgtrain: {n}");
+        say(&format!("wgtrain: {n}"));
     }
     Ok((model, rows, pred))
 }
@@ -111,24 +193,16 @@ fn predict_cmd(args: &PredictArgs) -> Result<()> {
         Some(p) => {
             atomic::write_atomic(p, csv.as_bytes())
                 .map_err(|e| anyhow!("{}", outputs::WriteError::new("--out", p, &e)))?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "wrote {} predictions to {}",
-                rows.data.rows,
-                p.display()
-            )?;
+            let mut text = format!("wrote {} predictions to {}\n", rows.data.rows, p.display());
             if let Some(m) = &pred.metrics {
-                writeln!(out, "{}", predict::metrics_text(m))?;
+                text.push_str(&format!("{}\n", predict::metrics_text(m)));
             }
+            print_out("the summary", &text)?;
         }
         None => {
-            std::io::stdout()
-                .lock()
-                .write_all(csv.as_bytes())
-                .context("writing to stdout")?;
+            print_out("the predictions", &csv)?;
             if let Some(m) = &pred.metrics {
-                eprintln!("{}", predict::metrics_text(m));
+                say(&predict::metrics_text(m));
             }
         }
     }
@@ -139,8 +213,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
     let (model, rows, pred) = apply_model(&args.apply, true)?;
     let m = pred.metrics.expect("labelled rows have metrics");
     let d = &rows.data;
-    let mut out = std::io::stdout().lock();
-    if args.json {
+    let text = if args.json {
         let v = serde_json::json!({
             "model": args.apply.model.display().to_string(),
             "data": d.source,
@@ -151,10 +224,9 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
             "adapter": pred.adapter,
             "metrics": m,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        serde_json::to_string_pretty(&v)?
     } else {
-        writeln!(
-            out,
+        format!(
             "data:    {}: {} rows, {} positive (label \"{}\": {} = positive, {} = negative)\n{}",
             d.source,
             d.rows,
@@ -163,45 +235,44 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
             model.label.positive,
             model.label.negative,
             predict::metrics_text(&m)
-        )?;
-    }
-    Ok(())
+        )
+    };
+    print_out("the metrics", &format!("{text}\n"))
 }
 
 fn devices(json: bool) -> Result<()> {
     let adapters = gpu::list_adapters();
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&adapters)?)?;
-        return Ok(());
-    }
-    if adapters.is_empty() {
-        writeln!(out, "{}", gpu::NO_ADAPTER_HELP)?;
-        return Ok(());
-    }
-    for (i, a) in adapters.iter().enumerate() {
-        writeln!(
-            out,
-            "{i}: {}\n   api {}, type {}, driver {}",
-            a.name, a.api, a.device_type, a.driver
-        )
-        .context("writing to stdout")?;
-    }
-    Ok(())
+    let text = if json {
+        serde_json::to_string_pretty(&adapters)?
+    } else if adapters.is_empty() {
+        gpu::NO_ADAPTER_HELP.to_string()
+    } else {
+        let lines: Vec<String> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!(
+                    "{i}: {}\n   api {}, type {}, driver {}",
+                    a.name, a.api, a.device_type, a.driver
+                )
+            })
+            .collect();
+        lines.join("\n")
+    };
+    print_out("the adapter list", &format!("{text}\n"))
 }
 
 fn bench(args: &wgtrain::bench::BenchArgs) -> Result<()> {
     let (spec, notice) = args.spec()?;
     if let Some(n) = notice {
-        eprintln!("wgtrain: {n}");
+        say(&format!("wgtrain: {n}"));
     }
     let quiet = args.quiet;
     let report = wgtrain::bench::run(&spec, |line| {
         if !quiet {
-            eprintln!("wgtrain bench: {line}");
+            say(&format!("wgtrain bench: {line}"));
         }
     })?;
-    let mut out = std::io::stdout().lock();
     let text = if args.json {
         report.to_json()
     } else if args.markdown {
@@ -209,8 +280,40 @@ fn bench(args: &wgtrain::bench::BenchArgs) -> Result<()> {
     } else {
         report.human()
     };
-    writeln!(out, "{text}").context("writing to stdout")?;
-    Ok(())
+    print_out("the bench report", &format!("{text}\n"))
+}
+
+/// A line on stderr (above the progress bar, if one shows); a failed write is ignored, as
+/// there is nowhere left to report it.
+fn say(line: &str) {
+    progress::eprintln_above(line);
+}
+
+/// Stdout was closed before all was written (`| head`): the command ends quietly with the
+/// status of a process killed by SIGPIPE.
+#[derive(Debug)]
+struct BrokenPipe;
+
+impl std::fmt::Display for BrokenPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for BrokenPipe {}
+
+/// The exit status after [`BrokenPipe`]: 128 + SIGPIPE, as shells report a killed `cat`.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Writes `text` to stdout and flushes it; an error names stdout and `what` it was.
+fn print_out(what: &str, text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => anyhow::Error::new(BrokenPipe),
+            _ => anyhow!("writing {what} to stdout: {e}"),
+        })
 }
 
 fn main() -> ExitCode {
@@ -240,8 +343,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<BrokenPipe>().is_some() => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
-            eprintln!("wgtrain: error: {e:#}");
+            say(&format!("wgtrain: error: {e:#}"));
             ExitCode::FAILURE
         }
     }

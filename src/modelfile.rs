@@ -13,12 +13,15 @@
 //! - `wgtrain.report`: the training report, without its `timing` unless asked for
 //!   (`--save-timings`), so that the same inputs give the same bytes (optional when reading).
 //!
+//! Other metadata keys, `wgtrain.*` or not, are ignored when reading.
+//!
 //! The header's JSON has its keys in sorted order: a file's bytes depend on its contents only.
 //!
 //! A row's probability of the positive class: x' = (x − mean) / std; a = act(W a + b) for each
 //! hidden layer; z = W a + b for the last; p = 1 / (1 + exp(−z)); positive iff z ≥ 0.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::data::{Dataset, LabelMapping, Standardizer};
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::model::{self, Activation, ModelSpec};
 use crate::report::Report;
 
@@ -257,13 +261,166 @@ pub fn save(path: &Path, model: &Model, report: Option<&Report>, timings: bool) 
     atomic::write_atomic(path, &to_bytes_with(model, report, timings)?)
 }
 
-/// Reads and checks a model file.
+/// Reads and checks a model file; errors name the file.
 pub fn load(path: &Path) -> Result<ModelFile> {
-    let bytes = std::fs::read(path).map_err(|err| Error::Io {
-        path: path.to_path_buf(),
-        err,
+    load_named(&path.display().to_string(), path)
+}
+
+/// Reads and checks the model file a flag names (`--model`, `--init-weights`); errors name
+/// the flag and the file.
+pub fn load_flag(flag: &str, path: &Path) -> Result<ModelFile> {
+    load_named(&format!("{flag} {}", path.display()), path)
+}
+
+/// The most bytes a header's JSON may take: safetensors' own cap.
+pub const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+fn load_named(name: &str, path: &Path) -> Result<ModelFile> {
+    let io = |e: std::io::Error| Error::data(name, e.to_string());
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::data(
+            name,
+            "Is a directory; a model file saved with --save is expected",
+        ));
+    }
+    let size = meta.is_file().then_some(meta.len());
+    let bytes = read_model(name, file, size, memory::limit())?;
+    from_bytes(name, &bytes)
+}
+
+/// Reads a safetensors file's bytes from `src` without trusting it: the 8-byte header length
+/// (at most [`MAX_HEADER_BYTES`]), the header's JSON (its first byte checked at once), then
+/// exactly the tensor data it states, once that size (checked arithmetic) is known to match
+/// `size` (a regular file's length) and to fit `limit`. A stream with bytes beyond is refused.
+fn read_model(
+    name: &str,
+    mut src: impl Read,
+    size: Option<u64>,
+    limit: memory::Limit,
+) -> Result<Vec<u8>> {
+    let bad = |msg: String| {
+        Error::data(
+            name,
+            format!(
+                "not a readable safetensors file ({msg}); is it a wgtrain model saved with --save?"
+            ),
+        )
+    };
+    let failed = |e: std::io::Error| Error::data(name, format!("reading failed: {e}"));
+    let mut head = [0u8; 8];
+    let got = read_full(&mut src, &mut head).map_err(failed)?;
+    if got < 8 {
+        return Err(bad(format!(
+            "{got} bytes, shorter than the 8-byte header length"
+        )));
+    }
+    let n = u64::from_le_bytes(head);
+    if n > MAX_HEADER_BYTES {
+        return Err(bad(format!(
+            "the header length says {} ({n} bytes), more than the {} a header may take",
+            memory::fmt_bytes(n),
+            memory::fmt_bytes(MAX_HEADER_BYTES)
+        )));
+    }
+    if let Some(size) = size.filter(|&s| s.saturating_sub(8) < n) {
+        return Err(bad(format!(
+            "the header length says {n} bytes, but only {} follow it",
+            size.saturating_sub(8)
+        )));
+    }
+    // The JSON opens with `{`: one byte tells a stream of zeros or noise at once.
+    let mut first = [0u8; 1];
+    if n == 0 || read_full(&mut src, &mut first).map_err(failed)? < 1 || first[0] != b'{' {
+        return Err(bad(format!(
+            "the header's {n} bytes do not start a JSON object"
+        )));
+    }
+    let n = n as usize; // at most 100 MiB
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(8 + n)
+        .map_err(|_| bad(format!("no memory for a header of {n} bytes")))?;
+    bytes.extend_from_slice(&head);
+    bytes.push(first[0]);
+    bytes.resize(8 + n, 0);
+    let got = read_full(&mut src, &mut bytes[9..]).map_err(failed)?;
+    if got < n - 1 {
+        return Err(bad(format!(
+            "the file ends {} bytes into the header's {n}",
+            got + 1
+        )));
+    }
+    let data = data_size(&bytes[8..]).map_err(bad)?;
+    let total = data.checked_add(8 + n as u64);
+    if let Some(size) = size.filter(|&s| total != Some(s)) {
+        return Err(bad(format!(
+            "the header states {} of tensor data, the file holds {} after the header",
+            memory::fmt_bytes(data),
+            memory::fmt_bytes(size.saturating_sub(8 + n as u64))
+        )));
+    }
+    memory::check_against(limit, total, |s| {
+        format!("{name}: the model file's header states {s} of header and tensor data")
     })?;
-    from_bytes(&path.display().to_string(), &bytes)
+    let total = total
+        .and_then(|t| usize::try_from(t).ok())
+        .ok_or_else(|| bad(format!("{} of tensor data", memory::fmt_bytes(data))))?;
+    bytes
+        .try_reserve_exact(total - bytes.len())
+        .map_err(|_| bad(format!("no memory for {}", memory::fmt_bytes(total as u64))))?;
+    let got = (&mut src)
+        .take(data)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if (got as u64) < data {
+        return Err(bad(format!(
+            "the file ends {got} bytes into the {data} bytes of tensor data the header states"
+        )));
+    }
+    if size.is_none() && read_full(&mut src, &mut first).map_err(failed)? > 0 {
+        return Err(bad(format!(
+            "more bytes follow the {data} bytes of tensor data the header states"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads into `buf` until it is full or the input ends; the bytes read.
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The bytes of tensor data a header's JSON states: the largest end of any tensor's
+/// `data_offsets`. The full checks come later, from safetensors.
+fn data_size(header: &[u8]) -> std::result::Result<u64, String> {
+    let map: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| format!("invalid JSON in the header: {e}"))?;
+    let mut end = 0u64;
+    for (key, v) in map.iter().filter(|(k, _)| *k != "__metadata__") {
+        let offsets = v.get("data_offsets").and_then(|o| o.as_array());
+        match offsets.map(|o| o.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
+            Some(o) if o.len() == 2 && o.iter().all(Option::is_some) => {
+                end = end.max(o[1].unwrap_or(0));
+            }
+            _ => {
+                return Err(format!(
+                    "tensor \"{key}\" has no data_offsets of two byte offsets [start, end]"
+                ));
+            }
+        }
+    }
+    Ok(end)
 }
 
 /// Parses and checks a model file's bytes; `name` is used in error messages.
@@ -332,6 +489,12 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
     }
     let activation = match (&arch.activation, layers.len()) {
         (None, 2) => Activation::Relu, // unused by logistic regression
+        (Some(a), 2) => {
+            return Err(bad(format!(
+                "metadata \"{ARCHITECTURE}\" is not valid: layers {shown} are logistic \
+                 regression, which has no activation, but the file gives \"{a}\" (null expected)"
+            )));
+        }
         (None, _) => {
             return Err(bad(format!(
                 "metadata \"{ARCHITECTURE}\" is not valid: hidden layers need an activation"
@@ -392,10 +555,17 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
     }
 
     let label: Label = parse(&bad, LABEL, text(LABEL)?)?;
-    if label.positive == label.negative {
+    if crate::data::same_label(&label.positive, &label.negative) {
         return Err(bad(format!(
-            "metadata \"{LABEL}\" has the same value \"{}\" for both classes",
-            label.positive
+            "metadata \"{LABEL}\" has the same value for both classes: positive \"{}\", \
+             negative \"{}\"",
+            label.positive, label.negative
+        )));
+    }
+    if features.contains(&label.column) {
+        return Err(bad(format!(
+            "metadata \"{LABEL}\": the label column \"{}\" is also a feature in \"{FEATURES}\"",
+            label.column
         )));
     }
     let report = match meta.get(REPORT) {
@@ -689,6 +859,131 @@ mod tests {
             e.contains("tensor \"layers.0.weight\" has shape [4, 3]; the architecture [3, 1000000, 1] needs [1000000, 3]"),
             "{e}"
         );
+    }
+
+    fn limit(bytes: u64) -> memory::Limit {
+        memory::Limit { bytes, known: true }
+    }
+
+    #[test]
+    fn reading_trusts_no_size_in_the_file() {
+        let good = to_bytes(&model(&[4]), None).unwrap();
+        let n = good.len() as u64;
+        let read = |b: &[u8], size: Option<u64>, l: u64| {
+            read_model("m.st", b, size, limit(l)).map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&good, Some(n), 1 << 30).unwrap(), good);
+        assert_eq!(read(&good, None, 1 << 30).unwrap(), good);
+        // Endless zeros or noise from a stream: refused after at most 9 bytes.
+        let e = read_model(
+            "--model /dev/zero",
+            std::io::repeat(0),
+            None,
+            limit(1 << 30),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--model /dev/zero: not a readable safetensors file (the header's 0 bytes do not start a JSON object)"),
+            "{e}"
+        );
+        let e = read_model("r", std::io::repeat(0xAB), None, limit(1 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("more than the 100.0 MiB a header may take"),
+            "{e}"
+        );
+        let e = read(b"\x04\0\0\0\0\0\0\0abcd", None, 1 << 30).unwrap_err();
+        assert!(
+            e.contains("the header's 4 bytes do not start a JSON object"),
+            "{e}"
+        );
+        // A header length past the file.
+        let mut long = good.clone();
+        long[..8].copy_from_slice(&(n - 4).to_le_bytes());
+        let e = read(&long, Some(n), 1 << 30).unwrap_err();
+        assert!(e.contains("but only"), "{e}");
+        // Tensor data that the file does not hold, or the machine could not.
+        let e = read(&good, Some(n + 1), 1 << 30).unwrap_err();
+        assert!(e.contains("the file holds"), "{e}");
+        let e = read(&good[..good.len() - 4], None, 1 << 30).unwrap_err();
+        assert!(
+            e.contains("the file ends 80 bytes into the 84 bytes"),
+            "{e}"
+        );
+        let e = read(&good, None, n - 1).unwrap_err();
+        assert!(
+            e.starts_with("m.st: the model file's header states")
+                && e.contains("more than this machine's"),
+            "{e}"
+        );
+        let mut more = good.clone();
+        more.push(0);
+        let e = read(&more, None, 1 << 30).unwrap_err();
+        assert!(e.contains("more bytes follow"), "{e}");
+        // Offsets past u64 or malformed are refused before any data is read.
+        let header =
+            br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}}"#;
+        let mut huge = (header.len() as u64).to_le_bytes().to_vec();
+        huge.extend_from_slice(header);
+        let e = read(&huge, None, 1 << 30).unwrap_err();
+        assert!(e.contains("header states over 16 EiB of header"), "{e}");
+        let e = read(&huge, Some(huge.len() as u64), 1 << 30).unwrap_err();
+        assert!(
+            e.contains("the header states 16.0 EiB of tensor data"),
+            "{e}"
+        );
+        let header = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}}"#;
+        let mut neg = (header.len() as u64).to_le_bytes().to_vec();
+        neg.extend_from_slice(header);
+        let e = read(&neg, None, 1 << 30).unwrap_err();
+        assert!(e.contains("tensor \"a\" has no data_offsets"), "{e}");
+        let e = read(b"\x05\0\0\0\0\0\0\0{abcd", None, 1 << 30).unwrap_err();
+        assert!(e.contains("invalid JSON in the header"), "{e}");
+    }
+
+    #[test]
+    fn meaningless_metadata_is_refused() {
+        for (key, value, needle) in [
+            (
+                LABEL,
+                r#"{"column":"y","positive":"1","negative":"1.0"}"#,
+                "the same value for both classes: positive \"1\", negative \"1.0\"",
+            ),
+            (
+                LABEL,
+                r#"{"column":"b","positive":"M","negative":"B"}"#,
+                "the label column \"b\" is also a feature",
+            ),
+        ] {
+            let e = from_bytes("m.st", &with_meta(key, value))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("m.st: ") && e.contains(needle), "{e}");
+        }
+        let logistic = to_bytes(&model(&[]), None).unwrap();
+        let st = SafeTensors::deserialize(&logistic).unwrap();
+        let (_, h) = SafeTensors::read_metadata(&logistic).unwrap();
+        let mut meta = h.metadata().clone().unwrap();
+        meta.insert(
+            ARCHITECTURE.into(),
+            r#"{"layers":[3,1],"activation":"tanh"}"#.into(),
+        );
+        meta.insert("wgtrain.future".into(), "anything".into());
+        let bytes = safetensors::serialize(st.tensors(), Some(meta.clone())).unwrap();
+        let e = from_bytes("m.st", &bytes).unwrap_err().to_string();
+        assert!(
+            e.starts_with("m.st: metadata \"wgtrain.architecture\" is not valid: layers [3, 1] are logistic regression, which has no activation, but the file gives \"tanh\""),
+            "{e}"
+        );
+        // Unknown keys are ignored.
+        meta.insert(
+            ARCHITECTURE.into(),
+            r#"{"layers":[3,1],"activation":null}"#.into(),
+        );
+        let bytes = safetensors::serialize(st.tensors(), Some(meta)).unwrap();
+        assert!(from_bytes("m.st", &bytes).is_ok());
     }
 
     #[test]

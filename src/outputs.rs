@@ -135,15 +135,70 @@ pub fn check_train(job: &TrainJob, plot: Option<&Path>) -> Result<()> {
             path,
         });
     }
-    let outputs: Vec<Named> = [
+    check(&inputs, &train_outputs(job, plot))
+}
+
+/// `--save`, `--log` and `--plot` where given.
+fn train_outputs<'a>(job: &'a TrainJob, plot: Option<&'a Path>) -> Vec<Named<'a>> {
+    [
         ("--save", job.save.as_deref()),
         ("--log", job.log.as_deref()),
         ("--plot", plot),
     ]
     .into_iter()
     .filter_map(|(flag, p)| p.map(|path| Named { flag, path }))
-    .collect();
-    check(&inputs, &outputs)
+    .collect()
+}
+
+/// An error if an output of `train` would go to stdout mixed with the report printed there.
+/// With `--json` no output may go to stdout (the JSON could not be parsed); with the human
+/// report `--log -` (or another name of descriptor 1) may, its rows coming before the report,
+/// but not `--save` or `--plot` (the file would end in the report's text). An output naming
+/// the file or pipe that stdout is, other than through descriptor 1, is an error either way.
+pub fn check_report_stdout(job: &TrainJob, plot: Option<&Path>, json: bool) -> Result<()> {
+    let report = if json {
+        "the --json report"
+    } else {
+        "the report"
+    };
+    let stdout = identity(Path::new("/dev/stdout"), true).filter(|id| !id.shared());
+    for o in train_outputs(job, plot) {
+        let what = match o.flag {
+            "--save" => "the model file",
+            "--plot" => "the chart",
+            _ => "the log",
+        };
+        let shown = o.path.display();
+        if is_stdout(o.path) {
+            if json {
+                return Err(Error::Config(format!(
+                    "{} {shown} and --json both write to stdout: {what} and the JSON report \
+                     would mix and the JSON could not be parsed; send {} to a file, or leave \
+                     out --json",
+                    o.flag, o.flag
+                )));
+            }
+            if o.flag != "--log" {
+                return Err(Error::Config(format!(
+                    "{} {shown}: {what} would go to stdout followed by the report printed \
+                     there; send {} to a file",
+                    o.flag, o.flag
+                )));
+            }
+        } else if stdout.is_some() && identity(o.path, true) == stdout {
+            let or = if o.flag == "--log" {
+                " (or name it -: the log then comes before the report)"
+            } else {
+                ""
+            };
+            return Err(Error::Config(format!(
+                "{} {shown} is the file stdout goes to: {what} and {report} would overwrite \
+                 each other; send {} to another file{or}",
+                o.flag, o.flag
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// [`check`] for `predict`: inputs `--model` and `--data`, output `--out`.

@@ -1,6 +1,7 @@
 //! SIGINT (Ctrl-C) and SIGTERM during `train`: before training begins they end the process at
 //! once (nothing has been written); once it runs, the first one stops it after the current
-//! iteration or chunk so the outputs are still written, and a second one quits at once.
+//! iteration or chunk so the outputs are still written, and a second one quits at once. Once
+//! training is over, a first signal gives up the outputs still waiting for a reader (a FIFO).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -29,6 +30,9 @@ pub struct StopSignals {
     training: Arc<AtomicBool>,
     /// The first signal that set `flag` (0: none).
     first: Arc<AtomicI32>,
+    /// Set when training is over and the outputs are written: a first signal then gives up
+    /// the outputs that still wait for a reader (a FIFO).
+    writing: Arc<AtomicBool>,
 }
 
 impl StopSignals {
@@ -37,21 +41,31 @@ impl StopSignals {
         self.training.store(true, Ordering::SeqCst);
     }
 
+    /// Marks that training is over and the outputs are being written.
+    pub fn writing(&self) {
+        self.writing.store(true, Ordering::SeqCst);
+    }
+
     /// What to do when `signal` arrives.
     fn on(&self, signal: i32) {
         if !self.training.load(Ordering::SeqCst) {
-            eprintln!(
+            crate::progress::eprintln_above(&format!(
                 "wgtrain: {} before training began; nothing was written",
                 name(signal)
-            );
+            ));
             std::process::exit(i32::from(exit_status(signal)));
         }
         if self.flag.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(exit_status(signal)));
         }
         self.first.store(signal, Ordering::SeqCst);
+        let doing = if self.writing.load(Ordering::SeqCst) {
+            "giving up the outputs still waiting for a reader"
+        } else {
+            "stopping after the current iteration"
+        };
         crate::progress::eprintln_above(&format!(
-            "wgtrain: {}: stopping after the current iteration (a second signal quits at once)",
+            "wgtrain: {}: {doing} (a second signal quits at once)",
             name(signal)
         ));
     }
@@ -71,6 +85,7 @@ pub fn install(flag: Arc<AtomicBool>) -> StopSignals {
         flag,
         training: Arc::new(AtomicBool::new(false)),
         first: Arc::new(AtomicI32::new(0)),
+        writing: Arc::new(AtomicBool::new(false)),
     };
     if let Err(e) = listen(state.clone()) {
         log::warn!("Ctrl-C and SIGTERM will end the run without writing results: {e}");
@@ -108,6 +123,7 @@ mod tests {
             flag: Arc::new(AtomicBool::new(false)),
             training: Arc::new(AtomicBool::new(true)),
             first: Arc::new(AtomicI32::new(0)),
+            writing: Arc::new(AtomicBool::new(false)),
         };
         assert_eq!(s.exit_status(), None);
         s.on(SIGTERM);

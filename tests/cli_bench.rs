@@ -222,8 +222,8 @@ fn bad_flags_name_the_flag() {
         (&["--features", "0"], "--features 0"),
         (&["--iters", "0"], "--iters 0"),
         (&["--repeats", "0"], "--repeats 0"),
-        (&["--chunk", "0"], "--chunk 0"),
-        (&["--lr", "-1"], "--lr -1"),
+        (&["--chunk", "0"], "'0' for '--chunk"),
+        (&["--lr", "-1"], "'-1' for '--lr"),
         (&["--hidden", "4,0"], "--hidden 4,0"),
         (&["--backends", "tpu"], "--backends"),
         (&["--backends", "cpu,cpu"], "--backends"),
@@ -241,4 +241,48 @@ fn bad_flags_name_the_flag() {
         };
         assert!(err.contains(want), "{args:?}: no {want:?} in:\n{err}");
     }
+}
+
+#[test]
+fn bench_flags_parse_as_train_does_and_none_is_without_effect() {
+    // The learning rate and chunk size have train's parsers.
+    for (args, want) in [
+        (
+            &["--lr", "1e300"][..],
+            &["'1e300'", "--lr", "too large for f32"][..],
+        ),
+        (
+            &["--lr", "1e-50"],
+            &["'1e-50'", "--lr", "too small for f32"],
+        ),
+        (&["--chunk", "100000"], &["'100000'", "--chunk", "1..=1024"]),
+        (&["--chunk", "1025"], &["'1025'", "--chunk", "1..=1024"]),
+    ] {
+        let err = bench_fails(&[&["--backends", "cpu"][..], args].concat());
+        common::cli::assert_contains_all(&err, want);
+    }
+    // GPU flags where only the CPU is measured, an activation without hidden layers.
+    for (args, want) in [
+        (&["--chunk", "8"][..], "--chunk 8"),
+        (&["--adapter", "llvm"], "--adapter llvm"),
+        (&["--gpu-kernels", "blocked"], "--gpu-kernels blocked"),
+        (&["--gpu-kernels", "auto"], "--gpu-kernels auto"),
+    ] {
+        let err = bench_fails(&[TINY, &["--backends", "cpu"], args].concat());
+        common::cli::assert_contains_all(&err, &[want, "--backends cpu"]);
+    }
+    let err = bench_fails(&[TINY, &["--backends", "cpu", "--activation", "tanh"]].concat());
+    common::cli::assert_contains_all(&err, &["--activation tanh", "--hidden"]);
+    let v = bench_json(
+        &[
+            TINY,
+            &["--backends", "cpu", "--hidden", "3", "--activation", "tanh"],
+        ]
+        .concat(),
+    );
+    assert_eq!(v["activation"], "tanh");
+    // An adapter asked for by name and not found is an error, not a CPU-only notice.
+    let err = bench_fails(&[TINY, &["--adapter", "no-such-adapter-zzz"]].concat());
+    common::cli::assert_contains_all(&err, &["--adapter no-such-adapter-zzz"]);
+    assert!(!err.contains("measuring the CPU only"), "{err}");
 }

@@ -110,3 +110,112 @@ fn learning_rates_f32_cannot_hold_are_errors_echoing_the_input() {
         assert_contains_all(&e, &[&format!("'{lr}'"), "--lr", why]);
     }
 }
+
+/// A model file trained on BLIGHT with `extra` flags, on the CPU.
+fn saved(f: &Fixtures, name: &str, extra: &[&str]) -> String {
+    let model = f.path(name);
+    let base = [
+        "train",
+        "--data",
+        BLIGHT,
+        "--backend",
+        "cpu",
+        "--max-iter",
+        "2",
+    ];
+    ok(&[&base[..], extra, &["--save", &model]].concat());
+    model
+}
+
+#[test]
+fn auto_with_an_adapter_that_matches_none_is_an_error_not_a_cpu_fallback() {
+    let name = "no-such-adapter-zzz";
+    let e = train_fails(&["--demo", "moons", "--backend", "auto", "--adapter", name]);
+    assert_contains_all(&e, &[&format!("--adapter {name}")]);
+    assert!(!e.contains("training on the CPU"), "{e}");
+    let f = Fixtures::new();
+    let model = saved(&f, "m.safetensors", &[]);
+    for cmd in ["predict", "eval"] {
+        let args = [cmd, "--model", &model, "--data", BLIGHT, "--adapter", name];
+        let e = fails(&args);
+        assert_contains_all(&e, &[&format!("--adapter {name}")]);
+    }
+}
+
+#[test]
+fn activation_without_hidden_layers_is_an_error() {
+    let e = train_fails(&["--demo", "moons", "--activation", "sigmoid"]);
+    assert_contains_all(
+        &e,
+        &["--activation sigmoid", "logistic regression", "--hidden"],
+    );
+    let f = Fixtures::new();
+    let lr = saved(&f, "lr.safetensors", &[]);
+    let e = train_fails(&[
+        "--data",
+        BLIGHT,
+        "--backend",
+        "cpu",
+        "--init-weights",
+        &lr,
+        "--activation",
+        "tanh",
+    ]);
+    assert_contains_all(&e, &["--activation tanh", &lr, "logistic regression"]);
+    // The hidden layers of an --init-weights model take it.
+    let mlp = saved(
+        &f,
+        "mlp.safetensors",
+        &["--hidden", "3", "--activation", "tanh"],
+    );
+    ok(&[
+        "train",
+        "--data",
+        BLIGHT,
+        "--backend",
+        "cpu",
+        "--max-iter",
+        "2",
+        "--init-weights",
+        &mlp,
+        "--activation",
+        "tanh",
+    ]);
+}
+
+#[test]
+fn stop_rule_flags_that_could_never_act_are_errors() {
+    let e = train_fails(&["--demo", "moons", "--patience", "0"]);
+    assert_contains_all(&e, &["--patience 0", "at least 1"]);
+    for (metric, v, why) in [
+        ("accuracy", "1.5", "between 0 and 1"),
+        ("f1", "-0.2", "between 0 and 1"),
+        ("loss", "-1", "never below 0"),
+    ] {
+        let e = train_fails(&["--demo", "moons", "--metric", metric, "--divergence", v]);
+        assert_contains_all(&e, &[&format!("--divergence {v}"), why]);
+    }
+    let e = train_fails(&[
+        "--demo",
+        "moons",
+        "--max-iter",
+        "100",
+        "--warmup",
+        "100",
+        "--patience",
+        "3",
+    ]);
+    assert_contains_all(&e, &["--warmup 100", "--max-iter 100", "--patience 3"]);
+    // Without --patience a long warm-up only delays the best.
+    ok(&[
+        "train",
+        "--demo",
+        "moons",
+        "--backend",
+        "cpu",
+        "--max-iter",
+        "5",
+        "--warmup",
+        "10",
+    ]);
+}

@@ -372,3 +372,139 @@ fn no_feature_columns_names_the_file() {
         ],
     );
 }
+
+#[test]
+fn a_double_bom_utf16_or_an_unclosed_quote_is_named() {
+    let f = Fixtures::new();
+    for (name, content, needles) in [
+        (
+            "bb.csv",
+            &b"\xef\xbb\xbf\xef\xbb\xbfa,y\n1,0\n2,1\n"[..],
+            &["line 1: the file starts with two byte order marks"][..],
+        ),
+        (
+            "le.csv",
+            b"\xff\xfea\0,\0y\0\n\0",
+            &["line 1: the file is UTF-16", "save it as UTF-8"],
+        ),
+        (
+            "be.csv",
+            b"\xfe\xff\0a\0,\0y\0\n",
+            &["line 1: the file is UTF-16", "save it as UTF-8"],
+        ),
+        (
+            "quote.csv",
+            b"a,y\n\"1,0\n2,1\n",
+            &["line 2: the quote that opens a field on line 2 never closes"],
+        ),
+    ] {
+        let path = f.path(name);
+        std::fs::write(&path, content).unwrap();
+        let err = train_fails(&["--data", &path, "--backend", "cpu"]);
+        assert_contains_all(&err, &[&format!("{path}, ")]);
+        assert_contains_all(&err, needles);
+    }
+}
+
+#[test]
+fn data_dash_reads_stdin_for_train_predict_and_eval() {
+    let f = Fixtures::new();
+    let csv = "a,b,y\n1,2,0\n3,4,1\n5,1,0\n2,7,1\n";
+    let model = f.path("m.st");
+    let out = wgtrain()
+        .args([
+            "train",
+            "--data",
+            "-",
+            "--backend",
+            "cpu",
+            "--max-iter",
+            "3",
+        ])
+        .args(["--save", &model, "--json"])
+        .write_stdin(csv)
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(uint(&r["data"]["rows"], "rows"), 4);
+    let data = f.file("d.csv", csv);
+    let out = wgtrain()
+        .args(["train", "--data", &data, "--val", "-", "--backend", "cpu"])
+        .args(["--max-iter", "3", "--json"])
+        .write_stdin("b,a,y\n1,1,0\n2,2,1\n")
+        .assert()
+        .success();
+    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(uint(&r["data"]["val"]["rows"], "val rows"), 2, "{r}");
+    for cmd in ["predict", "eval"] {
+        let out = wgtrain()
+            .args([cmd, "--model", &model, "--data", "-", "--backend", "cpu"])
+            .write_stdin(csv)
+            .assert()
+            .success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        if cmd == "predict" {
+            assert_eq!(text.lines().count(), 5, "{text}");
+        } else {
+            assert_contains_all(&text, &["accuracy"]);
+        }
+    }
+    // A bad line in stdin names it.
+    let out = wgtrain()
+        .args(["train", "--data", "-", "--backend", "cpu"])
+        .write_stdin("a,y\n1,0\nx,1\n")
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_contains_all(
+        &err,
+        &["stdin, line 3, column 1 \"a\": \"x\" is not a number"],
+    );
+}
+
+#[test]
+fn two_inputs_that_are_one_stream_are_refused_before_reading() {
+    let f = Fixtures::new();
+    let data_text = "a,y\n1,0\n2,1\n";
+    let data = f.file("d.csv", data_text);
+    for (d, v) in [
+        ("-", "-"),
+        ("/dev/stdin", "/dev/stdin"),
+        ("-", "/dev/stdin"),
+    ] {
+        let out = wgtrain()
+            .args(["train", "--data", d, "--val", v, "--backend", "cpu"])
+            .write_stdin(data_text)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{d} {v}: {err}");
+        assert_contains_all(
+            &err,
+            &[&format!("--val {v} and --data {d} are the same stream")],
+        );
+    }
+    let fifo = f.path("rows.fifo");
+    if mkfifo(&fifo) {
+        let err = train_fails(&["--data", &fifo, "--val", &fifo, "--backend", "cpu"]);
+        assert_contains_all(
+            &err,
+            &[&format!(
+                "--val {fifo} and --data {fifo} are the same stream"
+            )],
+        );
+    }
+    // The same regular file twice is read twice.
+    let r = train_json(&[
+        "--data",
+        &data,
+        "--val",
+        &data,
+        "--backend",
+        "cpu",
+        "--max-iter",
+        "2",
+    ]);
+    assert_eq!(uint(&r["data"]["val"]["rows"], "val rows"), 2);
+}

@@ -200,12 +200,19 @@ fn a_failed_save_still_prints_the_report_then_exits_1() {
     );
     // The other output was written.
     assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
-    // Human: the report, no "saved:" line, the plot's line.
+    // Human: the report, a line naming the failed file, the plot's line.
     let got = run(&[quick(&data), vec!["--save", "/dev/full", "--plot", &svg]].concat());
     assert_eq!(got.status.code(), Some(1));
     let out = text(&got.stdout);
-    assert_contains_all(&out, &["result:", &format!("plot:    {svg}")]);
-    assert!(!out.contains("saved:"), "{out}");
+    assert_contains_all(
+        &out,
+        &[
+            "result:",
+            "saved:   FAILED --save /dev/full: No space left on device",
+            &format!("plot:    {svg}"),
+        ],
+    );
+    assert!(!out.contains("saved:   /dev/full"), "{out}");
     // A successful run has no `write_errors`.
     let got = run(&[quick(&data), vec!["--json"]].concat());
     assert!(got.status.success());
@@ -273,12 +280,58 @@ fn out_to_a_socket_is_sent() {
 fn the_log_goes_to_stdout_before_the_report() {
     let f = Fixtures::new();
     let data = f.file("train.csv", &csv(40));
-    let (out, _) = ok(&[quick(&data), vec!["--log", "-", "--json"]].concat());
+    let (out, _) = ok(&[quick(&data), vec!["--log", "-"]].concat());
     assert!(out.starts_with("iteration,elapsed_s,train_loss"), "{out}");
-    let start = out.find("\n{").expect("the report follows the log");
-    let r = json(&out[start..]);
-    assert_eq!(r["stop"]["stopped_at"], 30);
+    let start = out.find("\ndata:").expect("the report follows the log");
     assert_eq!(out[..start].lines().count(), 1 + 31);
+    assert!(
+        out[start..].contains("result:  ran all 30 iterations"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_output_that_would_mix_with_the_report_on_stdout_is_refused() {
+    let f = Fixtures::new();
+    // Not a CSV: the refusal comes before the data is read.
+    let data = f.file("train.csv", "this is not\"a CSV\n");
+    for (flag, path) in [("--save", "-"), ("--log", "-"), ("--plot", "/dev/stdout")] {
+        let err = train_fails(&["--data", &data, flag, path, "--json"]);
+        assert_contains_all(
+            &err,
+            &[
+                &format!("{flag} {path} and --json both write to stdout"),
+                "the JSON could not be parsed",
+            ],
+        );
+    }
+    for (flag, path, what) in [
+        ("--save", "-", "the model file"),
+        ("--plot", "/dev/fd/1", "the chart"),
+    ] {
+        let err = train_fails(&["--data", &data, flag, path]);
+        assert_contains_all(
+            &err,
+            &[&format!(
+                "{flag} {path}: {what} would go to stdout followed by the report"
+            )],
+        );
+    }
+    // The file stdout is redirected to, named as an output.
+    let report = f.path("report.txt");
+    for flag in ["--save", "--log"] {
+        let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+            .args(["train", "--data", &data, flag, &report])
+            .stdout(fs::File::create(&report).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(got.status.code(), Some(1));
+        assert_contains_all(
+            &text(&got.stderr),
+            &[&format!("{flag} {report} is the file stdout goes to")],
+        );
+        assert_eq!(fs::read(&report).unwrap(), b"", "nothing was written");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -644,4 +697,217 @@ fn the_same_run_saves_the_same_bytes() {
     assert!(report["timing"]["train_s"].is_number(), "{report}");
     let err = train_fails(&["--data", &data, "--save-timings"]);
     assert_contains_all(&err, &["--save-timings", "--save"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// stdout and stderr that cannot be written
+
+/// Runs wgtrain with `args` and stderr on /dev/full; its output and exit status.
+fn with_full_stderr(args: &[&str]) -> Output {
+    Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+        .args(args)
+        .stderr(fs::File::options().write(true).open("/dev/full").unwrap())
+        .output()
+        .expect("wgtrain runs")
+}
+
+#[test]
+fn a_full_stderr_keeps_the_exit_status_and_never_panics() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let (f, data, model) = with_model();
+    // An error message, a notice, predict's metrics, bench's progress lines.
+    let bom = f.file("bom.csv", "\u{feff}");
+    let cases: [(Vec<&str>, i32); 5] = [
+        (vec!["train", "--data", &bom, "--backend", "cpu"], 1),
+        ([quick(&data), vec!["-q", "--chunk", "5"]].concat(), 0),
+        (predict_args(&model, &data), 0),
+        (
+            vec![
+                "train",
+                "--demo",
+                "moons",
+                "--backend",
+                "auto",
+                "--adapter",
+                "zzz",
+            ],
+            1,
+        ),
+        (
+            vec![
+                "bench",
+                "--rows",
+                "500",
+                "--features",
+                "3",
+                "--iters",
+                "5",
+                "--backends",
+                "cpu",
+            ],
+            0,
+        ),
+    ];
+    for (args, code) in cases {
+        let got = with_full_stderr(&args);
+        assert_eq!(got.status.code(), Some(code), "{args:?}");
+    }
+    let got = with_full_stderr(&predict_args(&model, &data));
+    assert!(text(&got.stdout).starts_with("probability,predicted\n"));
+}
+
+#[test]
+fn a_closed_stdout_ends_predict_quietly_with_status_141() {
+    let (f, _data, model) = with_model();
+    // Far more than a pipe holds, so the write meets the closed pipe.
+    let big = f.file("big.csv", &csv(20_000));
+    let script = format!(
+        "{} predict --model {model} --data {big} --backend cpu 2>&1 | head -1; \
+         echo \"status ${{PIPESTATUS[0]}}\"",
+        assert_cmd::cargo::cargo_bin("wgtrain").display()
+    );
+    let got = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let out = text(&got.stdout);
+    assert_eq!(out, "probability,predicted\nstatus 141\n", "{out}");
+}
+
+#[test]
+fn a_full_stdout_is_named_in_the_error() {
+    if !Path::new("/dev/full").exists() {
+        return skipped("no /dev/full");
+    }
+    let (_f, data, model) = with_model();
+    let eval = [vec!["eval"], predict_args(&model, &data)[1..].to_vec()].concat();
+    for (args, what) in [
+        (quick(&data), "the report"),
+        ([quick(&data), vec!["--json"]].concat(), "the report"),
+        (eval, "the metrics"),
+        (vec!["devices"], "the adapter list"),
+    ] {
+        let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+            .args(&args)
+            .stdout(fs::File::options().write(true).open("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(got.status.code(), Some(1), "{args:?}");
+        assert_contains_all(
+            &text(&got.stderr),
+            &[&format!(
+                "wgtrain: error: writing {what} to stdout: No space left on device"
+            )],
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// FIFOs after the report; setuid bits
+
+/// Makes a FIFO at `path`; false (after saying so) where the platform cannot.
+fn make_fifo(path: &str) -> bool {
+    let made = Command::new("mkfifo").arg(path).status();
+    if made.is_ok_and(|s| s.success()) {
+        return true;
+    }
+    skipped("mkfifo cannot make a FIFO here");
+    false
+}
+
+#[test]
+fn a_fifo_without_a_reader_is_given_up_on_a_signal_after_the_report() {
+    use std::io::BufRead;
+    let f = Fixtures::new();
+    let data = f.file("train.csv", &csv(40));
+    let fifo = f.path("fo");
+    if !make_fifo(&fifo) {
+        return;
+    }
+    let svg = f.path("p.svg");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+        .args(quick(&data))
+        .args(["--save", &fifo, "--plot", &svg])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The report comes while the FIFO still waits for a reader.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut report = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let last = line.starts_with("plot:");
+            report.push_str(&line);
+            report.push('\n');
+            if last {
+                break;
+            }
+        }
+        let _ = tx.send(report);
+    });
+    let Ok(report) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("no report while the FIFO waited for a reader");
+    };
+    assert_contains_all(
+        &report,
+        &[
+            "result:",
+            &format!("saved:   {fifo} (a FIFO: written after this report)"),
+            &format!("plot:    {svg}"),
+        ],
+    );
+    assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the first SIGTERM did not end the wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert_contains_all(
+        &err,
+        &[&format!(
+            "wgtrain: error: --save {fifo}: no reader opened the FIFO before the signal"
+        )],
+    );
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // With a reader the model arrives whole.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    let (out, _) = ok(&[quick(&data), vec!["--save", &fifo]].concat());
+    assert!(out.contains("(a FIFO: written after this report)"), "{out}");
+    let bytes = reader.join().unwrap();
+    assert!(wgtrain::modelfile::from_bytes("fo", &bytes).is_ok());
+}
+
+#[test]
+fn a_replaced_file_loses_its_setuid_bit() {
+    let (f, data, model) = with_model();
+    let out = f.file("s4", "old");
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o4755)).unwrap();
+    ok(&[predict_args(&model, &data), vec!["--out", &out]].concat());
+    assert_eq!(mode(&out), 0o755);
+    fs::set_permissions(&model, fs::Permissions::from_mode(0o6750)).unwrap();
+    ok(&[quick(&data), vec!["--save", &model]].concat());
+    assert_eq!(mode(&model), 0o750);
 }

@@ -360,3 +360,224 @@ fn extreme_inputs_are_errors_naming_the_row_not_nan() {
         &[&format!("{data}: row 2: the model's output (logit) is inf")],
     );
 }
+
+/// Whether wgpu sees llvmpipe (lavapipe), whose 128 MiB bindings and loop limit the GPU
+/// size tests need; says so loudly where it does not.
+fn llvmpipe(case: &str) -> bool {
+    let seen = wgtrain::backend::gpu::list_adapters()
+        .iter()
+        .any(|a| a.name.contains("llvmpipe"));
+    if !seen {
+        eprintln!("SKIPPED: {case}: wgpu sees no llvmpipe adapter");
+    }
+    seen
+}
+
+#[test]
+fn gpu_buffers_past_the_adapters_limits_name_the_layer_before_allocating() {
+    if !llvmpipe("GPU buffer limits") {
+        return;
+    }
+    let train = |hidden: &str| {
+        let args = [
+            "train",
+            "--demo",
+            "moons",
+            "--rows",
+            "10",
+            "--backend",
+            "gpu",
+            "--adapter",
+            "llvmpipe",
+            "--hidden",
+            hidden,
+            "--max-iter",
+            "1",
+            "-q",
+        ];
+        let start = std::time::Instant::now();
+        let e = fails_1(&args);
+        (e, start.elapsed())
+    };
+    // One row's 100,000,000 activations (381 MiB) exceed a 128 MiB binding; the 1.6 GB of
+    // parameters fit this machine's memory, so only the adapter's limit refuses it.
+    let (e, _) = train("100000000");
+    assert_contains_all(
+        &e,
+        &[
+            "the hidden layer 1 (100,000,000 units)",
+            "381.5 MiB buffer",
+            "llvmpipe",
+            "binds at most 128.0 MiB",
+        ],
+    );
+    assert!(!e.contains("rows"), "blames the rows: {e}");
+    // Checked before the 4,000,000,001 parameters are drawn (that took 32 s and 11.8 GB).
+    if memory::limit().bytes < 17 << 30 {
+        eprintln!("SKIPPED: GPU limits before 16 GB of parameters: memory refuses them first");
+    } else {
+        let (e, took) = train("1000000000");
+        assert_contains_all(&e, &["the hidden layer 1 (1,000,000,000 units)", "3.7 GiB"]);
+        assert!(took.as_secs_f64() < 5.0, "took {took:?}");
+    }
+    // A layer wider than llvmpipe's loop limit is named, not the 10 rows.
+    let (e, _) = train("40000");
+    assert_contains_all(
+        &e,
+        &[
+            "the hidden layer 1 (40,000 units)",
+            "shader loops",
+            "--backend cpu",
+        ],
+    );
+    assert!(!e.contains("rows"), "blames the rows: {e}");
+}
+
+/// Runs `args` (with a 20 s timeout), expects exit status 1 without a panic; returns stderr.
+fn fails_fast(args: &[&str]) -> String {
+    let out = wgtrain()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .expect("running wgtrain");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn model_files_are_read_by_their_header_not_whole() {
+    let s = saved(&[]);
+    let d = s.data.as_str();
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        if !std::path::Path::new(dev).exists() {
+            eprintln!("SKIPPED: {dev} does not exist here");
+            continue;
+        }
+        let e = fails_fast(&["predict", "--backend", "cpu", "--model", dev, "--data", d]);
+        assert_contains_all(
+            &e,
+            &[&format!("--model {dev}: not a readable safetensors file")],
+        );
+        let e = fails_fast(&[
+            "train",
+            "--backend",
+            "cpu",
+            "--data",
+            d,
+            "--init-weights",
+            dev,
+        ]);
+        assert_contains_all(&e, &[&format!("--init-weights {dev}: not a readable")]);
+    }
+    // A sparse 4 GiB file: refused by its first bytes.
+    let sparse = s.f.path("sparse.safetensors");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let e = fails_fast(&[
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        &sparse,
+        "--data",
+        d,
+    ]);
+    assert_contains_all(
+        &e,
+        &[
+            &format!("--model {sparse}: "),
+            "the header's 0 bytes do not start a JSON object",
+        ],
+    );
+    // A header length past the cap, and tensor data the file does not hold.
+    let good = std::fs::read(&s.model).unwrap();
+    let mut long = good.clone();
+    long[..8].copy_from_slice(&(200u64 << 20).to_le_bytes());
+    let long_path = s.f.path("long.safetensors");
+    std::fs::write(&long_path, &long).unwrap();
+    let e = fails_fast(&[
+        "eval",
+        "--backend",
+        "cpu",
+        "--model",
+        &long_path,
+        "--data",
+        d,
+    ]);
+    assert_contains_all(
+        &e,
+        &["200.0 MiB", "more than the 100.0 MiB a header may take"],
+    );
+    let header =
+        br#"{"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,4000000000000]}}"#;
+    let mut claim = (header.len() as u64).to_le_bytes().to_vec();
+    claim.extend_from_slice(header);
+    let claim_path = s.f.path("claim.safetensors");
+    std::fs::write(&claim_path, &claim).unwrap();
+    let e = fails_fast(&[
+        "eval",
+        "--backend",
+        "cpu",
+        "--model",
+        &claim_path,
+        "--data",
+        d,
+    ]);
+    assert_contains_all(
+        &e,
+        &["the header states 3.6 TiB of tensor data, the file holds 0 B after the header"],
+    );
+    // A directory names the flag.
+    let dir = s.f.path("dir");
+    std::fs::create_dir(&dir).unwrap();
+    let e = fails_fast(&["predict", "--backend", "cpu", "--model", &dir, "--data", d]);
+    assert_contains_all(&e, &[&format!("--model {dir}: Is a directory")]);
+    let e = fails_fast(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--data",
+        d,
+        "--init-weights",
+        &dir,
+    ]);
+    assert_contains_all(&e, &[&format!("--init-weights {dir}: Is a directory")]);
+}
+
+#[test]
+fn model_metadata_that_means_nothing_is_refused() {
+    let s = saved(&[]);
+    for (i, (key, value, needle)) in [
+        (
+            "wgtrain.label",
+            r#"{"column":"y","positive":"1","negative":"1.0"}"#,
+            "has the same value for both classes",
+        ),
+        (
+            "wgtrain.label",
+            r#"{"column":"a","positive":"M","negative":"B"}"#,
+            "the label column \"a\" is also a feature",
+        ),
+        (
+            "wgtrain.architecture",
+            r#"{"layers":[2,1],"activation":"relu"}"#,
+            "logistic regression, which has no activation",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = s.edited(&format!("meta{i}.safetensors"), &[(key, value)], None);
+        s.both_fail(&m, &s.data, &[&format!("--model {m}: "), needle]);
+    }
+    // Unknown keys are ignored.
+    let m = s.edited("extra.safetensors", &[("wgtrain.someday", "{}")], None);
+    wgtrain()
+        .args(["eval", "--model", &m, "--data", &s.data, "--backend", "cpu"])
+        .assert()
+        .success();
+}

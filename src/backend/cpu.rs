@@ -786,6 +786,30 @@ fn working_bytes(
     floats.and_then(memory::f32_bytes)
 }
 
+/// Fails unless this machine's memory holds what a session over these shapes allocates;
+/// reads only the shapes, so it runs before the parameters are initialised.
+pub fn check_memory(data: &Dataset, val: Option<&Dataset>, spec: &ModelSpec) -> Result<()> {
+    let layout = spec.layout();
+    let p = spec.parameter_count();
+    let n_val = val.map_or(0, |v| v.rows);
+    let bytes = working_bytes(data.rows, n_val, data.features, &layout, p);
+    memory::check(bytes, |size| {
+        format!(
+            "the CPU backend needs {size} for {} rows{} × {} features and {} parameters \
+             (the rows twice, the weights five times, a partial gradient per {BLOCK_ROWS} \
+             rows)",
+            memory::fmt_count(data.rows as u64),
+            if n_val > 0 {
+                format!(" (and {} validation rows)", memory::fmt_count(n_val as u64))
+            } else {
+                String::new()
+            },
+            data.features,
+            memory::fmt_count(p as u64)
+        )
+    })
+}
+
 pub struct CpuSession {
     /// [n, f]
     x: Vec<f32>,
@@ -819,25 +843,9 @@ impl CpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         check_shapes(data, val, spec, cfg)?;
+        check_memory(data, val, spec)?;
         let layout = spec.layout();
         let p = cfg.params.len();
-        let n_val = val.map_or(0, |v| v.rows);
-        let bytes = working_bytes(data.rows, n_val, data.features, &layout, p);
-        memory::check(bytes, |size| {
-            format!(
-                "the CPU backend needs {size} for {} rows{} × {} features and {} parameters \
-                 (the rows twice, the weights five times, a partial gradient per {BLOCK_ROWS} \
-                 rows)",
-                memory::fmt_count(data.rows as u64),
-                if n_val > 0 {
-                    format!(" (and {} validation rows)", memory::fmt_count(n_val as u64))
-                } else {
-                    String::new()
-                },
-                data.features,
-                memory::fmt_count(p as u64)
-            )
-        })?;
         Ok(CpuSession {
             x: data.x.clone(),
             y: data.y.clone(),

@@ -570,8 +570,17 @@ impl Cut {
         max_parts: usize,
     ) -> Result<Cut> {
         let row_words = data.features + layout.iter().map(|l| l.outputs).sum::<usize>();
-        Cut::layered_rows(data.rows, row_words, binding_words(ctx), max_parts)
-            .ok_or_else(|| too_large(ctx, what, data, 4 * row_words))
+        Cut::layered_rows(data.rows, row_words, binding_words(ctx), max_parts).ok_or_else(|| {
+            Error::TooLarge(format!(
+                "{what}: one row's {} features and {} activations need a {} buffer; the \
+                 adapter {} binds at most {} per buffer; use a smaller --hidden or --backend cpu",
+                memory::fmt_count(data.features as u64),
+                memory::fmt_count((row_words - data.features) as u64),
+                memory::size_text(memory::f32_bytes(row_words as u64)),
+                ctx.adapter.name,
+                memory::fmt_bytes(binding_bytes(ctx))
+            ))
+        })
     }
 
     /// [`Cut::layered`] for `rows` of `row_words` each and bindings of `binding` words;
@@ -952,53 +961,16 @@ impl GpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         super::check_shapes(data, val, spec, cfg)?;
-        let layout = spec.layout();
-        let fused = layout.len() == 1;
-        let mlp = mlp_fits(&ctx, &layout);
-        let cut = |what: &str, d: &Dataset| {
-            // Each set's parts may fill half of one binding of partial sums.
-            let max_parts = binding_words(&ctx) / 2 / (cfg.params.len() + STAT_WORDS);
-            if fused {
-                Cut::fused(&ctx, what, d)
-            } else if mlp {
-                Cut::mlp(&ctx, what, d, layout[0].outputs, max_parts)
-            } else {
-                Cut::layered(&ctx, what, d, &layout, max_parts)
-            }
-        };
-        let train_cut = cut("the training rows", data)?;
-        let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
-        if let (false, false, Some(budget)) = (fused, mlp, ctx.loop_edge_budget) {
-            let sets = std::iter::once(("the training rows", data, train_cut));
-            let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
-            for (what, d, c) in sets {
-                if layered_edges(&layout, c) > budget {
-                    return Err(loop_limit(&ctx, what, d));
-                }
-            }
-        }
-        let p = cfg.params.len();
-        let stride = p + STAT_WORDS;
-        let train_parts = train_cut.parts(data.rows);
-        let val_parts = val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
-        // reduce_update.wgsl adds every part in one loop; reduce_stats.wgsl a 64th of them.
-        if let Some(budget) = ctx.loop_edge_budget
-            && train_parts.max(val_parts) as u64 + 1 > budget
-        {
-            let (what, d) = match val {
-                Some(v) if val_parts > train_parts => ("the validation rows", v),
-                _ => ("the training rows", data),
-            };
-            return Err(loop_limit(&ctx, what, d));
-        }
-        let parts = train_parts + val_parts;
-        let partial_words = memory::mul(parts, stride);
-        check_size(&ctx, "the partial sums per block", partial_words, data)?;
-        check_size(&ctx, "the parameters", Some(p as u64), data)?;
-        // `partials` starts from zeros made on the host.
-        memory::check(partial_words.and_then(memory::f32_bytes), |size| {
-            format!("the GPU's partial sums per block need {size} on the host")
-        })?;
+        let Plan {
+            layout,
+            mlp,
+            train_cut,
+            val_cut,
+            train_parts,
+            p,
+            stride,
+            parts,
+        } = plan(&ctx, data, val, spec)?;
 
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -1371,6 +1343,216 @@ impl GpuSession {
     }
 }
 
+/// What [`GpuSession::new`] builds, decided from the shapes and the adapter's limits alone.
+struct Plan {
+    layout: Vec<LayerLayout>,
+    mlp: bool,
+    train_cut: Cut,
+    val_cut: Option<Cut>,
+    train_parts: usize,
+    /// Parameters, and words per part in `partials`.
+    p: usize,
+    stride: usize,
+    parts: usize,
+}
+
+/// Fails, naming what is too big, where a buffer the session would build exceeds the
+/// adapter's limits or its kernels the driver's loop budget; reads only the shapes, so it runs
+/// before the parameters are initialised or anything big is allocated.
+pub fn check_limits(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+) -> Result<()> {
+    plan(ctx, data, val, spec).map(|_| ())
+}
+
+fn plan(ctx: &GpuContext, data: &Dataset, val: Option<&Dataset>, spec: &ModelSpec) -> Result<Plan> {
+    check_model(ctx, spec)?;
+    let layout = spec.layout();
+    let fused = layout.len() == 1;
+    let mlp = mlp_fits(ctx, &layout);
+    let p = spec.parameter_count();
+    let cut = |what: &str, d: &Dataset| {
+        // Each set's parts may fill half of one binding of partial sums.
+        let max_parts = binding_words(ctx) / 2 / (p + STAT_WORDS);
+        if fused {
+            Cut::fused(ctx, what, d)
+        } else if mlp {
+            Cut::mlp(ctx, what, d, layout[0].outputs, max_parts)
+        } else {
+            Cut::layered(ctx, what, d, &layout, max_parts)
+        }
+    };
+    let train_cut = cut("the training rows", data)?;
+    let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
+    if let (false, false, Some(budget)) = (fused, mlp, ctx.loop_edge_budget) {
+        check_layer_loops(ctx, spec, budget)?;
+        let sets = std::iter::once(("the training rows", data, train_cut));
+        let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
+        for (what, d, c) in sets {
+            if layered_edges(&layout, c) > budget {
+                return Err(loop_limit(ctx, what, d));
+            }
+        }
+    }
+    let stride = p + STAT_WORDS;
+    let train_parts = train_cut.parts(data.rows);
+    let val_parts = val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
+    // reduce_update.wgsl adds every part in one loop; reduce_stats.wgsl a 64th of them.
+    if let Some(budget) = ctx.loop_edge_budget
+        && train_parts.max(val_parts) as u64 + 1 > budget
+    {
+        let (what, d) = match val {
+            Some(v) if val_parts > train_parts => ("the validation rows", v),
+            _ => ("the training rows", data),
+        };
+        return Err(loop_limit(ctx, what, d));
+    }
+    let parts = train_parts + val_parts;
+    let partial_words = memory::mul(parts, stride);
+    let limit = binding_bytes(ctx);
+    match partial_words.and_then(memory::f32_bytes) {
+        Some(b) if b <= limit => {}
+        bytes => {
+            return Err(Error::TooLarge(format!(
+                "the partial sums ({} blocks of {} training and {} validation rows, each a \
+                 gradient of {} parameters and {STAT_WORDS} sums) need a {} buffer; the adapter \
+                 {} binds at most {} per buffer; use fewer rows, a smaller model or --backend cpu",
+                memory::fmt_count(parts as u64),
+                memory::fmt_count(data.rows as u64),
+                memory::fmt_count(val.map_or(0, |v| v.rows) as u64),
+                memory::fmt_count(p as u64),
+                memory::size_text(bytes),
+                ctx.adapter.name,
+                memory::fmt_bytes(limit)
+            )));
+        }
+    }
+    // `partials` starts from zeros made on the host.
+    memory::check(partial_words.and_then(memory::f32_bytes), |size| {
+        format!("the GPU's partial sums per block need {size} on the host")
+    })?;
+    Ok(Plan {
+        layout,
+        mlp,
+        train_cut,
+        val_cut,
+        train_parts,
+        p,
+        stride,
+        parts,
+    })
+}
+
+/// The most bytes one storage binding of `ctx` holds.
+fn binding_bytes(ctx: &GpuContext) -> u64 {
+    4 * binding_words(ctx) as u64
+}
+
+/// The model's buffers against one storage binding: each hidden layer's activations of one
+/// row, each layer's weights, all parameters (one buffer), one block's partial gradient.
+fn check_model(ctx: &GpuContext, spec: &ModelSpec) -> Result<()> {
+    let limit = binding_bytes(ctx);
+    let hint = if spec.is_logistic() {
+        "fewer features"
+    } else {
+        "smaller hidden layers"
+    };
+    let check = |what: String, words: Option<u64>| -> Result<()> {
+        match words.and_then(memory::f32_bytes) {
+            Some(b) if b <= limit => Ok(()),
+            bytes => Err(Error::TooLarge(format!(
+                "{what} needs a {} buffer; the adapter {} binds at most {} per buffer; use {hint} \
+                 or --backend cpu",
+                memory::size_text(bytes),
+                ctx.adapter.name,
+                memory::fmt_bytes(limit)
+            ))),
+        }
+    };
+    let last = spec.layers.len() - 2;
+    for (i, w) in spec.layers.windows(2).enumerate() {
+        let (inputs, units) = (w[0], w[1]);
+        let layer = if i == last {
+            format!(
+                "the output layer (on {} inputs)",
+                memory::fmt_count(inputs as u64)
+            )
+        } else {
+            format!(
+                "the hidden layer {} ({} units)",
+                i + 1,
+                memory::fmt_count(units as u64)
+            )
+        };
+        if i < last {
+            check(
+                format!("{layer} for one row's activations"),
+                Some(units as u64),
+            )?;
+        }
+        let weights = memory::mul(inputs, units).and_then(|x| x.checked_add(units as u64));
+        check(
+            format!(
+                "{layer} with {} weights and biases",
+                memory::count_text(weights)
+            ),
+            weights,
+        )?;
+    }
+    let p = spec.parameter_count() as u64;
+    check(
+        format!(
+            "the model {} with {} parameters",
+            crate::model::layers_text(&spec.layers),
+            memory::fmt_count(p)
+        ),
+        Some(p),
+    )?;
+    check(
+        format!(
+            "one block's partial gradient ({} parameters and {STAT_WORDS} sums)",
+            memory::fmt_count(p)
+        ),
+        p.checked_add(STAT_WORDS as u64),
+    )
+}
+
+/// The layered kernels loop over the widest layer: a layer past the driver's loop budget
+/// whatever the rows is named.
+fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64) -> Result<()> {
+    // layered_edges with blocks no wider than the layer and no segment.
+    let fits = |width: usize| (9 * width as u64).saturating_add(64) <= budget;
+    let most = budget.saturating_sub(64) / 9;
+    let too_long = |what: String| {
+        Error::TooLarge(format!(
+            "{what} needs longer shader loops than {} runs (llvmpipe stops every loop of an \
+             invocation after 65,535 steps, silently): at most {} units per layer fit; use a \
+             smaller --hidden or --backend cpu",
+            ctx.adapter.name,
+            memory::fmt_count(most)
+        ))
+    };
+    if !fits(spec.layers[0]) {
+        return Err(too_long(format!(
+            "the input layer ({} features)",
+            memory::fmt_count(spec.layers[0] as u64)
+        )));
+    }
+    for (i, &units) in spec.layers[1..spec.layers.len() - 1].iter().enumerate() {
+        if !fits(units) {
+            return Err(too_long(format!(
+                "the hidden layer {} ({} units)",
+                i + 1,
+                memory::fmt_count(units as u64)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether this session takes `lr_loop.wgsl`: logistic regression on data within
 /// `ctx.loop_max_elements`, the loop budget and one storage binding, on a device that binds
 /// its buffers.
@@ -1605,26 +1787,6 @@ fn chunk_rule_words(r: &ChunkRule, has_val: bool, n_args: u32, copy_groups: u32)
     ]
 }
 
-/// Fails unless `elements` f32 values (`None`: past u64) fit one storage binding.
-fn check_size(ctx: &GpuContext, what: &str, elements: Option<u64>, data: &Dataset) -> Result<()> {
-    let bytes = elements.and_then(memory::f32_bytes);
-    let limit = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
-    match bytes {
-        Some(b) if b <= limit => Ok(()),
-        _ => Err(Error::TooLarge(format!(
-            "{what} need {} for {} rows × {} features, more than the {limit} bytes one storage \
-             buffer may hold on {}; use fewer rows or --backend cpu",
-            bytes.map_or_else(|| memory::size_text(None), |b| format!("{b} bytes")),
-            data.rows,
-            data.features,
-            ctx.adapter.name
-        ))),
-    }
-}
-
 impl Session for GpuSession {
     fn evaluate(&mut self) -> Result<Evaluation> {
         let mut enc = self.encoder();
@@ -1826,5 +1988,62 @@ mod tests {
         let c = Cut::layered_rows(300, 9, 1024, 19).unwrap();
         assert_eq!((c.block, c.seg_rows, c.parts(300)), (113, 113, 3));
         assert!(Cut::layered_rows(10, 2000, 1024, 5).is_none());
+    }
+
+    /// Each of the model's buffers is checked against the binding limit from the shapes alone,
+    /// and the error names it (not the rows).
+    #[test]
+    fn model_buffers_past_the_binding_limit_are_named() {
+        use crate::data::{Demo, DemoOptions};
+        use crate::model::Activation;
+        let ctx = match GpuContext::open_with_limits(None, |l| {
+            l.max_storage_buffer_binding_size = 1 << 20;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("SKIPPED: no GPU adapter for the binding-limit checks: {e}");
+                return;
+            }
+        };
+        let opts = DemoOptions {
+            rows: Some(10),
+            features: None,
+            noise: 0.0,
+            seed: 0,
+        };
+        let data = crate::data::demo(Demo::Moons, &opts).unwrap();
+        let err = |hidden: &[usize]| {
+            let spec = ModelSpec::new(2, hidden, Activation::Relu).unwrap();
+            check_limits(&ctx, &data, None, &spec)
+                .map_err(|e| e.to_string())
+                .unwrap_err()
+        };
+        for (hidden, want) in [
+            (
+                &[300_000][..],
+                "the hidden layer 1 (300,000 units) for one row's activations needs a 1.1 MiB \
+                 buffer",
+            ),
+            (
+                &[100_000],
+                "the hidden layer 1 (100,000 units) with 300,000 weights and biases needs a 1.1 \
+                 MiB buffer",
+            ),
+            (
+                &[8, 60_000],
+                "the hidden layer 2 (60,000 units) with 540,000 weights and biases",
+            ),
+            (
+                &[60_000, 4],
+                "the model [2, 60000, 4, 1] with 420,009 parameters needs a 1.6 MiB buffer",
+            ),
+        ] {
+            let e = err(hidden);
+            assert!(e.contains(want), "{hidden:?}: {e}");
+            assert!(e.contains("binds at most 1.0 MiB per buffer"), "{e}");
+            assert!(!e.contains("rows"), "{hidden:?} blames the rows: {e}");
+        }
+        let fits = ModelSpec::new(2, &[16], Activation::Relu).unwrap();
+        assert!(check_limits(&ctx, &data, Some(&data), &fits).is_ok());
     }
 }

@@ -158,43 +158,95 @@ pub fn open(
     spec: &ModelSpec,
     cfg: &SessionConfig,
 ) -> Result<Opened> {
-    let cpu = || -> Result<Box<dyn Session>> {
-        Ok(Box::new(cpu::CpuSession::new(data, val, spec, cfg)?))
+    prepare(choice, adapter, data, val, spec)?.open(data, val, spec, cfg)
+}
+
+/// The backend chosen and checked against the shapes, before the parameters exist.
+pub enum Prepared {
+    Cpu {
+        notice: Option<String>,
+    },
+    Gpu {
+        ctx: Box<gpu::GpuContext>,
+        /// `--backend auto`: the CPU still serves if the session cannot be built.
+        auto: bool,
+    },
+}
+
+/// Chooses the backend and checks every buffer a session over these shapes needs against
+/// the adapter's limits (or the machine's memory), reading only the shapes: call it before
+/// the parameters are built. `auto` falls back to the CPU where there is no adapter or the
+/// model does not fit it; an `--adapter` that matches none is an error.
+pub fn prepare(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+) -> Result<Prepared> {
+    let cpu = |notice: Option<String>| -> Result<Prepared> {
+        cpu::check_memory(data, val, spec)?;
+        Ok(Prepared::Cpu { notice })
     };
     match choice {
-        BackendChoice::Cpu => Ok(Opened {
-            session: cpu()?,
-            notice: None,
-        }),
+        BackendChoice::Cpu => cpu(None),
         BackendChoice::Gpu => {
             let ctx = gpu::GpuContext::open(adapter)?;
-            Ok(Opened {
-                session: Box::new(gpu::GpuSession::new(ctx, data, val, spec, cfg)?),
-                notice: None,
+            gpu::check_limits(&ctx, data, val, spec)?;
+            Ok(Prepared::Gpu {
+                ctx: Box::new(ctx),
+                auto: false,
             })
         }
         BackendChoice::Auto => {
-            let gpu = gpu::GpuContext::open(adapter)
-                .and_then(|ctx| gpu::GpuSession::new(ctx, data, val, spec, cfg));
-            match gpu {
+            let checked = gpu::GpuContext::open(adapter)
+                .and_then(|ctx| gpu::check_limits(&ctx, data, val, spec).map(|()| ctx));
+            match checked {
+                Ok(ctx) => Ok(Prepared::Gpu {
+                    ctx: Box::new(ctx),
+                    auto: true,
+                }),
+                // An adapter asked for by name and not found is the user's error.
+                Err(Error::NoAdapter(_)) if adapter.is_none() => {
+                    cpu(Some(fallback_notice("no GPU adapter found")))
+                }
+                Err(Error::TooLarge(why)) => cpu(Some(fallback_notice(&why))),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn fallback_notice(why: &str) -> String {
+    format!("training on the CPU: {why} (--backend cpu silences this notice)")
+}
+
+impl Prepared {
+    /// Builds the session with the initial parameters.
+    pub fn open(
+        self,
+        data: &Dataset,
+        val: Option<&Dataset>,
+        spec: &ModelSpec,
+        cfg: &SessionConfig,
+    ) -> Result<Opened> {
+        let cpu = |notice| -> Result<Opened> {
+            Ok(Opened {
+                session: Box::new(cpu::CpuSession::new(data, val, spec, cfg)?),
+                notice,
+            })
+        };
+        match self {
+            Prepared::Cpu { notice } => cpu(notice),
+            Prepared::Gpu { ctx, auto } => match gpu::GpuSession::new(*ctx, data, val, spec, cfg) {
                 Ok(s) => Ok(Opened {
                     session: Box::new(s),
                     notice: None,
                 }),
-                Err(e @ (Error::NoAdapter(_) | Error::TooLarge(_))) => {
-                    let why = match e {
-                        Error::NoAdapter(_) => "no GPU adapter found".to_string(),
-                        other => other.to_string(),
-                    };
-                    Ok(Opened {
-                        session: cpu()?,
-                        notice: Some(format!(
-                            "training on the CPU: {why} (--backend cpu silences this notice)"
-                        )),
-                    })
-                }
+                // E.g. the device ran out of memory.
+                Err(Error::TooLarge(why)) if auto => cpu(Some(fallback_notice(&why))),
                 Err(e) => Err(e),
-            }
+            },
         }
     }
 }

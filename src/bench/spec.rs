@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::backend;
+use crate::backend::gpu::MAX_CHUNK;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelSpec};
@@ -152,8 +153,10 @@ impl BenchSpec {
         at_least_1("--features", self.features as u64)?;
         at_least_1("--iters", self.iters)?;
         at_least_1("--repeats", self.repeats as u64)?;
-        if self.chunk == Some(0) {
-            return Err(Error::Config("--chunk 0: must be at least 1".into()));
+        if let Some(k) = self.chunk.filter(|k| !(1..=MAX_CHUNK).contains(k)) {
+            return Err(Error::Config(format!(
+                "--chunk {k}: must be 1 to {MAX_CHUNK}"
+            )));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::Config(format!(
@@ -215,9 +218,9 @@ pub struct BenchArgs {
     /// Hidden layer sizes, comma-separated (none: logistic regression).
     #[arg(long, value_name = "N,...", value_delimiter = ',')]
     pub hidden: Vec<usize>,
-    /// Activation of the hidden layers.
-    #[arg(long, value_enum, default_value = "relu")]
-    pub activation: Activation,
+    /// Activation of the hidden layers (only with --hidden) [default: relu].
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
     /// Updates per run (no early stopping: the only rule is this iteration count).
     #[arg(long, default_value_t = 100)]
     pub iters: u64,
@@ -236,17 +239,11 @@ pub struct BenchArgs {
     pub sync: Vec<SyncMode>,
     /// GPU kernels, comma-separated: auto (the library's choice); for logistic regression
     /// blocked or one-workgroup (whole iterations in one workgroup); for an MLP layered or
-    /// one-pass (one pass over X per iteration).
-    #[arg(
-        long,
-        value_enum,
-        value_name = "K,...",
-        value_delimiter = ',',
-        default_value = "auto"
-    )]
-    pub gpu_kernels: Vec<GpuKernels>,
-    /// Iterations per chunk with sync=chunk [default: adaptive].
-    #[arg(long, value_name = "K")]
+    /// one-pass (one pass over X per iteration) [default: auto].
+    #[arg(long, value_enum, value_name = "K,...", value_delimiter = ',')]
+    pub gpu_kernels: Option<Vec<GpuKernels>>,
+    /// Iterations per chunk with sync=chunk, 1 to 1024 [default: adaptive].
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK)))]
     pub chunk: Option<u32>,
     /// Timed runs per configuration, after one discarded warm-up run.
     #[arg(long, default_value_t = 5)]
@@ -255,7 +252,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Learning rate of gradient descent.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    #[arg(long, default_value = "0.1", value_parser = crate::cli::parse_lr, allow_negative_numbers = true)]
     pub lr: f32,
     /// Pick the GPU adapter whose name contains this (see `wgtrain devices`).
     #[arg(long, value_name = "SUBSTRING")]
@@ -285,16 +282,21 @@ impl BenchArgs {
                 "--sync: give every, chunk or both for the GPU".into(),
             ));
         }
+        self.check_applicable(&backends)?;
+        let kernels = self
+            .gpu_kernels
+            .clone()
+            .unwrap_or_else(|| vec![GpuKernels::Auto]);
         let mut spec = BenchSpec {
             rows: self.rows,
             features: self.features,
             hidden: self.hidden.clone(),
-            activation: self.activation,
+            activation: self.activation.unwrap_or(Activation::Relu),
             iters: self.iters,
             repeats: self.repeats,
             seed: self.seed,
             lr: self.lr,
-            configs: configs(&backends, &self.sync, &self.gpu_kernels),
+            configs: configs(&backends, &self.sync, &kernels),
             adapter: self.adapter.clone(),
             chunk: self.chunk,
         };
@@ -303,7 +305,8 @@ impl BenchArgs {
         if !explicit {
             match backend::gpu::GpuContext::open(self.adapter.as_deref()) {
                 Ok(_) => {}
-                Err(Error::NoAdapter(why)) => {
+                // An adapter asked for by name and not found is the user's error.
+                Err(Error::NoAdapter(why)) if self.adapter.is_none() => {
                     let first = why.lines().next().unwrap_or_default().to_string();
                     notice = Some(format!(
                         "measuring the CPU only: {first} (--backends cpu silences this notice)"
@@ -314,6 +317,37 @@ impl BenchArgs {
             }
         }
         Ok((spec, notice))
+    }
+
+    /// Flags that would change nothing measured are errors: GPU flags when only the CPU is
+    /// measured, `--activation` without hidden layers.
+    fn check_applicable(&self, backends: &[BenchBackend]) -> Result<()> {
+        if !backends.contains(&BenchBackend::Gpu) {
+            let kernels = self.gpu_kernels.as_ref().map(|k| {
+                let names: Vec<&str> = k.iter().map(|k| k.name()).collect();
+                names.join(",")
+            });
+            let gpu_only = [
+                ("--chunk", self.chunk.map(|k| k.to_string())),
+                ("--adapter", self.adapter.clone()),
+                ("--gpu-kernels", kernels),
+            ];
+            for (flag, v) in gpu_only {
+                if let Some(v) = v {
+                    return Err(Error::Config(format!(
+                        "{flag} {v}: only for the GPU, but --backends cpu measures the CPU alone"
+                    )));
+                }
+            }
+        }
+        if let (Some(a), true) = (self.activation, self.hidden.is_empty()) {
+            return Err(Error::Config(format!(
+                "--activation {}: without --hidden the model is logistic regression, which has \
+                 no hidden layer to activate; give --hidden N,... or leave out --activation",
+                a.name()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -82,22 +82,96 @@ impl Limits {
     }
 }
 
-/// Opens a data file, with the caps for its kind: a FIFO, a device or a pipe is read as a
-/// stream and capped at the machine's memory; a regular file is only held to the memory the
-/// rows kept need.
-fn open(path: &Path) -> Result<(std::fs::File, Limits)> {
+/// An input to read: a file, or stdin (`-`).
+enum Input {
+    File(std::fs::File),
+    Stdin(std::io::Stdin),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::File(f) => f.read(buf),
+            Input::Stdin(s) => s.read(buf),
+        }
+    }
+}
+
+/// Whether a data path is `-`, which reads stdin.
+fn is_dash(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How messages name a data path: as given, `-` as "stdin".
+fn shown(path: &Path) -> String {
+    if is_dash(path) {
+        "stdin".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Opens a data file (`-`: stdin), with the caps for its kind: a FIFO, a device, a pipe or
+/// stdin is read as a stream and capped at the machine's memory; a regular file is only held
+/// to the memory the rows kept need.
+fn open(path: &Path) -> Result<(Input, Limits)> {
+    if is_dash(path) {
+        return Ok((Input::Stdin(std::io::stdin()), Limits::machine(false)));
+    }
     let file = std::fs::File::open(path).map_err(|err| Error::Io {
         path: path.to_path_buf(),
         err,
     })?;
     let regular = file.metadata().is_ok_and(|m| m.is_file());
-    Ok((file, Limits::machine(regular)))
+    Ok((Input::File(file), Limits::machine(regular)))
+}
+
+/// An error, before anything is read, if two inputs (flag, path) are one stream, which only
+/// one of them could read: both stdin (`-`, /dev/stdin, /dev/fd/0, ...), or the same FIFO,
+/// device or socket. The same regular file twice is fine.
+pub fn check_streams(inputs: &[(&str, &Path)]) -> Result<()> {
+    let stdin = |p: &Path| is_dash(p) || crate::atomic::fd_of(p) == Some(0);
+    for (i, &(flag, path)) in inputs.iter().enumerate() {
+        for &(earlier_flag, earlier) in &inputs[..i] {
+            if (stdin(path) && stdin(earlier)) || same_stream(path, earlier) {
+                return Err(Error::Config(format!(
+                    "{flag} {} and {earlier_flag} {} are the same stream, which only one of them \
+                     can read; save it to a file for both",
+                    path.display(),
+                    earlier.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one object that is not a regular file (`-`: stdin's).
+#[cfg(unix)]
+fn same_stream(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &Path| {
+        std::fs::metadata(if is_dash(p) {
+            Path::new("/dev/stdin")
+        } else {
+            p
+        })
+    };
+    match (meta(a), meta(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino() && !x.is_file() && !x.is_dir(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_stream(_a: &Path, _b: &Path) -> bool {
+    false
 }
 
 /// Reads a CSV file with a header row. Every column other than the label and the dropped ones
 /// must hold finite numbers.
 pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
-    let shown = path.display().to_string();
+    let shown = shown(path);
     let (file, limits) = open(path)?;
     Ok(parse_with(&shown, file, opts.delimiter, limits, Columns::Select(opts))?.0)
 }
@@ -118,7 +192,7 @@ pub fn read_csv(name: &str, src: impl Read, opts: &CsvOptions) -> Result<Dataset
 /// Reads a validation file: the training data's feature columns (by name, in any order; other
 /// columns are ignored) and label column, with the training data's label mapping.
 pub fn load_csv_like(path: &Path, like: &Dataset, delimiter: u8) -> Result<Dataset> {
-    let shown = path.display().to_string();
+    let shown = shown(path);
     let (file, limits) = open(path)?;
     Ok(parse_with(&shown, file, delimiter, limits, Columns::Like(like))?.0)
 }
@@ -138,7 +212,7 @@ pub fn load_csv_named(
     label: &LabelMapping,
     delimiter: u8,
 ) -> Result<(Dataset, bool)> {
-    let shown = path.display().to_string();
+    let shown = shown(path);
     let (file, limits) = open(path)?;
     parse_with(
         &shown,
@@ -301,6 +375,18 @@ fn parse_with<R: Read>(
                 line: Some(hline),
                 column: Some((j + 1).to_string()),
                 msg: "the header has an empty column name".into(),
+            });
+        }
+        if h.starts_with('\u{feff}') {
+            return Err(Error::Data {
+                path: name.into(),
+                line: Some(hline),
+                column: Some((j + 1).to_string()),
+                msg: format!(
+                    "the column name \"{}\" starts with a byte order mark (U+FEFF); save \
+                     the file as UTF-8 with at most one BOM, at its start",
+                    h.escape_debug()
+                ),
             });
         }
         if let Some(first) = seen.insert(h.as_str(), j) {
@@ -602,6 +688,48 @@ pub(super) mod tests {
             e.contains("line 1, column 1: the header has an empty column name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_second_bom_is_an_error_naming_the_column() {
+        let e = err("\u{feff}\u{feff}a,y\n1,0\n2,1\n", &CsvOptions::default());
+        assert!(
+            e.starts_with("t.csv, line 1: the file starts with two byte order marks"),
+            "{e}"
+        );
+        let e = err("\u{feff}\u{feff}\u{feff}a,y\n1,0\n", &CsvOptions::default());
+        assert!(
+            e.starts_with("t.csv, line 1: the file starts with two"),
+            "{e}"
+        );
+        let e = err("a,\u{feff}y\n1,0\n2,1\n", &CsvOptions::default());
+        assert!(
+            e.starts_with("t.csv, line 1, column 2: the column name \"\\u{feff}y\" starts with a byte order mark"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn two_inputs_that_are_one_stream_are_refused() {
+        let p = Path::new;
+        for (a, b) in [("-", "-"), ("/dev/stdin", "-"), ("-", "/dev/fd/0")] {
+            let e = check_streams(&[("--data", p(a)), ("--val", p(b))])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("--val {b} and --data {a} are the same stream")),
+                "{e}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.csv");
+        std::fs::write(&file, "a,y\n").unwrap();
+        assert!(check_streams(&[("--data", &file), ("--val", &file)]).is_ok());
+        assert!(check_streams(&[("--data", p("-")), ("--val", &file)]).is_ok());
+        if cfg!(unix) && Path::new("/dev/null").exists() {
+            let e = check_streams(&[("--data", p("/dev/null")), ("--val", p("/dev/null"))]);
+            assert!(e.is_err());
+        }
     }
 
     #[test]

@@ -42,6 +42,38 @@ pub struct Records<'n, R> {
     read: u64,
     max_input: Option<u64>,
     max_record: usize,
+    delimiter: u8,
+    /// Where the bytes parsed so far leave the current field, as csv-core quotes.
+    quote: Quote,
+    /// The line of the quote that opened the current quoted field.
+    quote_line: Option<u64>,
+}
+
+/// A field's quoting, byte by byte, as csv-core reads it (quotes doubled inside quotes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quote {
+    /// At the start of a field.
+    FieldStart,
+    /// In a field that did not start with a quote, or after a quoted part.
+    Plain,
+    /// Inside quotes.
+    Open,
+    /// A quote inside quotes: it closes them, unless another quote follows.
+    MaybeClosed,
+}
+
+impl Quote {
+    fn next(self, b: u8, delimiter: u8) -> Quote {
+        let ends_field = b == delimiter || b == b'\n' || b == b'\r';
+        match (self, b) {
+            (Quote::Open, b'"') => Quote::MaybeClosed,
+            (Quote::Open, _) => Quote::Open,
+            (Quote::MaybeClosed, b'"') => Quote::Open,
+            (Quote::FieldStart, b'"') => Quote::Open,
+            _ if ends_field => Quote::FieldStart,
+            _ => Quote::Plain,
+        }
+    }
 }
 
 impl<'n, R: Read> Records<'n, R> {
@@ -73,6 +105,9 @@ impl<'n, R: Read> Records<'n, R> {
             read: 0,
             max_input,
             max_record,
+            delimiter,
+            quote: Quote::FieldStart,
+            quote_line: None,
         }
     }
 
@@ -151,7 +186,29 @@ impl<'n, R: Read> Records<'n, R> {
                 self.fill()?;
             }
             if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
+                while self.end < 6 && !self.eof {
+                    self.fill()?;
+                }
                 self.start = 3;
+                if self.buf[3..self.end].starts_with(b"\xEF\xBB\xBF") {
+                    return Err(self.error(
+                        Some(1),
+                        "the file starts with two byte order marks (U+FEFF U+FEFF); save it \
+                         as UTF-8 with at most one"
+                            .into(),
+                    ));
+                }
+            } else if let Some(&[a, b]) = self.buf.get(..2).filter(|_| self.end >= 2)
+                && ((a, b) == (0xFF, 0xFE) || (a, b) == (0xFE, 0xFF))
+            {
+                let order = if a == 0xFF { "LE" } else { "BE" };
+                return Err(self.error(
+                    Some(1),
+                    format!(
+                        "the file is UTF-16 (it starts with a UTF-16{order} byte order mark); \
+                         save it as UTF-8 (\"CSV UTF-8\")"
+                    ),
+                ));
             }
         }
         let (mut outlen, mut nends) = (0usize, 0usize);
@@ -178,7 +235,16 @@ impl<'n, R: Read> Records<'n, R> {
                     line = Some(self.newlines + 1);
                 }
             }
-            self.newlines += used.iter().filter(|&&b| b == b'\n').count() as u64;
+            for &b in used {
+                let was = self.quote;
+                self.quote = was.next(b, self.delimiter);
+                if was == Quote::FieldStart && self.quote == Quote::Open {
+                    self.quote_line = Some(self.newlines + 1);
+                }
+                if b == b'\n' {
+                    self.newlines += 1;
+                }
+            }
             if !self.content {
                 self.content = used.iter().any(|b| !b.is_ascii_whitespace());
             }
@@ -230,6 +296,17 @@ impl<'n, R: Read> Records<'n, R> {
                     self.ends.resize(grown, 0);
                 }
                 ReadRecordResult::Record => {
+                    if self.quote == Quote::Open {
+                        let opened = self.quote_line.unwrap_or(self.newlines + 1);
+                        return Err(self.error(
+                            Some(opened),
+                            format!(
+                                "the quote that opens a field on line {opened} never closes: \
+                                 the file ends inside it"
+                            ),
+                        ));
+                    }
+                    self.quote = Quote::FieldStart;
                     self.fields = nends;
                     return Ok(Some(line.unwrap_or(self.newlines + 1)));
                 }
@@ -277,6 +354,13 @@ mod tests {
             let lines: Vec<u64> = v.iter().map(|r| r.0).collect();
             assert_eq!(lines, vec![1, 2, 5, 7], "step {step}");
             assert_eq!(v[0].1, vec!["a", "b"], "the BOM is dropped (step {step})");
+            let e = all(b"\xEF\xBB\xBF\xEF\xBB\xBFa,b\n1,2\n", step)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("t.csv, line 1: the file starts with two byte order marks"),
+                "{e}"
+            );
             assert_eq!(v[2].1, vec!["x\ny", "3"]);
         }
     }
@@ -306,6 +390,36 @@ mod tests {
             e.starts_with("w.csv, line 1: more than 1,048,576 fields"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_utf16_file_and_an_unclosed_quote_are_named() {
+        for text in [&b"\xFF\xFEa\0,\0y\0"[..], b"\xFE\xFF\0a\0,\0y"] {
+            let e = all(text, 1).unwrap_err().to_string();
+            assert!(
+                e.starts_with("t.csv, line 1: the file is UTF-16")
+                    && e.contains("save it as UTF-8"),
+                "{e}"
+            );
+        }
+        for step in [1, 3, 1000] {
+            let e = all(b"a,y\n\"1,0\n2,1\n", step).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "t.csv, line 2: the quote that opens a field on line 2 never closes: the file ends inside it"
+            );
+            let e = all(b"a,y\n1,2\n\n3,\"x\"\"\n", step)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("t.csv, line 4: the quote that opens a field on line 4"),
+                "{e}"
+            );
+        }
+        // Closed quotes, doubled quotes and quotes inside a plain field are fine at the end.
+        for text in [&b"a,y\n\"x\"\"y\",1"[..], b"a,y\n5\",1", b"a,y\n\"x\"z\"\n"] {
+            assert!(all(text, 2).is_ok(), "{text:?}");
+        }
     }
 
     #[test]
