@@ -285,8 +285,13 @@ fn load_named(name: &str, path: &Path) -> Result<ModelFile> {
             "Is a directory; a model file saved with --save is expected",
         ));
     }
-    let size = meta.is_file().then_some(meta.len());
-    let bytes = read_model(name, file, size, memory::limit())?;
+    from_reader(name, file, meta.is_file().then_some(meta.len()))
+}
+
+/// Reads and checks a model file from `src`, as a file of `size` bytes (a regular file's
+/// length) or a stream (`None`); `name` is used in error messages.
+pub fn from_reader(name: &str, src: impl Read, size: Option<u64>) -> Result<ModelFile> {
+    let bytes = read_model(name, src, size, memory::limit())?;
     from_bytes(name, &bytes)
 }
 

@@ -14,20 +14,14 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use common::cli::{Fixtures, assert_contains_all, fails, ok, train_json};
+use common::cli::{Fixtures, assert_contains_all, fails, lcg, ok, train_json};
 
 /// `rows` rows of columns id, a, b, k (constant), label (yes/no, roughly a + 0.5 b > 0 with
 /// some noise), from a fixed-seed generator.
 fn fixture_csv(rows: usize, seed: u64) -> String {
-    let mut state = seed
+    let mut next = lcg(seed
         .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
+        .wrapping_add(1442695040888963407));
     let mut s = String::from("id,a,b,k,label\n");
     for r in 0..rows {
         let (a, b, noise) = (3.0 * next() + 1.0, 10.0 * next(), 0.4 * next());

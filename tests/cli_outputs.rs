@@ -18,17 +18,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::cli::{Fixtures, assert_contains_all, fails, json, ok, train_fails, wgtrain};
+use common::cli::{Fixtures, assert_contains_all, fails, json, lcg, ok, train_fails, wgtrain};
 
 /// `rows` rows of a, b, label (yes/no by a + b/2 > 0), from a fixed-seed generator.
 fn csv(rows: usize) -> String {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    };
+    let mut next = lcg(0x9E37_79B9_7F4A_7C15);
     let mut s = String::from("a,b,label\n");
     for _ in 0..rows {
         let (a, b) = (next(), next());

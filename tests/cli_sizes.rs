@@ -418,7 +418,11 @@ fn gpu_buffers_past_the_adapters_limits_name_the_layer_before_allocating() {
     } else {
         let (e, took) = train("1000000000");
         assert_contains_all(&e, &["the hidden layer 1 (1,000,000,000 units)", "3.7 GiB"]);
-        assert!(took.as_secs_f64() < 5.0, "took {took:?}");
+        // Drawing them first took 32 s here; a generous bound that only allocating breaks.
+        assert!(
+            took.as_secs_f64() < 20.0,
+            "took {took:?}: were the parameters drawn first?"
+        );
     }
     // A layer wider than llvmpipe's loop limit is named, not the 10 rows.
     let (e, _) = train("40000");

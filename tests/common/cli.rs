@@ -151,3 +151,14 @@ pub fn uint(v: &Value, what: &str) -> u64 {
     v.as_u64()
         .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
 }
+
+/// Uniform numbers in [-1, 1) from a 64-bit LCG started at `state`: fixed fixtures without a
+/// random-number crate.
+pub fn lcg(mut state: u64) -> impl FnMut() -> f64 {
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
