@@ -171,7 +171,7 @@ fn apply_model(
     if need_label && !rows.labelled {
         bail!(
             "{}: no column \"{}\" (the model's label); eval needs the labels (predict works without them)",
-            a.data.display(),
+            rows.data.source,
             model.label.column
         );
     }

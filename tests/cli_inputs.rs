@@ -449,6 +449,14 @@ fn data_dash_reads_stdin_for_train_predict_and_eval() {
             assert_contains_all(&text, &["accuracy"]);
         }
     }
+    // eval without the label column names stdin, not "-".
+    let out = wgtrain()
+        .args(["eval", "--model", &model, "--data", "-", "--backend", "cpu"])
+        .write_stdin("a,b\n1,2\n")
+        .assert()
+        .failure();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_contains_all(&err, &["stdin: no column \"y\" (the model's label)"]);
     // A bad line in stdin names it.
     let out = wgtrain()
         .args(["train", "--data", "-", "--backend", "cpu"])
