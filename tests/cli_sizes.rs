@@ -368,7 +368,7 @@ fn llvmpipe(case: &str) -> bool {
         .iter()
         .any(|a| a.name.contains("llvmpipe"));
     if !seen {
-        eprintln!("SKIPPED: {case}: wgpu sees no llvmpipe adapter");
+        common::no_gpu(&format!("{case}: wgpu sees no llvmpipe adapter"));
     }
     seen
 }

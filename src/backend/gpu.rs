@@ -2001,6 +2001,10 @@ mod tests {
         }) {
             Ok(c) => c,
             Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no GPU adapter is available: {e}"
+                );
                 eprintln!("SKIPPED: no GPU adapter for the binding-limit checks: {e}");
                 return;
             }
