@@ -74,14 +74,17 @@ pub fn fd_of(path: &Path) -> Option<i32> {
     if !cfg!(unix) || !path.has_root() {
         return None;
     }
-    let parts: Vec<&str> = path
-        .components()
-        .skip(1)
-        .map(|c| match c {
-            std::path::Component::Normal(s) => s.to_str(),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
+    // `/dev/./stdout`, `/dev//stdout` and `/dev/x/../stdout` name /dev/stdout too.
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(s) => parts.push(s.to_str()?),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
     let number = |s: &str| -> Option<i32> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -126,29 +129,92 @@ fn check_fd(_fd: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Follows `path` through symlinks as long as they lead somewhere, to the path a write would
-/// create or replace (a dangling link gives its missing target).
+/// Follows `path` through symlinks, component by component, to the physical path a write
+/// would create or replace (a dangling link gives its missing target; a missing folder is
+/// kept in the path for the caller to report). A link in a sticky, world-writable folder
+/// (such as /tmp) owned neither by this user nor by the folder's owner is not followed, as
+/// the kernel's protected_symlinks rule has it: another user could point it anywhere.
 fn final_path(path: &Path) -> io::Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let to = fs::read_link(&p)?;
-                p = if to.is_absolute() {
-                    to
-                } else {
-                    folder_of(&p).join(to)
-                };
+    use std::path::Component;
+    let mut done = if path.has_root() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir()?
+    };
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(s) => todo.push(s.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                _ => {}
             }
-            Ok(_) => return Ok(p),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(p),
+        }
+    };
+    push(&mut todo, path);
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&name);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(err(
+                        ErrorKind::InvalidInput,
+                        "too many levels of symbolic links".into(),
+                    ));
+                }
+                protected_link(&done, &next, &m)?;
+                let to = fs::read_link(&next)?;
+                if to.has_root() {
+                    done = PathBuf::from("/");
+                }
+                push(&mut todo, &to);
+            }
+            Ok(_) => done = next,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                done = next;
+                while let Some(rest) = todo.pop() {
+                    done.push(rest);
+                }
+            }
             Err(e) => return Err(e),
         }
     }
-    Err(err(
-        ErrorKind::InvalidInput,
-        "too many levels of symbolic links".into(),
-    ))
+    Ok(done)
+}
+
+/// An error for the symlink `link` (metadata `m`) in the folder `dir` if the folder is sticky
+/// and world-writable and the link belongs neither to this user nor to the folder's owner.
+#[cfg(unix)]
+fn protected_link(dir: &Path, link: &Path, m: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let d = fs::metadata(dir)?;
+    // SAFETY: geteuid has no failure mode and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if d.mode() & 0o1002 == 0o1002 && m.uid() != me && m.uid() != d.uid() {
+        return Err(err(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{} is a symlink owned by user {} in the shared folder {} (sticky and \
+                 world-writable): not followed, as another user could point it at any file; \
+                 name the file it leads to instead",
+                link.display(),
+                m.uid(),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn protected_link(_dir: &Path, _link: &Path, _m: &fs::Metadata) -> io::Result<()> {
+    Ok(())
 }
 
 /// Where a write to `path` goes; an error for a folder, a block device, a missing folder, or a
@@ -173,7 +239,7 @@ pub fn resolve(path: &Path) -> io::Result<Target> {
             let t = m.file_type();
             if t.is_file() {
                 return Ok(Target::File {
-                    path: fs::canonicalize(path)?,
+                    path: final_path(path)?,
                     existing: Some(m),
                 });
             }
@@ -183,7 +249,8 @@ pub fn resolve(path: &Path) -> io::Result<Target> {
                     "a file name is needed, not a folder".into(),
                 ));
             }
-            special(path, &t)
+            // Walked for its symlinks' sake (see `final_path`).
+            special(&final_path(path)?, &t)
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let p = final_path(path)?;
@@ -500,10 +567,11 @@ pub fn waits_for_reader(path: &Path) -> bool {
 }
 
 /// Opens the FIFO `path` for writing once it has a reader, looking every [`READER_POLL`];
-/// gives up with [`NO_READER`] (kind `Interrupted`) once `stop` is set.
+/// gives up with [`NO_READER`] (kind `Interrupted`) once `stop` is set. The descriptor stays
+/// non-blocking: [`Fifo`] waits for room with poll(), so a reader that stops reading cannot
+/// hold a write past a signal.
 #[cfg(unix)]
-fn open_fifo(path: &Path, stop: &AtomicBool) -> io::Result<File> {
-    use std::os::fd::AsRawFd;
+fn open_fifo<'a>(path: &Path, stop: &'a AtomicBool) -> io::Result<Fifo<'a>> {
     use std::os::unix::fs::OpenOptionsExt;
     loop {
         match OpenOptions::new()
@@ -511,18 +579,7 @@ fn open_fifo(path: &Path, stop: &AtomicBool) -> io::Result<File> {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
         {
-            Ok(f) => {
-                let fd = f.as_raw_fd();
-                // SAFETY: F_GETFL and F_SETFL read and set the open descriptor's flags only.
-                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-                // Writes wait for the reader again, as on a FIFO opened the usual way.
-                if flags < 0
-                    || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                return Ok(f);
-            }
+            Ok(file) => return Ok(Fifo { file, stop }),
             // ENXIO: no reader yet.
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                 if stop.load(Ordering::SeqCst) {
@@ -535,31 +592,120 @@ fn open_fifo(path: &Path, stop: &AtomicBool) -> io::Result<File> {
     }
 }
 
+/// A FIFO open without blocking: a write waits for room in short polls and gives up (kind
+/// `Interrupted`) once `stop` is set.
+#[cfg(unix)]
+pub struct Fifo<'a> {
+    file: File,
+    stop: &'a AtomicBool,
+}
+
+#[cfg(unix)]
+impl Write for Fifo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            match self.file.write(buf) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(err(
+                    ErrorKind::Interrupted,
+                    "the reader stopped reading and a signal came".into(),
+                ));
+            }
+            let mut p = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the call's duration; a failure (EINTR) just loops.
+            unsafe { libc::poll(&mut p, 1, READER_POLL.as_millis() as i32) };
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(not(unix))]
-fn open_fifo(path: &Path, _stop: &AtomicBool) -> io::Result<File> {
+fn open_fifo<'a>(path: &Path, _stop: &'a AtomicBool) -> io::Result<File> {
     OpenOptions::new().write(true).open(path)
 }
 
-/// A writer on `target` for a stream of writes (the `--log`): a regular file is created or
-/// truncated in place (its mode kept), anything else written to as with [`write_atomic`].
-pub fn open_stream(target: &Target) -> io::Result<Box<dyn Write + Send>> {
-    open_stream_until(target, &NEVER)
+/// An input's file, recorded when the outputs were checked: a write whose target has become
+/// this file (a symlink made during the run) is refused.
+#[derive(Clone, Debug)]
+pub struct Avoid {
+    /// The input's option, e.g. `--data`.
+    pub flag: String,
+    /// The path as given.
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
 }
 
-/// [`open_stream`], giving up the wait for a FIFO's reader once `stop` is set.
-fn open_stream_until(target: &Target, stop: &AtomicBool) -> io::Result<Box<dyn Write + Send>> {
+/// The (device, inode) of a file's metadata; `None` for a character device, which several
+/// names may share harmlessly (or where the system has no inodes).
+pub fn node_of(m: &fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        (!m.file_type().is_char_device()).then(|| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
+}
+
+/// An error if `m` (the file a write is about to touch) is one of `avoid`.
+fn guard(m: &fs::Metadata, avoid: &[Avoid]) -> io::Result<()> {
+    let Some(node) = node_of(m) else {
+        return Ok(());
+    };
+    match avoid.iter().find(|a| (a.dev, a.ino) == node) {
+        Some(a) => Err(err(
+            ErrorKind::InvalidInput,
+            format!(
+                "it now leads to the same file as {} {} (a symlink changed during the run?), \
+                 which it would overwrite; nothing was written",
+                a.flag,
+                a.path.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// [`guard`] for a resolved target: the file or stream as it is now, looked up again.
+fn guard_target(target: &Target, avoid: &[Avoid]) -> io::Result<()> {
+    let path = match target {
+        Target::File { path, .. } | Target::Stream(path) => path,
+        Target::Fd(_) | Target::Socket(_) => return Ok(()),
+    };
+    match fs::symlink_metadata(path) {
+        Ok(m) => guard(&m, avoid),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A writer on `target` for a stream of writes (the `--log`): a regular file is created or
+/// truncated in place (its mode kept, less setuid and setgid), anything else written to as
+/// with [`write_atomic`]. A target that has become one of `avoid` is refused, before any byte
+/// of it is truncated.
+pub fn open_stream(target: &Target, avoid: &[Avoid]) -> io::Result<Box<dyn Write + Send>> {
+    guard_target(target, avoid)?;
     Ok(match target {
         Target::Fd(1) => Box::new(io::stdout()),
         Target::Fd(2) => Box::new(io::stderr()),
         Target::Fd(fd) => Box::new(dup_fd(*fd)?),
-        Target::File { path, .. } => Box::new(
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)?,
-        ),
-        Target::Stream(path) if is_fifo(path) => Box::new(open_fifo(path, stop)?),
+        Target::File { path, .. } => Box::new(open_log_file(path, avoid)?),
+        Target::Stream(path) if is_fifo(path) => Box::new(open_fifo(path, &NEVER)?),
         Target::Stream(path) => Box::new(OpenOptions::new().write(true).open(path)?),
         #[cfg(unix)]
         Target::Socket(path) => Box::new(std::os::unix::net::UnixStream::connect(path)?),
@@ -568,26 +714,81 @@ fn open_stream_until(target: &Target, stop: &AtomicBool) -> io::Result<Box<dyn W
     })
 }
 
+/// Opens the regular file `path` (already resolved) for the log: not through a symlink, the
+/// open file checked against `avoid`, then truncated and stripped of setuid and setgid.
+fn open_log_file(path: &Path, avoid: &[Avoid]) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    let f = o.open(path)?;
+    let m = f.metadata()?;
+    guard(&m, avoid)?;
+    f.set_len(0)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = m.permissions().mode();
+        if mode & 0o6000 != 0 {
+            f.set_permissions(fs::Permissions::from_mode(mode & 0o1777))?;
+        }
+    }
+    Ok(f)
+}
+
 /// Writes `bytes` to `path` as the module's header describes: atomically for a regular file
 /// or a missing path, directly for a device, FIFO, socket or descriptor.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_until(path, bytes, &NEVER)
+    write_checked(path, bytes, &NEVER, &[])
 }
 
 /// [`write_atomic`], giving up the wait for a FIFO's reader once `stop` is set (an
 /// [`Error::Io`] of kind `Interrupted` saying [`NO_READER`]).
 pub fn write_until(path: &Path, bytes: &[u8], stop: &AtomicBool) -> Result<()> {
+    write_checked(path, bytes, stop, &[])
+}
+
+/// [`write_until`], refusing a target that has become one of `avoid` since the check. A FIFO
+/// whose reader stops reading is given up once `stop` is set, the error (kind `Interrupted`)
+/// saying how many of the bytes went through.
+pub fn write_checked(path: &Path, bytes: &[u8], stop: &AtomicBool, avoid: &[Avoid]) -> Result<()> {
     let io = |err| Error::Io {
         path: path.to_path_buf(),
         err,
     };
-    match resolve(path).map_err(io)? {
+    let target = resolve(path).map_err(io)?;
+    guard_target(&target, avoid).map_err(io)?;
+    match target {
         Target::File {
             path: dest,
             existing,
         } => replace(&dest, existing.as_ref(), bytes).map_err(io),
+        Target::Stream(p) if is_fifo(&p) => {
+            let mut w = open_fifo(&p, stop).map_err(io)?;
+            let mut sent = 0;
+            while sent < bytes.len() {
+                match w.write(&bytes[sent..]) {
+                    Ok(0) => return Err(io(ErrorKind::WriteZero.into())),
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {
+                        return Err(io(err(
+                            ErrorKind::Interrupted,
+                            format!(
+                                "cut off by the signal after {sent} of {} bytes ({e})",
+                                bytes.len()
+                            ),
+                        )));
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            Ok(())
+        }
         other => {
-            let mut w = open_stream_until(&other, stop).map_err(io)?;
+            let mut w = open_stream(&other, &[]).map_err(io)?;
             w.write_all(bytes).and_then(|()| w.flush()).map_err(io)
         }
     }
@@ -612,7 +813,15 @@ pub fn check_target(path: &Path, flag: &str) -> Result<()> {
     let fail = |why: String| Error::Config(format!("{flag} {shown}: {why}"));
     let target = resolve(path).map_err(|e| fail(e.to_string()))?;
     match &target {
-        Target::Fd(_) | Target::Socket(_) => Ok(()),
+        Target::Fd(_) => Ok(()),
+        // Connected to and let go: a socket with nobody listening is found now, not after
+        // the run.
+        #[cfg(unix)]
+        Target::Socket(p) => std::os::unix::net::UnixStream::connect(p)
+            .map(drop)
+            .map_err(|e| fail(format!("cannot connect to the socket: {e}"))),
+        #[cfg(not(unix))]
+        Target::Socket(_) => Ok(()),
         Target::File {
             path: dest,
             existing,
@@ -707,6 +916,8 @@ mod tests {
             ("-", Some(1)),
             ("/dev/stdout", Some(1)),
             ("/dev//stderr", Some(2)),
+            ("/dev/./stdout", Some(1)),
+            ("/dev/x/../stdout", Some(1)),
             ("/dev/fd/7", Some(7)),
             ("/proc/self/fd/12", Some(12)),
             (&format!("/proc/{pid}/fd/3"), Some(3)),
@@ -881,6 +1092,106 @@ mod tests {
         let stop = AtomicBool::new(false);
         write_until(&fifo, b"through", &stop).unwrap();
         assert_eq!(reader.join().unwrap(), b"through");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_target_that_became_an_input_is_refused_at_write_time() {
+        use std::os::unix::fs::{MetadataExt, symlink};
+        let dir = folder("toctou");
+        let input = dir.join("in.csv");
+        fs::write(&input, b"a,y\n").unwrap();
+        let m = fs::metadata(&input).unwrap();
+        let avoid = [Avoid {
+            flag: "--data".into(),
+            path: input.clone(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }];
+        // Checked while missing; a symlink to the input appears during the run.
+        let out = dir.join("out.st");
+        symlink("in.csv", &out).unwrap();
+        let e = write_checked(&out, b"model", &NEVER, &avoid)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--data") && e.contains("in.csv"), "{e}");
+        let target = resolve(&out).unwrap();
+        assert!(open_stream(&target, &avoid).is_err());
+        assert_eq!(fs::read(&input).unwrap(), b"a,y\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_stranger_s_symlink_in_a_sticky_shared_folder_is_not_followed() {
+        use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+        // SAFETY: geteuid touches no memory.
+        if unsafe { libc::geteuid() } != 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "\n!!! TEST SKIPPED: only root can give a symlink to another user\n"
+            );
+            return;
+        }
+        let dir = folder("sticky");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let link = dir.join("out.st");
+        symlink("victim", &link).unwrap();
+        lchown(&link, Some(4242), Some(4242)).unwrap();
+        let e = write_atomic(&link, b"x").unwrap_err().to_string();
+        assert!(e.contains("not followed") && e.contains("out.st"), "{e}");
+        assert!(check_target(&link, "--save").is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        // The same link in a folder that is not shared is followed.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"new");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_whose_reader_stops_reading_is_cut_off_on_a_signal() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = folder("stall");
+        let fifo = dir.join("fo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            let _ = writeln!(
+                io::stderr(),
+                "\n!!! TEST SKIPPED: mkfifo cannot make a FIFO\n"
+            );
+            return;
+        }
+        // A reader that opens the FIFO and never reads.
+        let _reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let bytes = vec![7u8; 4 << 20];
+        let e = write_until(&fifo, &bytes, &stop).unwrap_err();
+        setter.join().unwrap();
+        match &e {
+            Error::Io { err, .. } => assert_eq!(err.kind(), ErrorKind::Interrupted),
+            other => panic!("{other}"),
+        }
+        let e = e.to_string();
+        assert!(
+            e.contains("cut off") && e.contains(" of 4194304 bytes"),
+            "{e}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -391,6 +391,7 @@ impl TrainArgs {
             sync: self.sync,
             chunk: self.chunk,
             interrupt: Some(Arc::new(AtomicBool::new(false))),
+            started: None,
             backend: self.backend,
             adapter: self.adapter.clone(),
         })

@@ -46,6 +46,9 @@ pub struct TrainJob {
     pub chunk: Option<u32>,
     /// Set it to stop after the current iteration or chunk (reason `interrupted`).
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Set by `run` just before the first output (`--log`) is created: from then on the run
+    /// has begun, so a signal must stop it gracefully rather than end the process.
+    pub started: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub standardize: bool,
     pub hidden: Vec<usize>,
     /// `None`: relu, or the `--init-weights` file's.
@@ -266,7 +269,7 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         )));
     }
     // Collisions and writability of --save and --log, before any data is read.
-    outputs::check_train(job, None)?;
+    let checked = outputs::check_train(job, None)?;
     let start = Instant::now();
     let Loaded {
         train: data,
@@ -321,9 +324,12 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
             None => ignored,
         });
     }
+    if let Some(s) = &job.started {
+        s.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let mut log = match &job.log {
         Some(p) => Some(
-            RunLog::create(p, val.is_some())
+            RunLog::create(p, val.is_some(), &checked)
                 .map_err(|e| Error::Config(WriteError::new("--log", p, &e).to_string()))?,
         ),
         None => None,

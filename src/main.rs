@@ -17,11 +17,12 @@ use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
 fn train(args: &TrainArgs) -> Result<ExitCode> {
     let mut job = args.job()?;
     // Before any data is read: no output is another or an input, and each can be written.
-    outputs::check_train(&job, args.plot.as_deref())?;
+    let checked = outputs::check_train(&job, args.plot.as_deref())?;
     outputs::check_report_stdout(&job, args.plot.as_deref(), args.json)?;
     // `--save` is written here with `--plot`, after the run (see `Pending`).
     let save = job.save.take();
     let signals = job.interrupt.clone().map(signals::install);
+    job.started = signals.as_ref().map(signals::StopSignals::started);
     let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
     let mut curve = args
         .plot
@@ -71,8 +72,10 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
     let (later, now): (Vec<Pending>, Vec<Pending>) = pending
         .into_iter()
         .partition(|o| atomic::waits_for_reader(o.path));
+    let never = std::sync::Arc::default();
+    let stop = job.interrupt.as_ref().unwrap_or(&never);
     for o in &now {
-        if let Err(e) = atomic::write_atomic(o.path, &o.bytes) {
+        if let Err(e) = checked.write(o.path, &o.bytes, stop) {
             result
                 .write_errors
                 .push(outputs::WriteError::new(o.flag, o.path, &e));
@@ -80,12 +83,10 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
     }
     // The report is printed even when a file could not be written; the exit status then is 1.
     let printed = print_out("the report", &train_report(args, &result, &later));
-    // A signal while a FIFO waits for its reader gives up that output.
-    let never = std::sync::Arc::default();
-    let stop = job.interrupt.as_ref().unwrap_or(&never);
+    // A signal while a FIFO waits for its reader, or for room, gives up that output.
     let mut gave_up = false;
     for o in &later {
-        if let Err(e) = atomic::write_until(o.path, &o.bytes, stop) {
+        if let Err(e) = checked.write(o.path, &o.bytes, stop) {
             gave_up |= matches!(&e, wgtrain::error::Error::Io { err, .. }
                 if err.kind() == std::io::ErrorKind::Interrupted);
             result
@@ -93,7 +94,8 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
                 .push(outputs::WriteError::new(o.flag, o.path, &e));
         }
     }
-    for w in &result.write_errors {
+    // A failed `--log` was said when it failed, during the run.
+    for w in result.write_errors.iter().filter(|w| w.flag != "--log") {
         say(&format!("wgtrain: error: {w}"));
     }
     printed?;
@@ -166,6 +168,8 @@ fn apply_model(
     need_label: bool,
 ) -> Result<(modelfile::Model, predict::Rows, predict::Prediction)> {
     wgtrain::cli::check_adapter(a.backend, a.adapter.as_deref())?;
+    // Before either is read: stdin (or one FIFO) cannot feed both.
+    wgtrain::data::check_streams(&[("--model", &a.model), ("--data", &a.data)])?;
     let model = modelfile::load_flag("--model", &a.model)?.model;
     let rows = predict::load_rows(&a.data, &model, a.delimiter.unwrap_or(b','))?;
     if need_label && !rows.labelled {
@@ -184,14 +188,20 @@ fn apply_model(
 
 fn predict_cmd(args: &PredictArgs) -> Result<()> {
     let a = &args.apply;
-    outputs::check_predict(&a.model, &a.data, args.out.as_deref())?;
+    let checked = outputs::check_predict(&a.model, &a.data, args.out.as_deref())?;
+    outputs::check_predict_stdout(args.out.as_deref())?;
     // `--out -` and `--out /dev/stdout` stream the CSV to stdout, as without --out.
     let to = args.out.as_deref().filter(|p| !outputs::is_stdout(p));
     let (model, rows, pred) = apply_model(&args.apply, false)?;
     let csv = predict::to_csv(&pred.logits, &model.label);
     match to {
         Some(p) => {
-            atomic::write_atomic(p, csv.as_bytes())
+            checked
+                .write(
+                    p,
+                    csv.as_bytes(),
+                    &std::sync::atomic::AtomicBool::new(false),
+                )
                 .map_err(|e| anyhow!("{}", outputs::WriteError::new("--out", p, &e)))?;
             let mut text = format!("wrote {} predictions to {}\n", rows.data.rows, p.display());
             if let Some(m) = &pred.metrics {

@@ -291,28 +291,31 @@ fn load_named(name: &str, path: &Path) -> Result<ModelFile> {
 /// Reads and checks a model file from `src`, as a file of `size` bytes (a regular file's
 /// length) or a stream (`None`); `name` is used in error messages.
 pub fn from_reader(name: &str, src: impl Read, size: Option<u64>) -> Result<ModelFile> {
-    let bytes = read_model(name, src, size, memory::limit())?;
-    from_bytes(name, &bytes)
+    read_model(name, src, size, memory::limit())
 }
 
-/// Reads a safetensors file's bytes from `src` without trusting it: the 8-byte header length
-/// (at most [`MAX_HEADER_BYTES`]), the header's JSON (its first byte checked at once), then
-/// exactly the tensor data it states, once that size (checked arithmetic) is known to match
-/// `size` (a regular file's length) and to fit `limit`. A stream with bytes beyond is refused.
+fn not_readable(name: &str, msg: impl std::fmt::Display) -> Error {
+    Error::data(
+        name,
+        format!(
+            "not a readable safetensors file ({msg}); is it a wgtrain model saved with --save?"
+        ),
+    )
+}
+
+/// Reads a model file from `src` without trusting it: the 8-byte header length (at most
+/// [`MAX_HEADER_BYTES`]), the header's JSON (its first byte checked at once), which is then
+/// checked on its own (metadata, tensor names, dtypes, shapes, contiguous offsets), so that the
+/// tensor data is exactly 4 bytes per parameter; that many bytes are read, into the parameters,
+/// once that size matches `size` (a regular file's length) and fits `limit`. A stream with
+/// bytes beyond is refused.
 fn read_model(
     name: &str,
     mut src: impl Read,
     size: Option<u64>,
     limit: memory::Limit,
-) -> Result<Vec<u8>> {
-    let bad = |msg: String| {
-        Error::data(
-            name,
-            format!(
-                "not a readable safetensors file ({msg}); is it a wgtrain model saved with --save?"
-            ),
-        )
-    };
+) -> Result<ModelFile> {
+    let bad = |msg: String| not_readable(name, msg);
     let failed = |e: std::io::Error| Error::data(name, format!("reading failed: {e}"));
     let mut head = [0u8; 8];
     let got = read_full(&mut src, &mut head).map_err(failed)?;
@@ -343,21 +346,23 @@ fn read_model(
         )));
     }
     let n = n as usize; // at most 100 MiB
-    let mut bytes = Vec::new();
-    bytes
-        .try_reserve_exact(8 + n)
+    let mut json = Vec::new();
+    json.try_reserve_exact(n)
         .map_err(|_| bad(format!("no memory for a header of {n} bytes")))?;
-    bytes.extend_from_slice(&head);
-    bytes.push(first[0]);
-    bytes.resize(8 + n, 0);
-    let got = read_full(&mut src, &mut bytes[9..]).map_err(failed)?;
+    json.push(first[0]);
+    json.resize(n, 0);
+    let got = read_full(&mut src, &mut json[1..]).map_err(failed)?;
     if got < n - 1 {
         return Err(bad(format!(
             "the file ends {} bytes into the header's {n}",
             got + 1
         )));
     }
-    let data = data_size(&bytes[8..]).map_err(bad)?;
+    let header = parse_header(&json).map_err(bad)?;
+    drop(json);
+    let checked = check_header(name, &header)?;
+    // The checks passed: the data is exactly the parameters, 4 bytes each.
+    let data = checked.data_bytes();
     let total = data.checked_add(8 + n as u64);
     if let Some(size) = size.filter(|&s| total != Some(s)) {
         return Err(bad(format!(
@@ -369,27 +374,13 @@ fn read_model(
     memory::check_against(limit, total, |s| {
         format!("{name}: the model file's header states {s} of header and tensor data")
     })?;
-    let total = total
-        .and_then(|t| usize::try_from(t).ok())
-        .ok_or_else(|| bad(format!("{} of tensor data", memory::fmt_bytes(data))))?;
-    bytes
-        .try_reserve_exact(total - bytes.len())
-        .map_err(|_| bad(format!("no memory for {}", memory::fmt_bytes(total as u64))))?;
-    let got = (&mut src)
-        .take(data)
-        .read_to_end(&mut bytes)
-        .map_err(failed)?;
-    if (got as u64) < data {
-        return Err(bad(format!(
-            "the file ends {got} bytes into the {data} bytes of tensor data the header states"
-        )));
-    }
+    let params = read_params(name, &checked, &mut src)?;
     if size.is_none() && read_full(&mut src, &mut first).map_err(failed)? > 0 {
         return Err(bad(format!(
             "more bytes follow the {data} bytes of tensor data the header states"
         )));
     }
-    Ok(bytes)
+    Ok(checked.into_file(params))
 }
 
 /// Reads into `buf` until it is full or the input ends; the bytes read.
@@ -406,39 +397,163 @@ fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// The bytes of tensor data a header's JSON states: the largest end of any tensor's
-/// `data_offsets`. The full checks come later, from safetensors.
-fn data_size(header: &[u8]) -> std::result::Result<u64, String> {
+/// One tensor as the header lists it.
+struct Entry {
+    dtype: String,
+    shape: Vec<usize>,
+    offsets: (u64, u64),
+}
+
+/// A safetensors header's JSON, parsed but not yet checked.
+struct Header {
+    tensors: std::collections::BTreeMap<String, Entry>,
+    metadata: Option<HashMap<String, String>>,
+}
+
+/// Parses a header's JSON: each tensor's dtype, shape and `data_offsets`, and the metadata.
+fn parse_header(json: &[u8]) -> std::result::Result<Header, String> {
     let map: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(header).map_err(|e| format!("invalid JSON in the header: {e}"))?;
-    let mut end = 0u64;
-    for (key, v) in map.iter().filter(|(k, _)| *k != "__metadata__") {
-        let offsets = v.get("data_offsets").and_then(|o| o.as_array());
-        match offsets.map(|o| o.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
-            Some(o) if o.len() == 2 && o.iter().all(Option::is_some) => {
-                end = end.max(o[1].unwrap_or(0));
-            }
-            _ => {
-                return Err(format!(
-                    "tensor \"{key}\" has no data_offsets of two byte offsets [start, end]"
-                ));
-            }
+        serde_json::from_slice(json).map_err(|e| format!("invalid JSON in the header: {e}"))?;
+    let mut tensors = std::collections::BTreeMap::new();
+    let mut metadata = None;
+    for (key, v) in map {
+        if key == "__metadata__" {
+            metadata = serde_json::from_value(v)
+                .map_err(|e| format!("the header's __metadata__ is not a map of strings: {e}"))?;
+            continue;
+        }
+        let offsets = v
+            .get("data_offsets")
+            .and_then(|o| o.as_array())
+            .and_then(|o| match o.as_slice() {
+                [a, b] => Some((a.as_u64()?, b.as_u64()?)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!("tensor \"{key}\" has no data_offsets of two byte offsets [start, end]")
+            })?;
+        let dtype = v
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| format!("tensor \"{key}\" has no dtype"))?
+            .to_string();
+        let shape = v
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|s| {
+                s.iter()
+                    .map(|x| x.as_u64().and_then(|x| usize::try_from(x).ok()))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| format!("tensor \"{key}\" has no shape of dimensions"))?;
+        tensors.insert(
+            key,
+            Entry {
+                dtype,
+                shape,
+                offsets,
+            },
+        );
+    }
+    Ok(Header { tensors, metadata })
+}
+
+/// A header that passed every check: the model less its parameters, and where each tensor's
+/// values lie.
+struct Checked {
+    spec: ModelSpec,
+    features: Vec<String>,
+    stats: Option<Stats>,
+    label: Label,
+    report: Option<serde_json::Value>,
+    /// (byte offset in the tensor data, name, offset in the parameters, values), by offset;
+    /// contiguous from 0.
+    tensors: Vec<(u64, String, usize, usize)>,
+}
+
+impl Checked {
+    /// The bytes of tensor data: 4 per parameter.
+    fn data_bytes(&self) -> u64 {
+        self.spec.parameter_count() as u64 * 4
+    }
+
+    fn into_file(self, params: Vec<f32>) -> ModelFile {
+        ModelFile {
+            model: Model {
+                spec: self.spec,
+                features: self.features,
+                standardization: self.stats.map(|s| Standardizer {
+                    mean: s.mean,
+                    std: s.std,
+                }),
+                label: LabelMapping {
+                    column: self.label.column,
+                    positive: self.label.positive,
+                    negative: self.label.negative,
+                },
+                params,
+            },
+            report: self.report,
         }
     }
-    Ok(end)
+}
+
+/// Reads the tensor data, in file order, into the parameters; refuses non-finite values.
+fn read_params(name: &str, checked: &Checked, src: &mut impl Read) -> Result<Vec<f32>> {
+    let mut params = vec![0.0f32; checked.spec.parameter_count()];
+    let data = checked.data_bytes();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut done = 0u64;
+    for (_, tname, off, len) in &checked.tensors {
+        let dst = &mut params[*off..off + len];
+        for part in dst.chunks_mut(buf.len() / 4) {
+            let bytes = &mut buf[..part.len() * 4];
+            let got = read_full(src, bytes)
+                .map_err(|e| Error::data(name, format!("reading failed: {e}")))?;
+            done += got as u64;
+            if got < bytes.len() {
+                return Err(not_readable(
+                    name,
+                    format!(
+                        "the file ends {done} bytes into the {data} bytes of tensor data the \
+                         header states"
+                    ),
+                ));
+            }
+            for (d, c) in part.iter_mut().zip(bytes.chunks_exact(4)) {
+                *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        if let Some(k) = dst.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                name,
+                format!(
+                    "tensor \"{tname}\" holds a non-finite value ({}) at element {k}",
+                    dst[k]
+                ),
+            ));
+        }
+    }
+    Ok(params)
 }
 
 /// Parses and checks a model file's bytes; `name` is used in error messages.
 pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
+    SafeTensors::deserialize(bytes).map_err(|e| not_readable(name, e))?;
+    // Deserialized, so the header length and JSON are sound.
+    let (n, _) = SafeTensors::read_metadata(bytes).map_err(|e| not_readable(name, e))?;
+    let json = bytes.get(8..8 + n).unwrap_or_default();
+    let header = parse_header(json).map_err(|e| not_readable(name, e))?;
+    let checked = check_header(name, &header)?;
+    let mut data = bytes.get(8 + n..).unwrap_or_default();
+    read_params(name, &checked, &mut data).map(|p| checked.into_file(p))
+}
+
+/// Checks a header against the architecture its metadata states: every metadata key, then
+/// the tensors (exactly the architecture's, F32, of its shapes, contiguous from byte 0).
+fn check_header(name: &str, header: &Header) -> Result<Checked> {
     let bad = |msg: String| Error::data(name, msg);
-    let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        bad(format!(
-            "not a readable safetensors file ({e}); is it a wgtrain model saved with --save?"
-        ))
-    })?;
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
-    let meta = header.metadata().as_ref().ok_or_else(|| {
+    let meta = header.metadata.as_ref().ok_or_else(|| {
         bad(format!(
             "the file has no metadata; a wgtrain model file holds {ARCHITECTURE}, {FEATURES}, \
              {STANDARDIZATION} and {LABEL}"
@@ -477,19 +592,19 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
         return Err(invalid_arch("the output layer has one unit"));
     }
     let dense = layers.len() - 1;
-    if dense > st.len() {
+    if dense > header.tensors.len() {
         // More layers than tensors: name the first missing one, sizing nothing by the layers.
         let missing = (0..dense)
             .flat_map(|i| {
                 let (w, b) = tensor_names(i);
                 [w, b]
             })
-            .find(|n| st.tensor(n).is_err())
+            .find(|n| !header.tensors.contains_key(n))
             .unwrap_or_default();
         return Err(bad(format!(
             "tensor \"{missing}\" is missing; the architecture {shown} has {dense} dense layers \
              of two tensors each, the file {} tensors",
-            st.len()
+            header.tensors.len()
         )));
     }
     let activation = match (&arch.activation, layers.len()) {
@@ -587,78 +702,69 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
         expected.insert(b);
     }
     let listed = || expected.iter().cloned().collect::<Vec<_>>().join(", ");
-    let mut names: Vec<&str> = st.names();
-    names.sort_unstable();
-    if let Some(extra) = names.iter().find(|n| !expected.contains(**n)) {
+    if let Some(extra) = header.tensors.keys().find(|n| !expected.contains(*n)) {
         return Err(bad(format!(
             "unexpected tensor \"{extra}\"; the architecture {shown} has the tensors {}",
             listed()
         )));
     }
-    // Every tensor's dtype and shape, before the parameters are allocated.
-    let mut found = Vec::new();
+    // Every tensor's dtype, shape and byte range, before anything is allocated.
+    let mut tensors = Vec::new();
     for (i, l) in layout.iter().enumerate() {
         let (w, b) = tensor_names(i);
         for (tname, shape, off) in [
             (w, vec![l.outputs, l.inputs], l.w_off),
             (b, vec![l.outputs], l.b_off),
         ] {
-            let t = st.tensor(&tname).map_err(|_| {
+            let t = header.tensors.get(&tname).ok_or_else(|| {
                 bad(format!(
                     "tensor \"{tname}\" is missing; the architecture {shown} has the tensors {}",
                     listed()
                 ))
             })?;
-            if t.dtype() != Dtype::F32 {
+            if t.dtype != "F32" {
                 return Err(bad(format!(
-                    "tensor \"{tname}\" holds {}; expected F32",
-                    t.dtype()
+                    "tensor \"{tname}\" holds {:?}; expected F32",
+                    t.dtype
                 )));
             }
-            if t.shape() != shape.as_slice() {
+            if t.shape != shape {
                 return Err(bad(format!(
                     "tensor \"{tname}\" has shape {:?}; the architecture {shown} needs {shape:?}",
-                    t.shape()
+                    t.shape
                 )));
             }
-            found.push((tname, t, off));
+            // Within the parameter count, so no overflow.
+            let len = shape.iter().product::<usize>();
+            let (start, end) = t.offsets;
+            if end.checked_sub(start) != Some(len as u64 * 4) {
+                return Err(bad(format!(
+                    "tensor \"{tname}\" has data_offsets [{start}, {end}]; its shape \
+                     {shape:?} of F32 takes {} bytes",
+                    len as u64 * 4
+                )));
+            }
+            tensors.push((start, tname, off, len));
         }
     }
-    // The shapes match, so the parameters are the file's own f32 values, 4 bytes each.
-    let mut params = vec![0.0f32; spec.parameter_count()];
-    for (tname, t, off) in found {
-        let data = t.data();
-        let Some(dst) = params.get_mut(off..off + data.len() / 4) else {
+    tensors.sort_unstable();
+    let mut at = 0u64;
+    for (start, tname, _, len) in &tensors {
+        if *start != at {
             return Err(bad(format!(
-                "tensor \"{tname}\" does not fit the architecture {shown}"
-            )));
-        };
-        for (d, c) in dst.iter_mut().zip(data.chunks_exact(4)) {
-            *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        if let Some(k) = dst.iter().position(|v| !v.is_finite()) {
-            return Err(bad(format!(
-                "tensor \"{tname}\" holds a non-finite value ({}) at element {k}",
-                dst[k]
+                "tensor \"{tname}\" starts at byte {start} of the tensor data; the tensors lie \
+                 one after another from byte 0, so byte {at} was expected"
             )));
         }
+        at += *len as u64 * 4;
     }
-    Ok(ModelFile {
-        model: Model {
-            spec,
-            features,
-            standardization: stats.map(|s| Standardizer {
-                mean: s.mean,
-                std: s.std,
-            }),
-            label: LabelMapping {
-                column: label.column,
-                positive: label.positive,
-                negative: label.negative,
-            },
-            params,
-        },
+    Ok(Checked {
+        spec,
+        features,
+        stats,
+        label,
         report,
+        tensors,
     })
 }
 
@@ -877,8 +983,9 @@ mod tests {
         let read = |b: &[u8], size: Option<u64>, l: u64| {
             read_model("m.st", b, size, limit(l)).map_err(|e| e.to_string())
         };
-        assert_eq!(read(&good, Some(n), 1 << 30).unwrap(), good);
-        assert_eq!(read(&good, None, 1 << 30).unwrap(), good);
+        let back = from_bytes("m.st", &good).unwrap().model;
+        assert_eq!(read(&good, Some(n), 1 << 30).unwrap().model, back);
+        assert_eq!(read(&good, None, 1 << 30).unwrap().model, back);
         // Endless zeros or noise from a stream: refused after at most 9 bytes.
         let e = read_model(
             "--model /dev/zero",
@@ -927,25 +1034,111 @@ mod tests {
         more.push(0);
         let e = read(&more, None, 1 << 30).unwrap_err();
         assert!(e.contains("more bytes follow"), "{e}");
-        // Offsets past u64 or malformed are refused before any data is read.
-        let header =
-            br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}}"#;
-        let mut huge = (header.len() as u64).to_le_bytes().to_vec();
-        huge.extend_from_slice(header);
-        let e = read(&huge, None, 1 << 30).unwrap_err();
-        assert!(e.contains("header states over 16 EiB of header"), "{e}");
-        let e = read(&huge, Some(huge.len() as u64), 1 << 30).unwrap_err();
-        assert!(
-            e.contains("the header states 16.0 EiB of tensor data"),
-            "{e}"
-        );
-        let header = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}}"#;
-        let mut neg = (header.len() as u64).to_le_bytes().to_vec();
-        neg.extend_from_slice(header);
-        let e = read(&neg, None, 1 << 30).unwrap_err();
-        assert!(e.contains("tensor \"a\" has no data_offsets"), "{e}");
         let e = read(b"\x05\0\0\0\0\0\0\0{abcd", None, 1 << 30).unwrap_err();
         assert!(e.contains("invalid JSON in the header"), "{e}");
+    }
+
+    /// The header of `model(&[4])`'s file with `edit` applied to its JSON; no tensor data.
+    fn edited_header(
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Vec<u8> {
+        let good = to_bytes(&model(&[4]), None).unwrap();
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&good[8..8 + n]).unwrap();
+        edit(&mut map);
+        let json = serde_json::to_vec(&map).unwrap();
+        let mut out = (json.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&json);
+        out
+    }
+
+    /// A reader that fails once more than `left` bytes are asked of it.
+    struct Guard<R> {
+        inner: R,
+        left: u64,
+    }
+
+    impl<R: Read> Read for Guard<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::other(
+                    "read past the tensors the model needs",
+                ));
+            }
+            let k = buf.len().min(self.left as usize);
+            let got = self.inner.read(&mut buf[..k])?;
+            self.left -= got as u64;
+            Ok(got)
+        }
+    }
+
+    #[test]
+    fn tensors_are_checked_on_the_header_before_any_data_is_read() {
+        const GIB6: u64 = 6 << 30;
+        let junk = edited_header(|m| {
+            m.insert(
+                "junk".into(),
+                serde_json::json!({"dtype": "F32", "shape": [GIB6 / 4], "data_offsets": [84, 84 + GIB6]}),
+            );
+        });
+        assert!(junk.len() < 4096);
+        let total = junk.len() as u64 + 84 + GIB6;
+        // As a (sparse) file of that size, and as a stream that would go on: nothing past the
+        // header is read.
+        for size in [Some(total), None] {
+            let src = Guard {
+                inner: std::io::Read::chain(&junk[..], std::io::repeat(0)),
+                left: junk.len() as u64,
+            };
+            let e = read_model("m.st", src, size, limit(1 << 40))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(
+                    "m.st: unexpected tensor \"junk\"; the architecture [3, 4, 1] has the tensors "
+                ),
+                "{size:?}: {e}"
+            );
+        }
+        // Offsets that are not the shape's bytes, or not contiguous from 0; other dtypes.
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(Edit, &str); 4] = [
+            (
+                |t| t["data_offsets"] = serde_json::json!([0, u64::MAX]),
+                "tensor \"layers.0.weight\" has data_offsets [0, 18446744073709551615]; its shape [4, 3] of F32 takes 48 bytes",
+            ),
+            (
+                |t| t["data_offsets"] = serde_json::json!([0, -4]),
+                "tensor \"layers.0.weight\" has no data_offsets",
+            ),
+            (
+                |t| t["dtype"] = "F64".into(),
+                "tensor \"layers.0.weight\" holds \"F64\"; expected F32",
+            ),
+            (
+                |t| t["data_offsets"] = serde_json::json!([1000, 1048]),
+                "of the tensor data; the tensors lie one after another from byte 0",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let head = edited_header(|m| edit(m.get_mut("layers.0.weight").unwrap()));
+            let src = Guard {
+                inner: std::io::Read::chain(&head[..], std::io::repeat(0)),
+                left: head.len() as u64,
+            };
+            let e = read_model("m.st", src, None, limit(1 << 40))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("m.st: ") && e.contains(needle), "{e}");
+        }
+        // A good file reads exactly its bytes.
+        let good = to_bytes(&model(&[4]), None).unwrap();
+        let src = Guard {
+            inner: std::io::Read::chain(&good[..], std::io::repeat(0)),
+            left: good.len() as u64,
+        };
+        assert!(read_model("m.st", src, Some(good.len() as u64), limit(1 << 40)).is_ok());
     }
 
     #[test]

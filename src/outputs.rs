@@ -3,6 +3,7 @@
 //! whose write failed at the end of a run (the report's `write_errors`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -34,17 +35,22 @@ impl Identity {
     }
 }
 
-/// The identity of `path` (`-`: stdout, for an output); `None` where it cannot be told (the
-/// writability check then says why the path is no good).
+/// The identity of `path`: `-` is stdout for an output and stdin for an input, and it and
+/// other names of a descriptor (/dev/stdin, /dev/fd/N, ...) stand for the open file the
+/// descriptor is. `None` where it cannot be told (the writability check then says why the
+/// path is no good).
 fn identity(path: &Path, output: bool) -> Option<Identity> {
-    let p = if output && path.as_os_str() == "-" {
-        Path::new("/dev/stdout")
+    let fd = if path.as_os_str() == "-" {
+        Some(if output { 1 } else { 0 })
     } else {
-        path
+        atomic::fd_of(path)
     };
-    match std::fs::metadata(p) {
-        Ok(m) => node(p, &m),
-        Err(_) => match atomic::resolve(p) {
+    if let Some(fd) = fd {
+        return fd_identity(fd);
+    }
+    match std::fs::metadata(path) {
+        Ok(m) => node(path, &m),
+        Err(_) => match atomic::resolve(path) {
             Ok(Target::File {
                 path,
                 existing: None,
@@ -52,6 +58,26 @@ fn identity(path: &Path, output: bool) -> Option<Identity> {
             _ => None,
         },
     }
+}
+
+/// What the open descriptor `fd` is (fstat).
+#[cfg(unix)]
+fn fd_identity(fd: i32) -> Option<Identity> {
+    // SAFETY: fstat writes into the zeroed struct it is given, nothing else.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some(Identity::Node {
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        shared: st.st_mode & libc::S_IFMT == libc::S_IFCHR,
+    })
+}
+
+#[cfg(not(unix))]
+fn fd_identity(_fd: i32) -> Option<Identity> {
+    None
 }
 
 #[cfg(unix)]
@@ -69,9 +95,25 @@ fn node(path: &Path, _m: &std::fs::Metadata) -> Option<Identity> {
     std::fs::canonicalize(path).ok().map(Identity::Planned)
 }
 
+/// What [`check`] found: the inputs' files, which a write at the end of the run refuses to
+/// touch even where a symlink made during the run would lead there.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    pub inputs: Vec<atomic::Avoid>,
+}
+
+impl Checked {
+    /// Writes the output `path` ([`atomic::write_checked`]), giving up a stalled FIFO once
+    /// `stop` is set.
+    pub fn write(&self, path: &Path, bytes: &[u8], stop: &AtomicBool) -> Result<()> {
+        atomic::write_checked(path, bytes, stop, &self.inputs)
+    }
+}
+
 /// An error if two outputs are one file or an output is an input (character devices
-/// excepted), then every output's writability check ([`atomic::check_target`]).
-pub fn check(inputs: &[Named], outputs: &[Named]) -> Result<()> {
+/// excepted), then every output's writability check ([`atomic::check_target`]). Returns the
+/// inputs' identities for the writes.
+pub fn check(inputs: &[Named], outputs: &[Named]) -> Result<Checked> {
     let ins: Vec<_> = inputs
         .iter()
         .map(|n| (n, identity(n.path, false)))
@@ -110,12 +152,28 @@ pub fn check(inputs: &[Named], outputs: &[Named]) -> Result<()> {
     for o in outputs {
         atomic::check_target(o.path, o.flag)?;
     }
-    Ok(())
+    let inputs = ins
+        .into_iter()
+        .filter_map(|(n, id)| match id {
+            Some(Identity::Node {
+                dev,
+                ino,
+                shared: false,
+            }) => Some(atomic::Avoid {
+                flag: n.flag.to_string(),
+                path: n.path.to_path_buf(),
+                dev,
+                ino,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Checked { inputs })
 }
 
 /// [`check`] for a training job: inputs `--data`, `--val`, `--init-weights`; outputs
 /// `--save`, `--log` and `plot` (`--plot`, which the command line draws).
-pub fn check_train(job: &TrainJob, plot: Option<&Path>) -> Result<()> {
+pub fn check_train(job: &TrainJob, plot: Option<&Path>) -> Result<Checked> {
     let mut inputs = Vec::new();
     if let DataSource::Csv { path, .. } = &job.source {
         inputs.push(Named {
@@ -161,7 +219,7 @@ pub fn check_report_stdout(job: &TrainJob, plot: Option<&Path>, json: bool) -> R
     } else {
         "the report"
     };
-    let stdout = identity(Path::new("/dev/stdout"), true).filter(|id| !id.shared());
+    let stdout = fd_identity(1).filter(|id| !id.shared());
     for o in train_outputs(job, plot) {
         let what = match o.flag {
             "--save" => "the model file",
@@ -202,7 +260,7 @@ pub fn check_report_stdout(job: &TrainJob, plot: Option<&Path>, json: bool) -> R
 }
 
 /// [`check`] for `predict`: inputs `--model` and `--data`, output `--out`.
-pub fn check_predict(model: &Path, data: &Path, out: Option<&Path>) -> Result<()> {
+pub fn check_predict(model: &Path, data: &Path, out: Option<&Path>) -> Result<Checked> {
     let inputs = [
         Named {
             flag: "--model",
@@ -221,6 +279,37 @@ pub fn check_predict(model: &Path, data: &Path, out: Option<&Path>) -> Result<()
         .into_iter()
         .collect();
     check(&inputs, &outputs)
+}
+
+/// An error if `predict --out` would collide with what `predict` prints: the summary on
+/// stdout (an `--out` naming the file stdout goes to, other than through descriptor 1, which
+/// streams the CSV there instead) or the messages on stderr (`--out` naming stderr).
+pub fn check_predict_stdout(out: Option<&Path>) -> Result<()> {
+    let Some(out) = out else {
+        return Ok(());
+    };
+    if is_stdout(out) {
+        return Ok(());
+    }
+    let shown = out.display();
+    let id = identity(out, true);
+    let stdout = fd_identity(1).filter(|id| !id.shared());
+    if stdout.is_some() && id == stdout {
+        return Err(Error::Config(format!(
+            "--out {shown} is the file stdout goes to: the predictions and the summary printed \
+             there would overwrite each other; send --out to another file, or name it - to \
+             stream the predictions to stdout"
+        )));
+    }
+    let stderr = fd_identity(2).filter(|id| !id.shared());
+    if atomic::fd_of(out) == Some(2) || (stderr.is_some() && id == stderr) {
+        return Err(Error::Config(format!(
+            "--out {shown} is stderr: the predictions would mix with the messages and metrics \
+             printed there; send --out to a file, or name it - to stream the predictions to \
+             stdout"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `path` names this process's stdout (`-`, /dev/stdout, /dev/fd/1, ...).

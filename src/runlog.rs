@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::outputs::Checked;
 use crate::train::CheckRecord;
 
 const FIELDS: [&str; 6] = ["loss", "accuracy", "precision", "recall", "f1", "iou"];
@@ -26,13 +27,14 @@ fn values(m: &Metrics) -> [f64; 6] {
 impl RunLog {
     /// Opens the log (a regular file is created or truncated; a symlink is followed; a
     /// device, FIFO or descriptor such as /dev/stdout is written to) and writes the header.
-    pub fn create(path: &Path, has_val: bool) -> Result<Self> {
+    /// `checked`: the inputs' files, which the log refuses to become.
+    pub fn create(path: &Path, has_val: bool, checked: &Checked) -> Result<Self> {
         let io = |err| Error::Io {
             path: path.to_path_buf(),
             err,
         };
         let target = atomic::resolve(path).map_err(io)?;
-        let sink = atomic::open_stream(&target).map_err(io)?;
+        let sink = atomic::open_stream(&target, &checked.inputs).map_err(io)?;
         let mut log = RunLog {
             path: path.to_path_buf(),
             out: csv::Writer::from_writer(BufWriter::new(sink)),

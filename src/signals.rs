@@ -1,5 +1,5 @@
 //! SIGINT (Ctrl-C) and SIGTERM during `train`: before training begins they end the process at
-//! once (nothing has been written); once it runs, the first one stops it after the current
+//! once (nothing has been written); once it runs (from just before `--log` is created), the first one stops it after the current
 //! iteration or chunk so the outputs are still written, and a second one quits at once. Once
 //! training is over, a first signal gives up the outputs still waiting for a reader (a FIFO).
 
@@ -26,7 +26,8 @@ fn name(signal: i32) -> &'static str {
 pub struct StopSignals {
     /// Set by the first signal once training runs: the loop stops (reason `interrupted`).
     flag: Arc<AtomicBool>,
-    /// Set when the first iteration is checked; before that a signal exits at once.
+    /// Set once the run begins (just before `--log` is created, or at the first check);
+    /// before that a signal exits at once.
     training: Arc<AtomicBool>,
     /// The first signal that set `flag` (0: none).
     first: Arc<AtomicI32>,
@@ -39,6 +40,12 @@ impl StopSignals {
     /// Marks that training has begun: from now on a first signal stops it gracefully.
     pub fn training(&self) {
         self.training.store(true, Ordering::SeqCst);
+    }
+
+    /// The flag [`training`](Self::training) sets, for whoever begins the run to set it
+    /// (`TrainJob::started`: just before the log is created, which truncates it).
+    pub fn started(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.training)
     }
 
     /// Marks that training is over and the outputs are being written.

@@ -267,10 +267,21 @@ fn bench_flags_parse_as_train_does_and_none_is_without_effect() {
         (&["--adapter", "llvm"], "--adapter llvm"),
         (&["--gpu-kernels", "blocked"], "--gpu-kernels blocked"),
         (&["--gpu-kernels", "auto"], "--gpu-kernels auto"),
+        (&["--sync", "every"], "--sync every"),
+        (&["--sync", "every,chunk"], "--sync every,chunk"),
     ] {
         let err = bench_fails(&[TINY, &["--backends", "cpu"], args].concat());
         common::cli::assert_contains_all(&err, &[want, "--backends cpu"]);
     }
+    // --chunk where no configuration syncs by chunks (refused before any adapter opens).
+    let err = bench_fails(
+        &[
+            TINY,
+            &["--backends", "gpu", "--sync", "every", "--chunk", "8"],
+        ]
+        .concat(),
+    );
+    common::cli::assert_contains_all(&err, &["--chunk 8: only with --sync chunk"]);
     let err = bench_fails(&[TINY, &["--backends", "cpu", "--activation", "tanh"]].concat());
     common::cli::assert_contains_all(&err, &["--activation tanh", "--hidden"]);
     let v = bench_json(

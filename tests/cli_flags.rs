@@ -219,3 +219,31 @@ fn stop_rule_flags_that_could_never_act_are_errors() {
         "10",
     ]);
 }
+
+#[test]
+fn predict_and_eval_refuse_one_stream_for_model_and_data() {
+    for cmd in ["predict", "eval"] {
+        let out = common::cli::wgtrain()
+            .args([
+                cmd,
+                "--model",
+                "/dev/stdin",
+                "--data",
+                "-",
+                "--backend",
+                "cpu",
+            ])
+            .write_stdin("a,b,y\n1,2,1\n")
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {e}");
+        assert_contains_all(
+            &e,
+            &[
+                "--data - and --model /dev/stdin are the same stream, which only one of them can read",
+            ],
+        );
+        assert!(out.stdout.is_empty(), "{cmd}");
+    }
+}

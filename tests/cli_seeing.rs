@@ -293,3 +293,80 @@ fn a_signal_before_training_ends_the_run_at_once() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// A signal after `--log` has been created (so truncated to its header) but before the first
+/// check stops the run gracefully at that check: the log gets its rows, the model and the
+/// report are written, as for any signal during training.
+#[cfg(unix)]
+#[test]
+fn a_signal_once_the_log_exists_stops_at_the_first_check() {
+    use std::process::{Command as Std, Stdio};
+    use std::time::{Duration, Instant};
+
+    let f = Fixtures::new();
+    let (model, log) = (f.path("m.safetensors"), f.path("log.csv"));
+    // About a second per iteration on the CPU: the header is there well before the first row.
+    let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "train",
+            "--demo",
+            "hyperplane",
+            "--rows",
+            "4000",
+            "--hidden",
+            "512,512",
+            "--threshold",
+            "none",
+            "--max-iter",
+            "1000",
+            "--backend",
+            "cpu",
+            "--save",
+            &model,
+            "--log",
+            &log,
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wgtrain starts");
+    let start = Instant::now();
+    let rows = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.starts_with("iteration,") {
+            break text.lines().count() - 1;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("wgtrain ended before it was interrupted: {status}");
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("no log header after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let kill = Std::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(
+        !stderr.contains("before training began"),
+        "stderr: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the JSON report");
+    assert_eq!(report["stop"]["reason"], "interrupted");
+    let stopped_at = report["stop"]["stopped_at"].as_u64().unwrap();
+    // Signalled with `rows` rows in the log (0 unless this machine raced ahead).
+    assert!(stopped_at <= rows as u64 + 2, "stopped at {stopped_at}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap();
+    assert_eq!(last.split(',').next().unwrap(), stopped_at.to_string());
+    let file = wgtrain::modelfile::load(Path::new(&model)).expect("the model loads");
+    assert_eq!(file.report.unwrap()["stop"]["reason"], "interrupted");
+}

@@ -516,12 +516,49 @@ fn model_files_are_read_by_their_header_not_whole() {
         &e,
         &["200.0 MiB", "more than the 100.0 MiB a header may take"],
     );
-    let header =
-        br#"{"a":{"dtype":"F32","shape":[1000000000000],"data_offsets":[0,4000000000000]}}"#;
-    let mut claim = (header.len() as u64).to_le_bytes().to_vec();
-    claim.extend_from_slice(header);
+    // A sparse file whose header adds a 6 GiB tensor: refused on the header, nothing read.
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&good[8..8 + n]).unwrap();
+    let data = (good.len() - 8 - n) as u64;
+    let claim = 6u64 << 30;
+    map.insert(
+        "junk".into(),
+        serde_json::json!({"dtype": "F32", "shape": [claim / 4], "data_offsets": [data, data + claim]}),
+    );
+    let json = serde_json::to_vec(&map).unwrap();
+    let mut head = (json.len() as u64).to_le_bytes().to_vec();
+    head.extend_from_slice(&json);
+    head.extend_from_slice(&good[8 + n..]);
+    let sparse_path = s.f.path("junk.safetensors");
+    let file = std::fs::File::create(&sparse_path).unwrap();
+    std::io::Write::write_all(&mut &file, &head).unwrap();
+    file.set_len(head.len() as u64 + claim).unwrap();
+    drop(file);
+    let started = std::time::Instant::now();
+    let e = fails_fast(&[
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        &sparse_path,
+        "--data",
+        d,
+    ]);
+    assert_contains_all(
+        &e,
+        &[&format!(
+            "--model {sparse_path}: unexpected tensor \"junk\"; the architecture [2, 1] has the tensors "
+        )],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}: the file was read past its header",
+        started.elapsed()
+    );
+    // A header whose tensors the file does not hold.
     let claim_path = s.f.path("claim.safetensors");
-    std::fs::write(&claim_path, &claim).unwrap();
+    std::fs::write(&claim_path, &good[..8 + n]).unwrap();
     let e = fails_fast(&[
         "eval",
         "--backend",
@@ -533,7 +570,7 @@ fn model_files_are_read_by_their_header_not_whole() {
     ]);
     assert_contains_all(
         &e,
-        &["the header states 3.6 TiB of tensor data, the file holds 0 B after the header"],
+        &["the header states 12 B of tensor data, the file holds 0 B after the header"],
     );
     // A directory names the flag.
     let dir = s.f.path("dir");

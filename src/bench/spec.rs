@@ -228,15 +228,9 @@ pub struct BenchArgs {
     /// when there is no adapter].
     #[arg(long, value_enum, value_name = "B,...", value_delimiter = ',')]
     pub backends: Option<Vec<BenchBackend>>,
-    /// GPU sync modes to measure, comma-separated (the CPU ignores it).
-    #[arg(
-        long,
-        value_enum,
-        value_name = "S,...",
-        value_delimiter = ',',
-        default_value = "every,chunk"
-    )]
-    pub sync: Vec<SyncMode>,
+    /// GPU sync modes to measure, comma-separated (only with the GPU) [default: every,chunk].
+    #[arg(long, value_enum, value_name = "S,...", value_delimiter = ',')]
+    pub sync: Option<Vec<SyncMode>>,
     /// GPU kernels, comma-separated: auto (the library's choice); for logistic regression
     /// blocked or one-workgroup (whole iterations in one workgroup); for an MLP layered or
     /// one-pass (one pass over X per iteration) [default: auto].
@@ -277,12 +271,16 @@ impl BenchArgs {
             .backends
             .clone()
             .unwrap_or_else(|| vec![BenchBackend::Cpu, BenchBackend::Gpu]);
-        if backends.contains(&BenchBackend::Gpu) && self.sync.is_empty() {
+        let syncs = self
+            .sync
+            .clone()
+            .unwrap_or_else(|| vec![SyncMode::Every, SyncMode::Chunk]);
+        if backends.contains(&BenchBackend::Gpu) && syncs.is_empty() {
             return Err(Error::Config(
                 "--sync: give every, chunk or both for the GPU".into(),
             ));
         }
-        self.check_applicable(&backends)?;
+        self.check_applicable(&backends, &syncs)?;
         let kernels = self
             .gpu_kernels
             .clone()
@@ -296,7 +294,7 @@ impl BenchArgs {
             repeats: self.repeats,
             seed: self.seed,
             lr: self.lr,
-            configs: configs(&backends, &self.sync, &kernels),
+            configs: configs(&backends, &syncs, &kernels),
             adapter: self.adapter.clone(),
             chunk: self.chunk,
         };
@@ -320,14 +318,19 @@ impl BenchArgs {
     }
 
     /// Flags that would change nothing measured are errors: GPU flags when only the CPU is
-    /// measured, `--activation` without hidden layers.
-    fn check_applicable(&self, backends: &[BenchBackend]) -> Result<()> {
+    /// measured, `--chunk` without sync=chunk, `--activation` without hidden layers.
+    fn check_applicable(&self, backends: &[BenchBackend], syncs: &[SyncMode]) -> Result<()> {
         if !backends.contains(&BenchBackend::Gpu) {
             let kernels = self.gpu_kernels.as_ref().map(|k| {
                 let names: Vec<&str> = k.iter().map(|k| k.name()).collect();
                 names.join(",")
             });
+            let sync = self.sync.as_ref().map(|s| {
+                let names: Vec<&str> = s.iter().map(|&s| sync_name(s)).collect();
+                names.join(",")
+            });
             let gpu_only = [
+                ("--sync", sync),
                 ("--chunk", self.chunk.map(|k| k.to_string())),
                 ("--adapter", self.adapter.clone()),
                 ("--gpu-kernels", kernels),
@@ -339,6 +342,11 @@ impl BenchArgs {
                     )));
                 }
             }
+        }
+        if let (Some(k), false) = (self.chunk, syncs.contains(&SyncMode::Chunk)) {
+            return Err(Error::Config(format!(
+                "--chunk {k}: only with --sync chunk (--sync every reads back every iteration)"
+            )));
         }
         if let (Some(a), true) = (self.activation, self.hidden.is_empty()) {
             return Err(Error::Config(format!(
