@@ -198,9 +198,20 @@ fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
         return Ok(Threshold::Off);
     }
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(Threshold::At(v)),
+        Ok(v) if v.is_finite() && !underflows(s, v) => Ok(Threshold::At(v)),
+        Ok(v) if v.is_finite() => Err(format!(
+            "\"{s}\" is too close to 0 to tell from 0 in f64 (it reads as {v:e})"
+        )),
         _ => Err(format!("expected a finite number or `none`, got \"{s}\"")),
     }
+}
+
+/// Whether the decimal `s` is not zero but parsed to 0 or a subnormal `v`: a value f64 cannot
+/// hold, which would silently become (nearly) 0.
+fn underflows(s: &str, v: f64) -> bool {
+    let mantissa = s.split(['e', 'E']).next().unwrap_or(s);
+    let nonzero = mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    nonzero && (v == 0.0 || v.is_subnormal())
 }
 
 impl TrainArgs {
@@ -306,6 +317,9 @@ impl TrainArgs {
             }
             if let (Demo::Xnor, Some(r)) = (kind, self.rows) {
                 bail!("--rows {r}: --demo xnor is always its four points");
+            }
+            if let (Demo::Xnor, Some(n)) = (kind, self.noise) {
+                bail!("--noise {n}: --demo xnor is always its four points, labelled as they are");
             }
             if let (k, Some(n)) = (kind, self.features) {
                 if k != Demo::Hyperplane {

@@ -247,3 +247,18 @@ fn predict_and_eval_refuse_one_stream_for_model_and_data() {
         assert!(out.stdout.is_empty(), "{cmd}");
     }
 }
+
+#[test]
+fn a_threshold_f64_cannot_hold_is_an_error_not_zero() {
+    let e = train_fails(&["--demo", "moons", "--threshold", "1e-400"]);
+    assert_contains_all(&e, &["'1e-400'", "--threshold", "too close to 0"]);
+    let e = train_fails(&["--demo", "moons", "--threshold", "4e-320"]);
+    assert_contains_all(&e, &["'4e-320'", "too close to 0"]);
+}
+
+#[test]
+fn noise_with_xnor_names_only_the_noise() {
+    let e = train_fails(&["--demo", "xnor", "--noise", "0.5"]);
+    assert_contains_all(&e, &["--noise 0.5", "xnor"]);
+    assert!(!e.contains("--rows"), "{e}");
+}

@@ -435,6 +435,13 @@ fn gpu_buffers_past_the_adapters_limits_name_the_layer_before_allocating() {
         ],
     );
     assert!(!e.contains("rows"), "blames the rows: {e}");
+    assert!(
+        !e.contains("--hidden"),
+        "advice predict could not take: {e}"
+    );
+    // Just under that bound, the rows' share of the loop budget tips it: the layer is named.
+    let (e, _) = train("6659");
+    assert_contains_all(&e, &["the widest layer (6,659 units)", "shader loops"]);
 }
 
 /// Runs `args` (with a 20 s timeout), expects exit status 1 without a panic; returns stderr.

@@ -1393,7 +1393,15 @@ fn plan(ctx: &GpuContext, data: &Dataset, val: Option<&Dataset>, spec: &ModelSpe
         let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
         for (what, d, c) in sets {
             if layered_edges(&layout, c) > budget {
-                return Err(loop_limit(ctx, what, d));
+                let widest = spec.layers.iter().copied().max().unwrap_or(0);
+                return Err(Error::TooLarge(format!(
+                    "the widest layer ({} units) with {what} ({} rows) needs longer shader \
+                     loops than {} runs (llvmpipe stops every loop of an invocation after \
+                     65,535 steps, silently); use smaller layers or --backend cpu",
+                    memory::fmt_count(widest as u64),
+                    memory::fmt_count(d.rows as u64),
+                    ctx.adapter.name
+                )));
             }
         }
     }
@@ -1529,10 +1537,10 @@ fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64) -> Result<
     let too_long = |what: String| {
         Error::TooLarge(format!(
             "{what} needs longer shader loops than {} runs (llvmpipe stops every loop of an \
-             invocation after 65,535 steps, silently): at most {} units per layer fit; use a \
-             smaller --hidden or --backend cpu",
+             invocation after 65,535 steps, silently): a layer of {} units or more never fits, \
+             and somewhat narrower ones may not either; use smaller layers or --backend cpu",
             ctx.adapter.name,
-            memory::fmt_count(most)
+            memory::fmt_count(most + 1)
         ))
     };
     if !fits(spec.layers[0]) {
