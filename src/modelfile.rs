@@ -27,12 +27,10 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::data::{Dataset, LabelMapping, Standardizer};
 use crate::error::{Error, Result};
 use crate::memory;
 use crate::model::{self, Activation, ModelSpec};
-use crate::report::Report;
 
 pub const ARCHITECTURE: &str = "wgtrain.architecture";
 pub const FEATURES: &str = "wgtrain.features";
@@ -124,142 +122,9 @@ fn tensor_names(layer: usize) -> (String, String) {
     )
 }
 
-fn json<T: Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string(v).expect("metadata always serializes")
-}
+mod write;
 
-fn le_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The file's bytes, the report (if any) without its timings.
-pub fn to_bytes(model: &Model, report: Option<&Report>) -> Result<Vec<u8>> {
-    to_bytes_with(model, report, false)
-}
-
-/// The report as the file keeps it: the `--json` report, less `timing` unless `timings`.
-pub fn report_metadata(report: &Report, timings: bool) -> String {
-    let mut v = serde_json::to_value(report).expect("a report always serializes");
-    if !timings {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("timing");
-        }
-    }
-    json(&v)
-}
-
-/// The file's bytes; `timings`: keep the report's `timing` (which differs run to run).
-pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> Result<Vec<u8>> {
-    if model.params.len() != model.spec.parameter_count()
-        || model.features.len() != model.spec.layers[0]
-    {
-        return Err(Error::Config(
-            "the weights and features do not match the model's architecture".into(),
-        ));
-    }
-    let mut meta = HashMap::new();
-    meta.insert(
-        ARCHITECTURE.to_string(),
-        json(&Architecture {
-            layers: model.spec.layers.clone(),
-            activation: model.activation().map(|a| a.name().to_string()),
-        }),
-    );
-    meta.insert(FEATURES.to_string(), json(&model.features));
-    meta.insert(
-        STANDARDIZATION.to_string(),
-        json(&model.standardization.as_ref().map(|s| Stats {
-            mean: s.mean.clone(),
-            std: s.std.clone(),
-        })),
-    );
-    meta.insert(
-        LABEL.to_string(),
-        json(&Label {
-            column: model.label.column.clone(),
-            positive: model.label.positive.clone(),
-            negative: model.label.negative.clone(),
-        }),
-    );
-    if let Some(r) = report {
-        meta.insert(REPORT.to_string(), report_metadata(r, timings));
-    }
-    let mut tensors = Vec::new();
-    for (i, l) in model.spec.layout().iter().enumerate() {
-        let (w, b) = tensor_names(i);
-        tensors.push((
-            w,
-            (
-                vec![l.outputs, l.inputs],
-                le_bytes(&model.params[l.w_off..l.b_off]),
-            ),
-        ));
-        tensors.push((
-            b,
-            (
-                vec![l.outputs],
-                le_bytes(&model.params[l.b_off..l.b_off + l.outputs]),
-            ),
-        ));
-    }
-    let views = tensors
-        .iter()
-        .map(|(name, (shape, data))| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|v| (name.clone(), v))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("building the model file: {e}")))?;
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::Config(format!("building the model file: {e}")))?;
-    sorted_header(bytes)
-}
-
-/// The file with its header's JSON written again in sorted key order (the metadata comes
-/// from a hash map, whose order differs run to run), padded with spaces to a multiple of 8
-/// bytes as safetensors writes it; the tensor data is untouched.
-fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
-    let bad = || Error::Config("building the model file: a malformed header".into());
-    let n = bytes
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_le_bytes)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(bad)?;
-    let end = n
-        .checked_add(8)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(bad)?;
-    let header: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..end]).map_err(|_| bad())?;
-    // serde_json's own maps may keep insertion order; sort every level explicitly.
-    fn sorted(v: serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(o) => {
-                let mut keys: Vec<(String, serde_json::Value)> =
-                    o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-                keys.sort_by(|a, b| a.0.cmp(&b.0));
-                serde_json::Value::Object(keys.into_iter().collect())
-            }
-            other => other,
-        }
-    }
-    let header: std::collections::BTreeMap<String, serde_json::Value> =
-        header.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-    let mut text = json(&header).into_bytes();
-    text.resize(text.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    out.extend_from_slice(&bytes[end..]);
-    Ok(out)
-}
-
-/// Writes the model file atomically (no half-written file, whatever happens).
-/// `timings`: keep the report's `timing` (`--save-timings`).
-pub fn save(path: &Path, model: &Model, report: Option<&Report>, timings: bool) -> Result<()> {
-    atomic::write_atomic(path, &to_bytes_with(model, report, timings)?)
-}
+pub use write::{report_metadata, save, to_bytes, to_bytes_with};
 
 /// Reads and checks a model file; errors name the file.
 pub fn load(path: &Path) -> Result<ModelFile> {
