@@ -759,19 +759,28 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A FIFO `fo` in `dir`; `None` (after saying so loudly) where mkfifo cannot make one.
+    #[cfg(unix)]
+    fn fifo_in(dir: &Path) -> Option<PathBuf> {
+        let fifo = dir.join("fo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            return Some(fifo);
+        }
+        let _ = writeln!(
+            io::stderr(),
+            "\n!!! TEST SKIPPED: mkfifo cannot make a FIFO\n"
+        );
+        None
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_fifo_without_a_reader_is_given_up_once_the_flag_is_set() {
         let dir = folder("fifo");
-        let fifo = dir.join("fo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            let _ = writeln!(
-                io::stderr(),
-                "\n!!! TEST SKIPPED: mkfifo cannot make a FIFO\n"
-            );
+        let Some(fifo) = fifo_in(&dir) else {
             return;
-        }
+        };
         assert!(waits_for_reader(&fifo));
         assert!(!waits_for_reader(&dir.join("plain")));
         let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -864,15 +873,9 @@ mod tests {
     fn a_fifo_whose_reader_stops_reading_is_cut_off_on_a_signal() {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = folder("stall");
-        let fifo = dir.join("fo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            let _ = writeln!(
-                io::stderr(),
-                "\n!!! TEST SKIPPED: mkfifo cannot make a FIFO\n"
-            );
+        let Some(fifo) = fifo_in(&dir) else {
             return;
-        }
+        };
         // A reader that opens the FIFO and never reads.
         let _reader = OpenOptions::new()
             .read(true)

@@ -10,14 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::cli::{
-    Fixtures, assert_contains_all, fails, ok, train_fails, train_json, uint, wgtrain,
+    Fixtures, assert_contains_all, fails, mkfifo, ok, skipped, train_fails, train_json, uint,
+    wgtrain,
 };
-
-/// Says loudly that a test cannot run here.
-fn skipped(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n!!! TEST SKIPPED: {why}\n");
-}
 
 #[test]
 fn a_file_of_only_a_bom_and_whitespace_is_empty() {
@@ -86,17 +81,6 @@ fn dev_zero_fails_fast_on_its_first_line() {
 fn dev_urandom_fails_fast_naming_a_line() {
     if let Some(err) = device_fails("/dev/urandom") {
         assert_contains_all(&err, &["/dev/urandom, line "]);
-    }
-}
-
-/// Makes a FIFO at `path` with mkfifo(1); false (after saying so) where that is not possible.
-fn mkfifo(path: &str) -> bool {
-    match std::process::Command::new("mkfifo").arg(path).status() {
-        Ok(s) if s.success() => true,
-        other => {
-            skipped(&format!("cannot make a FIFO with mkfifo ({other:?})"));
-            false
-        }
     }
 }
 

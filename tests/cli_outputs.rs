@@ -10,7 +10,7 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::cli::{Fixtures, assert_contains_all, fails, json, lcg, ok, train_fails, wgtrain};
+use common::cli::{
+    Fixtures, assert_contains_all, fails, json, lcg, mkfifo, ok, signal_and_wait, skipped,
+    train_fails, wgtrain,
+};
 
 /// `rows` rows of a, b, label (yes/no by a + b/2 > 0), from a fixed-seed generator.
 fn csv(rows: usize) -> String {
@@ -91,11 +94,6 @@ fn mode(p: &str) -> u32 {
 
 fn is_char_device(p: &str) -> bool {
     fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
-}
-
-/// Says loudly that a test cannot run here.
-fn skipped(why: &str) {
-    let _ = writeln!(std::io::stderr(), "\n!!! TEST SKIPPED: {why}\n");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,9 +230,8 @@ fn a_failed_plot_still_prints_the_report() {
 fn out_into_a_fifo_is_written_not_replaced() {
     let (f, data, model) = with_model();
     let fifo = f.path("pipe");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    if !made.is_ok_and(|s| s.success()) {
-        return skipped("mkfifo cannot make a FIFO here");
+    if !mkfifo(&fifo) {
+        return;
     }
     let reader = {
         let fifo = fifo.clone();
@@ -799,23 +796,13 @@ fn a_full_stdout_is_named_in_the_error() {
 // ---------------------------------------------------------------------------------------
 // FIFOs after the report; setuid bits
 
-/// Makes a FIFO at `path`; false (after saying so) where the platform cannot.
-fn make_fifo(path: &str) -> bool {
-    let made = Command::new("mkfifo").arg(path).status();
-    if made.is_ok_and(|s| s.success()) {
-        return true;
-    }
-    skipped("mkfifo cannot make a FIFO here");
-    false
-}
-
 #[test]
 fn a_fifo_without_a_reader_is_given_up_on_a_signal_after_the_report() {
     use std::io::BufRead;
     let f = Fixtures::new();
     let data = f.file("train.csv", &csv(40));
     let fifo = f.path("fo");
-    if !make_fifo(&fifo) {
+    if !mkfifo(&fifo) {
         return;
     }
     let svg = f.path("p.svg");
@@ -855,20 +842,12 @@ fn a_fifo_without_a_reader_is_given_up_on_a_signal_after_the_report() {
         ],
     );
     assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
-    let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("the first SIGTERM did not end the wait");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = signal_and_wait(
+        &mut child,
+        "TERM",
+        Duration::from_secs(20),
+        "the first SIGTERM did not end the wait",
+    );
     let mut err = String::new();
     child
         .stderr

@@ -10,7 +10,7 @@ use std::path::Path;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use common::cli::{Fixtures, wgtrain};
+use common::cli::{Fixtures, mkfifo, signal_and_wait, wgtrain};
 
 #[test]
 fn plot_draws_the_run_and_stderr_stays_clean_off_a_terminal() {
@@ -192,22 +192,12 @@ fn signal_stops_after_the_iteration(signal: &str, code: i32) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = Std::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let waited = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if waited.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("wgtrain did not stop within 120 s of SIG{signal}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = signal_and_wait(
+        &mut child,
+        signal,
+        Duration::from_secs(120),
+        "wgtrain did not stop",
+    );
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(code), "stderr: {stderr}");
@@ -248,16 +238,12 @@ fn signal_stops_after_the_iteration(signal: &str, code: i32) {
 #[test]
 fn a_signal_before_training_ends_the_run_at_once() {
     use std::process::{Command as Std, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let f = Fixtures::new();
         let fifo = f.path("rows.csv");
-        let made = Std::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            eprintln!(
-                "SKIPPED: mkfifo is not available here; the signal-while-loading test did not run"
-            );
+        if !mkfifo(&fifo) {
             return;
         }
         let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
@@ -270,22 +256,12 @@ fn a_signal_before_training_ends_the_run_at_once() {
         // Give it time to install the handlers and block in open().
         std::thread::sleep(Duration::from_millis(500));
         assert!(child.try_wait().unwrap().is_none(), "wgtrain ended early");
-        let kill = Std::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(kill.success());
-        let sent = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if sent.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("wgtrain blocked on the FIFO ignored SIG{signal} for 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = signal_and_wait(
+            &mut child,
+            signal,
+            Duration::from_secs(10),
+            "wgtrain blocked on the FIFO ignored the signal",
+        );
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(status.code(), Some(code), "stderr: {stderr}");

@@ -162,3 +162,47 @@ pub fn lcg(mut state: u64) -> impl FnMut() -> f64 {
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 }
+
+/// Says loudly that a test cannot run here (straight to the stream: the harness captures
+/// eprintln! of passing tests).
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!! TEST SKIPPED: {why}\n");
+}
+
+/// Makes a FIFO at `path` with mkfifo(1); false (after saying so) where that is not possible.
+pub fn mkfifo(path: &str) -> bool {
+    match std::process::Command::new("mkfifo").arg(path).status() {
+        Ok(s) if s.success() => true,
+        other => {
+            skipped(&format!("cannot make a FIFO with mkfifo ({other:?})"));
+            false
+        }
+    }
+}
+
+/// Sends `SIG{signal}` (e.g. "TERM") to `child` and waits at most `limit` for it to exit;
+/// kills it and fails the test, saying `what`, if it does not.
+pub fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: &str,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let kill = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let sent = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if sent.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running {limit:?} after SIG{signal}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
