@@ -56,7 +56,8 @@ pub struct TrainJob {
     /// `--init-weights FILE`: start from a saved model's weights, with its architecture and
     /// its standardization statistics (so continued training sees the same inputs).
     pub init_weights: Option<PathBuf>,
-    /// `--save FILE`: write the returned weights as a model file (atomically).
+    /// `--save FILE`: where the caller writes the returned model (checked with the other
+    /// outputs before the run; `run` does not write it).
     pub save: Option<PathBuf>,
     /// `--save-timings`: keep the report's `timing` in the model file (its bytes then differ
     /// run to run).
@@ -260,16 +261,20 @@ fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Res
     Ok(())
 }
 
-/// Runs the job: data → model → backend → training loop → report.
-pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobResult> {
+/// Runs the job: data → model → backend → training loop → report. `checked` is what
+/// [`outputs::check_train`] found before anything ran; `--log` is written through it. The
+/// returned model is not saved here: the caller writes `--save` with its other outputs.
+pub fn run(
+    job: &TrainJob,
+    checked: &outputs::Checked,
+    mut observe: impl FnMut(&CheckRecord),
+) -> Result<JobResult> {
     if !(job.lr.is_finite() && job.lr > 0.0) {
         return Err(Error::Config(format!(
             "--lr {}: must be a finite number above 0",
             job.lr
         )));
     }
-    // Collisions and writability of --save and --log, before any data is read.
-    let checked = outputs::check_train(job, None)?;
     let start = Instant::now();
     let Loaded {
         train: data,
@@ -329,7 +334,7 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
     }
     let mut log = match &job.log {
         Some(p) => Some(
-            RunLog::create(p, val.is_some(), &checked)
+            RunLog::create(p, val.is_some(), checked)
                 .map_err(|e| Error::Config(WriteError::new("--log", p, &e).to_string()))?,
         ),
         None => None,
@@ -412,11 +417,6 @@ pub fn run(job: &TrainJob, mut observe: impl FnMut(&CheckRecord)) -> Result<JobR
         label: data.label.clone(),
         params: outcome.params.clone(),
     };
-    if let Some(p) = &job.save {
-        if let Err(e) = modelfile::save(p, &model, Some(&report), job.save_timings) {
-            write_errors.push(WriteError::new("--save", p, &e));
-        }
-    }
     Ok(JobResult {
         report,
         outcome,

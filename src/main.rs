@@ -19,8 +19,6 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
     // Before any data is read: no output is another or an input, and each can be written.
     let checked = outputs::check_train(&job, args.plot.as_deref())?;
     outputs::check_report_stdout(&job, args.plot.as_deref(), args.json)?;
-    // `--save` is written here with `--plot`, after the run (see `Pending`).
-    let save = job.save.take();
     let signals = job.interrupt.clone().map(signals::install);
     job.started = signals.as_ref().map(signals::StopSignals::started);
     let mut bar = progress::Progress::new(&job.rule, args.monitor, progress::wanted(args.quiet));
@@ -28,7 +26,7 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         .plot
         .as_ref()
         .map(|_| plot::Curve::new(&job.rule, args.monitor));
-    let result = job::run(&job, |c| {
+    let result = job::run(&job, &checked, |c| {
         if let Some(s) = &signals {
             s.training();
         }
@@ -46,7 +44,8 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         say(&format!("wgtrain: {n}"));
     }
     let mut pending = Vec::new();
-    if let Some(p) = &save {
+    // `--save` is written here with `--plot`, after the run (see `Pending`).
+    if let Some(p) = &job.save {
         match modelfile::to_bytes_with(&result.model, Some(&result.report), job.save_timings) {
             Ok(bytes) => pending.push(Pending::new("--save", p, bytes)),
             Err(e) => result

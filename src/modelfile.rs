@@ -124,7 +124,7 @@ fn tensor_names(layer: usize) -> (String, String) {
 
 mod write;
 
-pub use write::{report_metadata, save, to_bytes, to_bytes_with};
+pub use write::{report_metadata, to_bytes, to_bytes_with};
 
 /// Reads and checks a model file; errors name the file.
 pub fn load(path: &Path) -> Result<ModelFile> {

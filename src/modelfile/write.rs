@@ -1,12 +1,9 @@
-//! Writing a model file: the tensors and the metadata, serialized with the header's keys
-//! sorted so the same model gives the same bytes, and `save` through the atomic writer.
-
-use std::path::Path;
+//! A model file's bytes: the tensors and the metadata, serialized with the header's keys
+//! sorted so the same model gives the same bytes (`train --save` writes them).
 
 use serde::Serialize;
 
 use super::*;
-use crate::atomic;
 use crate::error::{Error, Result};
 use crate::report::Report;
 
@@ -139,10 +136,4 @@ fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     out.extend_from_slice(&text);
     out.extend_from_slice(&bytes[end..]);
     Ok(out)
-}
-
-/// Writes the model file atomically (no half-written file, whatever happens).
-/// `timings`: keep the report's `timing` (`--save-timings`).
-pub fn save(path: &Path, model: &Model, report: Option<&Report>, timings: bool) -> Result<()> {
-    atomic::write_atomic(path, &to_bytes_with(model, report, timings)?)
 }
