@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 
 use wgtrain::backend::cpu::CpuSession;
-use wgtrain::backend::gpu::{GpuContext, GpuSession};
+use wgtrain::backend::gpu::{GpuContext, GpuSession, KernelPath};
 use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
 use wgtrain::metrics::Metrics;
@@ -77,7 +77,13 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], d: &Dataset, one
             return;
         }
     };
-    ctx.mlp_pass = one_pass;
+    if !hidden.is_empty() {
+        ctx.force_path = Some(if one_pass {
+            KernelPath::OnePassMlp
+        } else {
+            KernelPath::Layered
+        });
+    }
     let adapter = ctx.adapter.name.clone();
     let spec = ModelSpec::new(d.features, hidden, Activation::Relu).expect("model");
     let cfg = SessionConfig {

@@ -1,5 +1,5 @@
 // activation.wgsl: the hidden activations and their derivatives, shared (by concatenation,
-// see src/backend/gpu.rs) by dense_forward.wgsl, dense_backprop.wgsl and mlp_pass.wgsl.
+// see src/backend/gpu/kernels.rs) by dense_forward.wgsl, dense_backprop.wgsl and mlp_pass.wgsl.
 // act: 0 identity (the output logit), 1 relu, 2 tanh (of z clamped to ±15), 3 sigmoid. The
 // derivative is taken from the output a: relu (a > 0), tanh 1 − a², sigmoid a(1 − a).
 

@@ -7,7 +7,8 @@
 //   2  deltas  storage, read_write  f32[..] D [rows, out_dim] at d_off (read);
 //                                           D_prev [rows, in_dim] at prev_d_off (written)
 //   3  cfg     uniform              BackCfg
-// Workgroup: 64 invocations along x; grid as in dense_forward.wgsl, index x + y·64·nwg.x.
+// Workgroup: WORKGROUP (64, from the prelude) invocations along x; grid as in
+// dense_forward.wgsl, index x + y·WORKGROUP·nwg.x.
 // One invocation computes one element (r, i):
 //   D_prev[r, i] = (Σ_o D[r, o]·W[o, i]) · act'(A_prev[r, i])
 // with act' from the output a (activate_grad of activation.wgsl, which this file is appended
@@ -29,10 +30,10 @@ struct BackCfg {
 @group(0) @binding(2) var<storage, read_write> deltas: array<f32>;
 @group(0) @binding(3) var<uniform> cfg: BackCfg;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.x + gid.y * nwg.x * 64u;
+    let idx = gid.x + gid.y * nwg.x * WORKGROUP;
     if (idx >= cfg.rows * cfg.in_dim) {
         return;
     }

@@ -6,9 +6,9 @@
 //   1  acts    storage, read_write  f32[..] layer input A [rows, in_dim] at in_off (read),
 //                                           layer output [rows, out_dim] at out_off (written)
 //   2  cfg     uniform              Dense
-// Workgroup: 64 invocations as (64 / tx) × tx, tx = 1, 2, 4 or 8 (narrow layers use fewer
-// along the outputs); the workgroup owns a tile of 4·(64 / tx) rows × 4·tx outputs, invocation
-// (k / tx, k % tx) a 4 × 4 block of it. Workgroup w = x + y·nwg.x (grid (min(G, max_x),
+// Workgroup: WORKGROUP (64, from the prelude) invocations as (WORKGROUP / tx) × tx, tx = 1, 2,
+// 4 or 8 (narrow layers use fewer along the outputs); the workgroup owns a tile of
+// 4·(WORKGROUP / tx) rows × 4·tx outputs, invocation (k / tx, k % tx) a 4 × 4 block of it. Workgroup w = x + y·nwg.x (grid (min(G, max_x),
 // ceil(G / max_x)) for G = row tiles · tiles_o) has row tile w / tiles_o, output tile
 // w % tiles_o.
 // Per element: z = b[o] + Σ_i A[r, i]·W[o, i] in order of i; out[r, o] = act(z).
@@ -34,12 +34,12 @@ struct Dense {
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(2) var<uniform> cfg: Dense;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) k: u32) {
     let w = wid.x + wid.y * nwg.x;
-    let ty = 64u / cfg.tx;
+    let ty = WORKGROUP / cfg.tx;
     let r0 = (w / cfg.tiles_o) * 4u * ty + (k / cfg.tx) * 4u;
     let o0 = (w % cfg.tiles_o) * 4u * cfg.tx + (k % cfg.tx) * 4u;
     if (r0 >= cfg.rows || o0 >= cfg.out_dim) {

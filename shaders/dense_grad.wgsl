@@ -9,8 +9,9 @@
 //                                             w_off + o·in_dim + i, b [o] at b_off + o);
 //                                             reduce_update.wgsl adds the parts
 //   3  cfg       uniform              GradCfg
-// Workgroup: 64 invocations as 8 × 8; the workgroup owns a 32 × 32 tile of (o, i) and one
-// part, invocation (ty, tx) = (k / 8, k % 8) a 4 × 4 block: o = o0 + 4·ty + 0..3,
+// Workgroup: 64 invocations as 8 × 8 (GT × GT, GT = GRAD_TILE / 4 from the prelude); the
+// workgroup owns a GRAD_TILE × GRAD_TILE (32 × 32) tile of (o, i) and one part, invocation
+// (ty, tx) = (k / 8, k % 8) a 4 × 4 block: o = o0 + 4·ty + 0..3,
 // i = i0 + 4·tx + 0..3. Workgroup w = x + y·nwg.x (grid (min(G, max_x), ceil(G / max_x)) for
 // G = tiles·parts) has tile w % tiles and part w / tiles. Each invocation adds its rows in
 // order, one row at a time (deterministic, no barriers, no atomics).
@@ -30,12 +31,14 @@ struct GradCfg {
     tiles: u32,
 }
 
+const GT: u32 = GRAD_TILE / 4u;
+
 @group(0) @binding(0) var<storage, read> acts: array<f32>;
 @group(0) @binding(1) var<storage, read> deltas: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<uniform> cfg: GradCfg;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(GT * GT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) k: u32) {
@@ -47,8 +50,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         return;
     }
     let r_end = min(r_begin + cfg.chunk, cfg.rows);
-    let o0 = (tile / cfg.tiles_i) * 32u + (k / 8u) * 4u;
-    let i0 = (tile % cfg.tiles_i) * 32u + (k % 8u) * 4u;
+    let o0 = (tile / cfg.tiles_i) * GRAD_TILE + (k / GT) * 4u;
+    let i0 = (tile % cfg.tiles_i) * GRAD_TILE + (k % GT) * 4u;
     if (o0 >= cfg.out_dim || i0 > cfg.in_dim) {
         return;
     }

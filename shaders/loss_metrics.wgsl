@@ -7,9 +7,9 @@
 //   3  result  storage, read_write  u32[..]  at result_off: [+0] Σ loss (f32 bits), [+1] TP,
 //                                            [+2] FP, [+3] FN, [+4] TN
 //   4  cfg     uniform              LossCfg
-// Workgroup: exactly one workgroup of 256 invocations. Invocation k handles rows k, k+256, ...
-// in order; the 256 partial sums then meet in a fixed binary tree, so the result does not
-// depend on scheduling (no atomics). Per row:
+// Workgroup: exactly one workgroup of LOSS_WORKGROUP (256, from the prelude) invocations.
+// Invocation k handles rows k, k+256, ... in order; the 256 partial sums then meet in a fixed
+// binary tree, so the result does not depend on scheduling (no atomics). Per row:
 //   loss = max(z, 0) + log(1 + exp(−|z|)) − y·z     (softplus(z) − y·z, stable)
 //   ∂L/∂z = (σ(z) − y) / rows;  predicted positive iff z ≥ 0
 
@@ -30,14 +30,14 @@ struct LossCfg {
 @group(0) @binding(3) var<storage, read_write> result: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: LossCfg;
 
-var<workgroup> loss_part: array<f32, 256>;
-var<workgroup> count_part: array<vec4<u32>, 256>;
+var<workgroup> loss_part: array<f32, LOSS_WORKGROUP>;
+var<workgroup> count_part: array<vec4<u32>, LOSS_WORKGROUP>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(LOSS_WORKGROUP)
 fn main(@builtin(local_invocation_index) k: u32) {
     var loss = 0.0;
     var c = vec4<u32>(0u);
-    for (var r = k; r < cfg.rows; r += 256u) {
+    for (var r = k; r < cfg.rows; r += LOSS_WORKGROUP) {
         let z = acts[cfg.logit_off + r];
         let y = labels[r];
         loss += max(z, 0.0) + log(1.0 + exp(-abs(z))) - y * z;
@@ -49,7 +49,7 @@ fn main(@builtin(local_invocation_index) k: u32) {
     loss_part[k] = loss;
     count_part[k] = c;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
+    for (var s = LOSS_WORKGROUP / 2u; s > 0u; s >>= 1u) {
         if (k < s) {
             loss_part[k] += loss_part[k + s];
             count_part[k] += count_part[k + s];

@@ -1,12 +1,14 @@
 // lr_loop.wgsl: logistic regression on small data, whole iterations in one workgroup: per
 // iteration the update, then the logits, loss, counts and gradient of every training row, the
 // validation rows' loss and counts, and (in a chunk) the stop rule, judge() of
-// stop_rule_core.wgsl, which this file is appended to. A chunk of K iterations is one dispatch,
+// stop_rule_core.wgsl; the update is apply_update() of update.wgsl (this file is appended to
+// reduction.wgsl, stop_rule_core.wgsl and update.wgsl). A chunk of K iterations is one dispatch,
 // where the layered path needs four per iteration; a pause breaks out of the loop.
 //
-// Pipeline constants: F, the features (1..=4·MAX_F4), and WG, the invocations (a power of
-// two, 2..=MAX_WG). With F fixed the loops over a row have a constant trip count, so drivers can
-// unroll them and keep a row and the weights in registers.
+// Pipeline constants: F, the features (1..=LOOP_MAX_FEATURES), and WG, the invocations (a
+// power of two, 2..=LOOP_MAX_WORKGROUP); both limits come from the prelude. With F fixed the
+// loops over a row have a constant trip count, so drivers can unroll them and keep a row and
+// the weights in registers.
 //
 // Bindings (group 0), besides stop_rule_core.wgsl's state (1), history (2) and rule (4):
 //   0  cfg     uniform              Loop
@@ -24,8 +26,8 @@
 //   10 val_y   storage, read        f32[..]    validation y [val_rows]
 //   11 grad    storage, read_write  f32[P]     ∇L of the last evaluation: written by each
 //                                              one, read by an update_first step
-//   12 result  storage, read_write  u32[16]    the last evaluation: training Σ loss (f32
-//                                              bits), TP, FP, FN, TN at 0..5, validation at 8..13
+//   12 result  storage, read_write  Reduction  the last evaluation (training rows, then
+//                                              validation rows)
 //   13 zs      storage, read_write  f32[rows]  z, written only when cfg.keep_z = 1 (for
 //                                              logits(); training skips it)
 // Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
@@ -58,10 +60,10 @@ override WG: u32;
 override F4: u32 = (F + 3u) / 4u;
 override HALF: u32 = WG / 2u;
 
-const MAX_F4: u32 = 16u;
-const MAX_P: u32 = 65u;   // 4·MAX_F4 + 1
-const MAX_WG: u32 = 64u;
-const GS: u32 = 17u;      // MAX_F4 + 1: vec4s per partial gradient in gpart
+const MAX_F4: u32 = LOOP_MAX_FEATURES / 4u;
+const MAX_P: u32 = LOOP_MAX_FEATURES + 1u;
+const MAX_WG: u32 = LOOP_MAX_WORKGROUP;
+const GS: u32 = MAX_F4 + 1u;  // vec4s per partial gradient in gpart
 
 @group(0) @binding(0) var<uniform> cfg: Loop;
 @group(0) @binding(3) var<storage, read_write> src: array<f32>;
@@ -72,12 +74,12 @@ const GS: u32 = 17u;      // MAX_F4 + 1: vec4s per partial gradient in gpart
 @group(0) @binding(9) var<storage, read> val_x: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read> val_y: array<f32>;
 @group(0) @binding(11) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(12) var<storage, read_write> result: array<u32, 16>;
+@group(0) @binding(12) var<storage, read_write> result: Reduction;
 @group(0) @binding(13) var<storage, read_write> zs: array<f32>;
 
 var<workgroup> w: array<f32, MAX_P>;
 var<workgroup> g: array<f32, MAX_P>;
-var<workgroup> gpart: array<vec4<f32>, 544>; // [MAX_WG / 2, GS]
+var<workgroup> gpart: array<vec4<f32>, MAX_WG / 2u * GS>; // [MAX_WG / 2, GS]
 var<workgroup> lpart: array<f32, MAX_WG>;
 var<workgroup> cpart: array<vec4<u32>, MAX_WG>;
 var<workgroup> vlpart: array<f32, MAX_WG>;
@@ -120,7 +122,7 @@ fn main(@builtin(local_invocation_index) k: u32) {
         if (i > 0u || uf != 0u) {
             // Parameter p is owned by one invocation from here to its gradient below.
             for (var p = k; p < np; p += WG) {
-                let next = w[p] - cfg.lr * g[p];
+                let next = apply_update(p, w[p], g[p], cfg.lr);
                 w[p] = next;
                 if (((i + uf) & 1u) == 1u) {
                     dst[p] = next;
@@ -199,8 +201,8 @@ fn main(@builtin(local_invocation_index) k: u32) {
                 vl += vlpart[j];
                 vs += vcpart[j];
             }
-            var res = array<u32, 16>(bitcast<u32>(l), s.x, s.y, s.z, s.w, 0u, 0u, 0u,
-                                     bitcast<u32>(vl), vs.x, vs.y, vs.z, vs.w, 0u, 0u, 0u);
+            let res = Reduction(SetStats(bitcast<u32>(l), s.x, s.y, s.z, s.w, 0u, 0u, 0u),
+                                SetStats(bitcast<u32>(vl), vs.x, vs.y, vs.z, vs.w, 0u, 0u, 0u));
             result = res;
             var flags = 0u;
             if (cfg.judge != 0u) {
@@ -228,12 +230,12 @@ fn main(@builtin(local_invocation_index) k: u32) {
             }
         }
         let flags = workgroupUniformLoad(&verdict);
-        if ((flags & 2u) != 0u && rule.copy_groups != 0u) {
+        if ((flags & ENTRY_IMPROVED) != 0u && rule.copy_groups != 0u) {
             for (var p = k; p < np; p += WG) {
                 best[p] = w[p];
             }
         }
-        if ((flags & 4u) != 0u) {
+        if ((flags & ENTRY_PAUSED) != 0u) {
             break;
         }
     }

@@ -12,8 +12,9 @@
 //                                                 Σ ∂L/∂z (f32 bits, only with grad = 1), then
 //                                                 at [f + 1] Σ loss (f32 bits), TP, FP, FN, TN
 //   4  cfg       uniform              Pass
-// Workgroup: 64 invocations; one workgroup per block of `block` rows (a multiple of 64, at most
-// MAX_BLOCK), on a grid (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x.
+// Workgroup: WORKGROUP (64, from the prelude) invocations; one workgroup per block of `block`
+// rows (a multiple of 64, at most the prelude's MAX_BLOCK), on a grid (min(G, max_x),
+// ceil(G / max_x)), block = x + y·nwg.x.
 // Invocation k takes the block's rows in fours, 4k..4k+3, 4(k+64)..., sharing each weight's
 // load among four rows, and keeps their ∂L/∂z in workgroup memory; after one barrier,
 // invocation k sums the gradient of features 4k..4k+3, 4(k+64)... (the bias is feature f)
@@ -34,8 +35,6 @@ struct Pass {
     block: u32,
 }
 
-const MAX_BLOCK: u32 = 3072u;
-
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<f32>;
@@ -43,10 +42,10 @@ const MAX_BLOCK: u32 = 3072u;
 @group(0) @binding(4) var<uniform> cfg: Pass;
 
 var<workgroup> dz: array<f32, MAX_BLOCK>;
-var<workgroup> loss_part: array<f32, 64>;
-var<workgroup> count_part: array<vec4<u32>, 64>;
+var<workgroup> loss_part: array<f32, WORKGROUP>;
+var<workgroup> count_part: array<vec4<u32>, WORKGROUP>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) k: u32) {
@@ -60,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     let n = min(cfg.block, cfg.rows - r0);
     var loss = 0.0;
     var c = vec4<u32>(0u);
-    for (var q0 = 4u * k; q0 < n; q0 += 256u) {
+    for (var q0 = 4u * k; q0 < n; q0 += 4u * WORKGROUP) {
         var z = vec4<f32>(params[f]);
         for (var i = 0u; i < f; i += 1u) {
             let w = params[i];
@@ -90,7 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     workgroupBarrier();
     let base = (cfg.part0 + blk) * cfg.stride;
     if (cfg.grad == 1u) {
-        for (var i0 = 4u * k; i0 <= f; i0 += 256u) {
+        for (var i0 = 4u * k; i0 <= f; i0 += 4u * WORKGROUP) {
             var g = vec4<f32>(0.0);
             for (var q = 0u; q < n; q += 1u) {
                 let d = dz[q];
@@ -115,7 +114,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     if (k == 0u) {
         var l = 0.0;
         var s = vec4<u32>(0u);
-        for (var j = 0u; j < 64u; j += 1u) {
+        for (var j = 0u; j < WORKGROUP; j += 1u) {
             l += loss_part[j];
             s += count_part[j];
         }

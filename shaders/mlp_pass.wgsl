@@ -17,7 +17,8 @@
 //                                              bits), TP, FP, FN, TN
 //   4  cfg       uniform              Mlp
 // Workgroup: 256 invocations; one workgroup per block of `block` rows on a grid
-// (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x. Limits: F ≤ 64, H ≤ 128.
+// (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x. Limits: F ≤ MLP_MAX_F (64),
+// H ≤ MLP_MAX_H (128), from the prelude (as WG = MLP_WORKGROUP and S = MLP_TILE).
 // Per tile of S = 16 rows (in row order):
 //   xs[s, i] = X[r0 + s, i]                                  element e = k, k + 256, ...
 //   hs[s, j] = act(b0[j] + Σ_i xs[s, i]·W0[j, i])            invocation k: rows 2(k / 32)
@@ -57,10 +58,10 @@ struct Mlp {
     pad0: u32,
 }
 
-const WG: u32 = 256u;
-const S: u32 = 16u;
-const MAX_F: u32 = 64u;
-const MAX_H: u32 = 128u;
+const WG: u32 = MLP_WORKGROUP;
+const S: u32 = MLP_TILE;
+const MAX_F: u32 = MLP_MAX_F;
+const MAX_H: u32 = MLP_MAX_H;
 
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
@@ -74,7 +75,7 @@ var<workgroup> ds: array<f32, S>;
 var<workgroup> loss_part: array<f32, S>;
 var<workgroup> count_part: array<vec4<u32>, S>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) k: u32) {

@@ -7,9 +7,10 @@
 //   2  partials  storage, read        u32[..]  part j's gradient of parameter p at j·stride + p
 //                                              (f32 bits)
 //   3  cfg       uniform              Update
-// Workgroup: 64 invocations along x; grid (min(G, max_x), ceil(G / max_x)) for
-// G = ceil(P / 64), parameter p = x + y·64·nwg.x. Invocation p adds its parameter's partials
-// over the parts in order (deterministic), then next[p] = cur[p] − lr·Σ.
+// Workgroup: WORKGROUP (64, from the prelude) invocations along x; grid (min(G, max_x),
+// ceil(G / max_x)) for G = ceil(P / WORKGROUP), parameter p = x + y·WORKGROUP·nwg.x. Invocation p
+// adds its parameter's partials over the parts in order (deterministic), then
+// next[p] = apply_update(p, cur[p], Σ, lr) (update.wgsl, which this file is appended to).
 
 struct Update {
     params: u32,
@@ -23,10 +24,10 @@ struct Update {
 @group(0) @binding(2) var<storage, read> partials: array<u32>;
 @group(0) @binding(3) var<uniform> cfg: Update;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let p = gid.x + gid.y * nwg.x * 64u;
+    let p = gid.x + gid.y * nwg.x * WORKGROUP;
     if (p >= cfg.params) {
         return;
     }
@@ -34,5 +35,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var j = 0u; j < cfg.parts; j += 1u) {
         g += bitcast<f32>(partials[j * cfg.stride + p]);
     }
-    next[p] = cur[p] - cfg.lr * g;
+    next[p] = apply_update(p, cur[p], g, cfg.lr);
 }

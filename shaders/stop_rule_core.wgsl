@@ -1,24 +1,26 @@
-// stop_rule_core.wgsl: the device stop rule as a function, judge(), shared (by concatenation,
-// see src/backend/gpu.rs) by stop_rule.wgsl and lr_loop.wgsl. The host's rule engine
-// (src/stop.rs, f64) stays the judge: judge() only has to be conservative. It pauses the chunk
-// at any iteration where a rule fires OR where f32 rounding could make its verdict differ from
-// the host's (a value within a relative 4e-6 of a bound); the host then replays the chunk's
-// history through its engine and either stops there or resumes. So it never runs past an
-// iteration where the host would stop.
+// stop_rule_core.wgsl: the device stop rule as a function, judge(), shared (by concatenation
+// after reduction.wgsl, see src/backend/gpu/kernels.rs) by stop_rule.wgsl and lr_loop.wgsl.
+// The host's rule engine (src/stop.rs, f64) stays the judge: judge() only has to be
+// conservative. It pauses the chunk at any iteration where a rule fires OR where f32 rounding
+// could make its verdict differ from the host's (a value within a relative 4e-6 of a bound);
+// the host then replays the chunk's history through its engine and either stops there or
+// resumes. So it never runs past an iteration where the host would stop.
 //
 // Bindings it declares (group 0), which every shader that includes it must bind:
 //   1  state    storage, read_write  State    carried across iterations and chunks
 //   2  history  storage, read_write  Entry[K] one entry per iteration of the chunk
 //   4  rule     uniform              Rule
+// The flag bits (RULE_*, ENTRY_*) and metric codes (METRIC_*) come from the prelude.
 
 struct Rule {
-    metric: u32,        // 0 accuracy, 1 precision, 2 recall, 3 f1, 4 iou, 5 loss
-    monitor_val: u32,   // 1: watch the validation rows (result words 8..13)
+    metric: u32,        // METRIC_ACCURACY, ..., METRIC_LOSS
+    monitor_val: u32,   // 1: watch the validation rows (Reduction.val)
     has_val: u32,
-    flags: u32,         // bit 0 threshold, 1 divergence, 2 patience, 3 track the best, 4 relative delta
+    flags: u32,         // RULE_THRESHOLD, RULE_DIVERGENCE, RULE_PATIENCE, RULE_TRACK (the best),
+                        // RULE_RELATIVE (delta)
     threshold: f32,
     divergence: f32,
-    delta: f32,         // absolute D, or the fraction R with bit 4
+    delta: f32,         // absolute D, or the fraction R with RULE_RELATIVE
     patience: u32,      // already max(P, 1)
     warmup: u32,
     eval_every: u32,
@@ -46,9 +48,9 @@ struct State {
 }
 
 struct Entry {
-    result: array<u32, 16>,
+    result: Reduction,
     t: u32,
-    flags: u32,         // bit 0 checked, 1 improved (and copied), 2 paused here
+    flags: u32,         // ENTRY_CHECKED, ENTRY_IMPROVED (and copied), ENTRY_PAUSED here
     pad0: u32,
     pad1: u32,
 }
@@ -73,57 +75,58 @@ fn ratio(a: u32, b: u32) -> f32 {
     return f32(a) / f32(b);
 }
 
-// Judges iteration state.t from its evaluation `res` (training rows' loss and counts at
-// 0..5, validation rows' at 8..13): writes its history entry, advances the state, and returns
-// the entry's flags: bit 0 checked, 1 improved (the caller keeps these weights as the best
-// when rule.copy_groups != 0), 2 paused (the rest of the chunk must not run). Call it only
-// while state.paused == 0.
-fn judge(res: array<u32, 16>) -> u32 {
+// Judges iteration state.t from its evaluation `res`: writes its history entry, advances the
+// state, and returns the entry's flags: ENTRY_CHECKED, ENTRY_IMPROVED (the caller keeps these
+// weights as the best when rule.copy_groups != 0), ENTRY_PAUSED (the rest of the chunk must
+// not run). Call it only while state.paused == 0.
+fn judge(res: Reduction) -> u32 {
     let t = state.t;
     let slot = state.slot;
-    for (var i = 0u; i < 16u; i += 1u) {
-        history[slot].result[i] = res[i];
-    }
-    let hib = rule.metric != 5u;
+    history[slot].result = res;
+    let hib = rule.metric != METRIC_LOSS;
     var flags = 0u;
     var pause = false;
     var improved = false;
-    let finite = is_finite(res[0]) && (rule.has_val == 0u || is_finite(res[8]));
+    let finite = is_finite(res.train.loss_bits)
+        && (rule.has_val == 0u || is_finite(res.val.loss_bits));
     if (!finite) {
         pause = true;
     } else if (t % rule.eval_every == 0u || t >= rule.max_iter) {
-        flags |= 1u;
-        let o = select(0u, 8u, rule.monitor_val != 0u);
-        let tp = res[o + 1u];
-        let fp = res[o + 2u];
-        let fn_ = res[o + 3u];
-        let tn = res[o + 4u];
+        flags |= ENTRY_CHECKED;
+        var m = res.train;
+        if (rule.monitor_val != 0u) {
+            m = res.val;
+        }
+        let tp = m.tp;
+        let fp = m.fp;
+        let fn_ = m.fn_;
+        let tn = m.tn;
         var a = 0u;
         var b = 0u;
         switch rule.metric {
-            case 0u: { a = tp + tn; b = tp + fp + fn_ + tn; }
-            case 1u: { a = tp; b = tp + fp; }
-            case 2u: { a = tp; b = tp + fn_; }
-            case 3u: { a = 2u * tp; b = 2u * tp + fp + fn_; }
-            case 4u: { a = tp; b = tp + fp + fn_; }
-            default: { a = res[o]; b = tp + fp + fn_ + tn; }
+            case METRIC_ACCURACY: { a = tp + tn; b = tp + fp + fn_ + tn; }
+            case METRIC_PRECISION: { a = tp; b = tp + fp; }
+            case METRIC_RECALL: { a = tp; b = tp + fn_; }
+            case METRIC_F1: { a = 2u * tp; b = 2u * tp + fp + fn_; }
+            case METRIC_IOU: { a = tp; b = tp + fp + fn_; }
+            default: { a = m.loss_bits; b = tp + fp + fn_ + tn; }
         }
         var value = ratio(a, b);
-        if (rule.metric == 5u) {
+        if (rule.metric == METRIC_LOSS) {
             value = bitcast<f32>(a) / f32(b);
         }
         state.cand = value;
         state.cand_a = a;
         state.cand_b = b;
-        if ((rule.flags & 1u) != 0u) {
+        if ((rule.flags & RULE_THRESHOLD) != 0u) {
             let meets = select(value <= rule.threshold, value >= rule.threshold, hib);
             pause = pause || meets || near(value, rule.threshold, max(abs(value), abs(rule.threshold)));
         }
-        if ((rule.flags & 2u) != 0u) {
+        if ((rule.flags & RULE_DIVERGENCE) != 0u) {
             let worse = select(value > rule.divergence, value < rule.divergence, hib);
             pause = pause || worse || near(value, rule.divergence, max(abs(value), abs(rule.divergence)));
         }
-        if (!pause && (rule.flags & 8u) != 0u && t >= rule.warmup) {
+        if (!pause && (rule.flags & RULE_TRACK) != 0u && t >= rule.warmup) {
             if (state.has_best == 0u) {
                 improved = true;
             } else if (a == state.best_a && b == state.best_b) {
@@ -131,7 +134,7 @@ fn judge(res: array<u32, 16>) -> u32 {
             } else {
                 let gain = select(state.best - value, value - state.best, hib);
                 var needed = rule.delta;
-                if ((rule.flags & 16u) != 0u) {
+                if ((rule.flags & RULE_RELATIVE) != 0u) {
                     needed = rule.delta * abs(state.best);
                 }
                 let scale = max(max(abs(value), abs(state.best)), needed);
@@ -148,10 +151,10 @@ fn judge(res: array<u32, 16>) -> u32 {
                     state.best_a = a;
                     state.best_b = b;
                     state.wait = 0u;
-                    flags |= 2u;
+                    flags |= ENTRY_IMPROVED;
                 } else {
                     state.wait += 1u;
-                    if ((rule.flags & 4u) != 0u && state.wait >= rule.patience) {
+                    if ((rule.flags & RULE_PATIENCE) != 0u && state.wait >= rule.patience) {
                         pause = true;
                     }
                 }
@@ -162,7 +165,7 @@ fn judge(res: array<u32, 16>) -> u32 {
         pause = true;
     }
     if (pause) {
-        flags |= 4u;
+        flags |= ENTRY_PAUSED;
         state.paused = 1u;
     }
     history[slot].t = t;

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::BackendChoice;
-use crate::backend::gpu::MAX_CHUNK;
+use crate::backend::MAX_CHUNK;
 use crate::data::{CsvOptions, Demo, DemoOptions};
 use crate::job::{DataSource, TrainJob, ValSource};
 use crate::metrics::Metric;

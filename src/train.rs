@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::gpu::MAX_CHUNK;
 use crate::backend::{ChunkRule, ChunkStart, Evaluation, Session};
 use crate::error::{Error, Result};
 use crate::metrics::{Metric, Metrics};
@@ -155,10 +154,9 @@ pub fn train(
         monitor_val: opts.monitor == Monitor::Val,
         restore_best: opts.restore_best,
     };
-    if opts.sync == SyncMode::Chunk && session.supports_chunks(&chunk_rule) {
-        run.chunked(session, &chunk_rule)
-    } else {
-        run.every(session)
+    match session.max_chunk(&chunk_rule) {
+        Some(max) if opts.sync == SyncMode::Chunk => run.chunked(session, &chunk_rule, max),
+        _ => run.every(session),
     }
 }
 
@@ -235,11 +233,17 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         }
     }
 
-    /// One readback per chunk; the device pauses wherever a rule may fire.
-    fn chunked(mut self, session: &mut dyn Session, chunk_rule: &ChunkRule) -> Result<Outcome> {
+    /// One readback per chunk of at most `max` iterations; the device pauses wherever a rule
+    /// may fire.
+    fn chunked(
+        mut self,
+        session: &mut dyn Session,
+        chunk_rule: &ChunkRule,
+        max: u32,
+    ) -> Result<Outcome> {
         let opts = self.opts;
         let tracking = opts.rule.patience.is_some() || opts.restore_best;
-        let mut k = opts.chunk.unwrap_or(FIRST_CHUNK).clamp(1, MAX_CHUNK);
+        let mut k = opts.chunk.unwrap_or(FIRST_CHUNK).clamp(1, max.max(1));
         let mut adopt = false;
         let mut t = 0u64;
         loop {
@@ -292,7 +296,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 k = if paused {
                     FIRST_CHUNK
                 } else if elapsed - began < CHUNK_SECONDS {
-                    (k * 2).min(MAX_CHUNK)
+                    (k * 2).min(max.max(1))
                 } else {
                     k
                 };

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use wgtrain::backend::Session;
-use wgtrain::backend::gpu::{GpuContext, GpuSession, LOOP_MAX_ELEMENTS};
+use wgtrain::backend::gpu::{GpuContext, GpuSession, KernelPath, LOOP_MAX_ELEMENTS};
 use wgtrain::data::{Dataset, Demo};
 use wgtrain::metrics::{Metric, Metrics};
 use wgtrain::model::Activation;
@@ -20,10 +20,16 @@ fn agree(d: &Dataset, hidden: &[usize], act: Activation, lr: f32, iters: u64) {
     // The paths each context must take, so that no variant silently tests another's.
     let one_pass = hidden.len() == 1 && d.features <= 64 && hidden[0] <= 128;
     let fits_loop = d.features <= 64 && d.rows * (d.features + 1) <= LOOP_MAX_ELEMENTS;
-    let path = agree_on(gpu_context_looped(false), d, hidden, act, lr, iters, 1);
+    let blocked = if hidden.is_empty() {
+        gpu_context_on(KernelPath::Blocked)
+    } else {
+        gpu_context()
+    };
+    let path = agree_on(blocked, d, hidden, act, lr, iters, 1);
     assert!(path.is_none_or(|p| p == (false, one_pass)), "{path:?}");
     if hidden.len() == 1 {
-        let path = agree_on(gpu_context_layered(), d, hidden, act, lr, iters, 1);
+        let layered = gpu_context_on(KernelPath::Layered);
+        let path = agree_on(layered, d, hidden, act, lr, iters, 1);
         assert!(path.is_none_or(|p| p == (false, false)), "{path:?}");
     }
     if hidden.is_empty() {
@@ -93,7 +99,8 @@ fn agree_on(
             .zip(&qc)
             .all(|(g, c)| (g - c).abs() <= 1e-4 + 1e-4 * c.abs())
     );
-    Some((gpu.looped(), gpu.one_pass_mlp()))
+    let p = gpu.path();
+    Some((p == KernelPath::OneWorkgroup, p == KernelPath::OnePassMlp))
 }
 
 #[test]
@@ -265,7 +272,7 @@ fn two_dimensional_grids() {
 }
 
 /// Small logistic regressions run in one workgroup (lr_loop.wgsl) by default; MLPs, big data,
-/// more than 64 features, data cut in segments and `loop_max_elements = 0` do not.
+/// more than 64 features, data cut in segments and a forced blocked path do not.
 #[test]
 fn which_sessions_run_in_one_workgroup() {
     let cases: [(usize, usize, &[usize], bool); 6] = [
@@ -281,14 +288,18 @@ fn which_sessions_run_in_one_workgroup() {
         let d = demo(Demo::Hyperplane, rows, Some(features), 0.0, 1);
         let sp = spec(&d, hidden, Activation::Relu);
         let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)).unwrap();
-        assert_eq!(s.looped(), looped, "{rows} × {features}, hidden {hidden:?}");
+        let one_workgroup = s.path() == KernelPath::OneWorkgroup;
+        assert_eq!(
+            one_workgroup, looped,
+            "{rows} × {features}, hidden {hidden:?}"
+        );
     }
     let d = demo(Demo::Hyperplane, 1000, Some(3), 0.0, 1);
     let sp = spec(&d, &[], Activation::Relu);
-    for ctx in [narrow_binding(4096), gpu_context_looped(false)] {
+    for ctx in [narrow_binding(4096), gpu_context_on(KernelPath::Blocked)] {
         let Some(ctx) = ctx else { return };
         let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.1, 0)).unwrap();
-        assert!(!s.looped());
+        assert!(s.path() != KernelPath::OneWorkgroup);
     }
 }
 
@@ -298,12 +309,13 @@ fn which_sessions_run_in_one_workgroup() {
 /// fits no block, and layered kernels past it, are a clear error.
 #[test]
 fn loop_budget_shrinks_blocks_or_refuses() {
-    let budget = |b: u64| {
-        gpu_context_looped(false).map(|mut c| {
+    let budget_on = |b: u64, path| {
+        gpu_context_on(path).map(|mut c| {
             c.loop_edge_budget = Some(b);
             c
         })
     };
+    let budget = |b: u64| budget_on(b, KernelPath::Blocked);
     let d = demo(Demo::Hyperplane, 1000, Some(100), 0.1, 3);
     let sp = spec(&d, &[], Activation::Relu);
     let Some(ctx) = budget(1000) else { return };
@@ -325,22 +337,18 @@ fn loop_budget_shrinks_blocks_or_refuses() {
         );
     };
     refused(budget(500), &d, &[]);
-    let layered = |b: u64| {
-        budget(b).map(|mut c| {
-            c.mlp_pass = false;
-            c
-        })
-    };
+    let layered = |b: u64| budget_on(b, KernelPath::Layered);
     refused(layered(5000), &demo(Demo::Moons, 300, None, 0.05, 3), &[5]);
     // mlp_pass.wgsl's blocks shrink too: 64 → 128 → 1 takes at most 367 back-edges per
     // 16-row tile, so a budget of 1,600 leaves blocks of 64 rows instead of 512.
     let d = demo(Demo::Hyperplane, 300, Some(64), 0.1, 4);
     let sp = spec(&d, &[128], Activation::Relu);
-    let Some(ctx) = budget(1600) else { return };
+    let one_pass = |b: u64| budget_on(b, KernelPath::OnePassMlp);
+    let Some(ctx) = one_pass(1600) else { return };
     let s = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.5, 1)).unwrap();
     assert_eq!(s.parts(), 5, "blocks of 64 rows");
-    agree_on(budget(1600), &d, &[128], Activation::Relu, 0.5, 3, 1);
-    refused(budget(400), &d, &[128]);
+    agree_on(one_pass(1600), &d, &[128], Activation::Relu, 0.5, 3, 1);
+    refused(one_pass(400), &d, &[128]);
 }
 
 /// Whole runs stop at the same iteration on both backends.
@@ -373,10 +381,10 @@ fn narrow_binding(bytes: u64) -> Option<GpuContext> {
     }
 }
 
-/// As [`narrow_binding`], with MLPs on the layered kernels (`mlp_pass: false`).
-fn narrow_layered(bytes: u64) -> Option<GpuContext> {
+/// As [`narrow_binding`], on `path`.
+fn narrow_on(bytes: u64, path: KernelPath) -> Option<GpuContext> {
     narrow_binding(bytes).map(|mut c| {
-        c.mlp_pass = false;
+        c.force_path = Some(path);
         c
     })
 }
@@ -419,7 +427,8 @@ fn data_beyond_a_storage_binding_trains_logistic() {
 /// its layers' outputs) and 1,000 rows on mlp_pass.wgsl (X and z alone).
 #[test]
 fn data_beyond_a_storage_binding_trains_mlp() {
-    for (ctx, rows) in [(narrow_layered(4096), 300), (narrow_binding(4096), 1000)] {
+    let layered = narrow_on(4096, KernelPath::Layered);
+    for (ctx, rows) in [(layered, 300), (narrow_binding(4096), 1000)] {
         agree_on(
             ctx,
             &demo(Demo::Moons, rows, None, 0.05, 3),
@@ -436,7 +445,8 @@ fn data_beyond_a_storage_binding_trains_mlp() {
 /// rows) is bit-identical to one that is not.
 #[test]
 fn segments_do_not_change_a_bit() {
-    let (Some(narrow), Some(whole)) = (narrow_binding(4096), gpu_context_looped(false)) else {
+    let (Some(narrow), Some(whole)) = (narrow_binding(4096), gpu_context_on(KernelPath::Blocked))
+    else {
         return;
     };
     let d = demo(Demo::Hyperplane, 1000, Some(3), 0.05, 2);
@@ -489,18 +499,17 @@ fn rows_wider_than_a_storage_binding_are_a_clear_error() {
 /// asked for, capped at the 51 entries the small binding's history holds).
 #[test]
 fn chunks_over_segments_match_every() {
-    chunks_over_segments(300, false);
-    chunks_over_segments(1000, true);
+    chunks_over_segments(300, KernelPath::Layered);
+    chunks_over_segments(1000, KernelPath::OnePassMlp);
 }
 
-fn chunks_over_segments(rows: usize, mlp_pass: bool) {
+fn chunks_over_segments(rows: usize, path: KernelPath) {
     use wgtrain::train::{SyncMode, TrainOptions};
     let d = demo(Demo::Moons, rows, None, 0.05, 3);
     let sp = spec(&d, &[5], Activation::Tanh);
     let cfg = config(&sp, 0.5, 5);
     let run = |sync| {
-        let mut ctx = narrow_binding(4096)?;
-        ctx.mlp_pass = mlp_pass;
+        let ctx = narrow_on(4096, path)?;
         let mut s = GpuSession::new(ctx, &d, None, &sp, &cfg).unwrap();
         assert_eq!(s.segments(), 3);
         let opts = TrainOptions {
@@ -521,4 +530,46 @@ fn chunks_over_segments(rows: usize, mlp_pass: bool) {
     };
     assert!(every.0 > 51, "the case must outlast one chunk: {every:?}");
     assert_eq!(every, chunk);
+}
+
+/// Forward-only inference (`forward_logits`) gives the CPU reference's logits: one row, rows
+/// not a multiple of the workgroup, wide and tall data, logistic regression and one or two
+/// hidden layers, and rows cut in segments by a small storage binding.
+#[test]
+fn forward_logits_match_the_reference() {
+    use wgtrain::backend::cpu::reference;
+    use wgtrain::backend::gpu::forward_logits;
+    let cases: [(usize, usize, &[usize], Activation); 7] = [
+        (1, 3, &[], Activation::Relu),
+        (1, 2, &[5], Activation::Tanh),
+        (1001, 7, &[], Activation::Relu),
+        (1001, 4, &[9], Activation::Sigmoid),
+        (5, 300, &[4], Activation::Relu),
+        (70, 300, &[], Activation::Relu),
+        (3001, 3, &[9, 6], Activation::Tanh),
+    ];
+    for (rows, features, hidden, act) in cases {
+        let d = demo(Demo::Hyperplane, rows, Some(features), 0.1, rows as u64);
+        let sp = spec(&d, hidden, act);
+        let params = sp.init_params(3);
+        let (_, _, want) = reference::evaluate(&d.x, &d.y, &params, &sp.layout(), act);
+        let what = format!("{rows} × {features}, hidden {hidden:?}");
+        for ctx in [gpu_context(), narrow_binding(16 << 10)] {
+            let Some(ctx) = ctx else { return };
+            let got = forward_logits(&ctx, &sp, &params, &d).unwrap();
+            assert_eq!(got.len(), rows, "{what}");
+            for (r, (g, c)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - c).abs() <= 1e-4 + 1e-4 * c.abs(),
+                    "{what}: row {r}'s logit: gpu {g} cpu {c}"
+                );
+            }
+        }
+    }
+    // Weights that do not match the model are an error, not a panic.
+    let Some(ctx) = gpu_context() else { return };
+    let d = demo(Demo::Hyperplane, 10, Some(3), 0.1, 1);
+    let sp = spec(&d, &[4], Activation::Relu);
+    let err = forward_logits(&ctx, &sp, &[0.0; 3], &d).unwrap_err();
+    assert!(matches!(err, wgtrain::Error::Config(_)), "{err:?}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use wgtrain::backend::gpu::GpuSession;
+use wgtrain::backend::gpu::{GpuSession, KernelPath};
 use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::Dataset;
 use wgtrain::metrics::{Metric, Metrics};
@@ -253,11 +253,11 @@ fn validation_metrics_agree_per_iteration() {
 
 fn validation_metrics_agree(hidden: &[usize]) {
     let c = case(36, hidden, 1.0);
-    let Some(ctx) = gpu_context_looped(true) else {
+    let Some(ctx) = gpu_context() else {
         return;
     };
     let mut g = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
-    assert_eq!(g.looped(), hidden.is_empty());
+    assert_eq!(g.path() == KernelPath::OneWorkgroup, hidden.is_empty());
     let mut p = session_val(Kind::Cpu, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
     for t in 0..20 {
         let (eg, ep) = (g.evaluate().unwrap(), p.evaluate().unwrap());

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use wgtrain::backend::SessionConfig;
-use wgtrain::backend::gpu::GpuSession;
+use wgtrain::backend::gpu::{GpuSession, KernelPath};
 use wgtrain::data::Dataset;
 use wgtrain::metrics::Metric;
 use wgtrain::model::{Activation, ModelSpec};
@@ -36,13 +36,12 @@ fn same_in_every_mode(name: &str, c: &Case, opts: TrainOptions) {
     same_on_path(name, c, opts, None);
 }
 
-/// As [`same_in_every_mode`], on the one-workgroup logistic-regression kernel (`looped`) or
-/// the blocked kernels where `looped` is given; returns the stop.
+/// As [`same_in_every_mode`], on `path` where it is given; returns the stop.
 fn same_on_path(
     name: &str,
     c: &Case,
     opts: TrainOptions,
-    looped: Option<bool>,
+    path: Option<KernelPath>,
 ) -> Option<StopInfo> {
     let run = |sync, chunk| {
         let o = TrainOptions {
@@ -50,13 +49,13 @@ fn same_on_path(
             chunk,
             ..opts.clone()
         };
-        let Some(looped) = looped else {
+        let Some(path) = path else {
             let mut s = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?;
             return Some(train_with(s.as_mut(), &o));
         };
-        let ctx = gpu_context_looped(looped)?;
+        let ctx = gpu_context_on(path)?;
         let mut s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
-        assert_eq!(s.looped(), looped, "{name}: the path");
+        assert_eq!(s.path(), path, "{name}: the path");
         Some(train_with(&mut s, &o))
     };
     let (every, log_every) = run(SyncMode::Every, None)?;
@@ -290,9 +289,9 @@ fn logistic_every_rule_on_both_paths() {
         ),
     ];
     for (name, case, opts, reason) in runs {
-        for looped in [true, false] {
-            let what = format!("{name}, looped {looped}");
-            let Some(stop) = same_on_path(&what, case, opts.clone(), Some(looped)) else {
+        for path in [KernelPath::OneWorkgroup, KernelPath::Blocked] {
+            let what = format!("{name}, {}", path.name());
+            let Some(stop) = same_on_path(&what, case, opts.clone(), Some(path)) else {
                 return;
             };
             assert_eq!(stop.reason, reason, "{what}: {stop:?}");
@@ -320,7 +319,8 @@ fn long_chunks_of_a_larger_logistic_regression() {
         max_iter: 1100,
         ..Default::default()
     };
-    let stop = same_on_path("1,001 × 16", &c, crate::val(rule), Some(true));
+    let path = Some(KernelPath::OneWorkgroup);
+    let stop = same_on_path("1,001 × 16", &c, crate::val(rule), path);
     if let Some(stop) = stop {
         assert_eq!((stop.reason, stop.stopped_at), (StopReason::MaxIter, 1100));
     }
@@ -332,12 +332,13 @@ fn long_chunks_of_a_larger_logistic_regression() {
 fn logits_after_a_chunk() {
     use wgtrain::backend::{ChunkRule, ChunkStart, Session};
     let c = case(43, &[], Activation::Relu, 0.5);
-    let (Some(a), Some(b)) = (gpu_context_looped(true), gpu_context_looped(true)) else {
+    let on = || gpu_context_on(KernelPath::OneWorkgroup);
+    let (Some(a), Some(b)) = (on(), on()) else {
         return;
     };
     let mut chunked = GpuSession::new(a, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
     let mut every = GpuSession::new(b, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
-    assert!(chunked.looped());
+    assert_eq!(chunked.path(), KernelPath::OneWorkgroup);
     let rule = ChunkRule {
         rule: StopRule {
             max_iter: 20,

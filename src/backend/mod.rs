@@ -11,6 +11,9 @@ use crate::metrics::Counts;
 use crate::model::ModelSpec;
 use crate::stop::StopRule;
 
+/// The chunk protocol's limit: the most iterations one `run_chunk` runs (and `--chunk` takes).
+pub const MAX_CHUNK: u32 = 1024;
+
 /// Which backend to train on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
@@ -124,9 +127,10 @@ pub trait Session {
     /// row order; the probability is 1 / (1 + exp(−z))). Call it after `evaluate`, before
     /// `update`.
     fn logits(&mut self) -> Result<Vec<f32>>;
-    /// Whether `run_chunk` works here (a GPU; the CPU has no round trip to save).
-    fn supports_chunks(&self, _rule: &ChunkRule) -> bool {
-        false
+    /// The most iterations `run_chunk` runs at once under `rule` (at most [`MAX_CHUNK`]), or
+    /// `None` where it runs none (the CPU has no round trip to save).
+    fn max_chunk(&self, _rule: &ChunkRule) -> Option<u32> {
+        None
     }
     /// Runs up to `k` iterations from `start.t` (recording the pending update first) with the
     /// stop rules judged on the device, which pauses at any iteration where a rule may fire.

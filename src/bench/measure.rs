@@ -4,6 +4,7 @@
 
 use super::report::{BenchReport, ConfigResult, Speedup, Stats};
 use super::spec::{BenchBackend, BenchConfig, BenchSpec, GpuKernels};
+use crate::backend::gpu::KernelPath;
 use crate::backend::{self, AdapterDesc, BackendChoice, SessionConfig};
 use crate::data::{self, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
@@ -37,33 +38,18 @@ fn gpu_session_with(
             k.name()
         )));
     }
+    let path = match k {
+        GpuKernels::Auto => None,
+        GpuKernels::Blocked => Some(KernelPath::Blocked),
+        GpuKernels::OneWorkgroup => Some(KernelPath::OneWorkgroup),
+        GpuKernels::Layered => Some(KernelPath::Layered),
+        GpuKernels::OnePass => Some(KernelPath::OnePassMlp),
+    };
     let mut ctx = backend::gpu::GpuContext::open(spec.adapter.as_deref())?;
-    if k == GpuKernels::Blocked {
-        ctx.loop_max_elements = 0;
-    }
-    ctx.mlp_pass = k == GpuKernels::OnePass;
+    ctx.force_path = path;
+    backend::gpu::kernel_path(&ctx, data, None, model)
+        .map_err(|e| Error::Config(format!("--gpu-kernels {}: {e}", k.name())))?;
     let s = backend::gpu::GpuSession::new(ctx, data, None, model, cfg)?;
-    if k == GpuKernels::OneWorkgroup && !s.looped() {
-        return Err(Error::Config(format!(
-            "--gpu-kernels one-workgroup: {} rows × {} features do not fit one workgroup (at \
-             most 64 features and {} elements)",
-            data.rows,
-            data.features,
-            backend::gpu::LOOP_MAX_ELEMENTS
-        )));
-    }
-    if k == GpuKernels::OnePass && !s.one_pass_mlp() {
-        return Err(Error::Config(format!(
-            "--gpu-kernels one-pass: the MLP {} does not fit mlp_pass.wgsl (one hidden layer of \
-             at most 128 units over at most 64 features)",
-            model
-                .layers
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join("→")
-        )));
-    }
     Ok(s)
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::backend;
-use crate::backend::gpu::MAX_CHUNK;
+use crate::backend::MAX_CHUNK;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelSpec};

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use wgtrain::backend::cpu::CpuSession;
-use wgtrain::backend::gpu::{GpuContext, GpuSession};
+use wgtrain::backend::gpu::{GpuContext, GpuSession, KernelPath};
 use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
 use wgtrain::metrics::{Metric, Metrics};
@@ -43,31 +43,20 @@ pub fn gpu_context() -> Option<GpuContext> {
     }
 }
 
-/// A GPU context whose logistic regressions on small data take the one-workgroup kernel
-/// (`looped`, the default) or the blocked kernels of big data.
-pub fn gpu_context_looped(looped: bool) -> Option<GpuContext> {
+/// A GPU context whose sessions must take `path` (a session where it does not apply or fit
+/// fails).
+pub fn gpu_context_on(path: KernelPath) -> Option<GpuContext> {
     let mut ctx = gpu_context()?;
-    ctx.loop_max_elements = if looped {
-        wgtrain::backend::gpu::LOOP_MAX_ELEMENTS
-    } else {
-        0
-    };
+    ctx.force_path = Some(path);
     Some(ctx)
 }
 
 /// A GPU context whose small logistic regressions take the one-workgroup kernel with `wg`
-/// invocations (64 on real GPUs, 8 on CPU adapters by default).
+/// invocations (64 on real GPUs, 8 on CPU adapters by default); other sessions take the
+/// planner's path.
 pub fn gpu_context_loop_workgroup(wg: u32) -> Option<GpuContext> {
-    let mut ctx = gpu_context_looped(true)?;
-    ctx.loop_workgroup = wg;
-    Some(ctx)
-}
-
-/// A GPU context whose one-hidden-layer MLPs take the layered kernels (`mlp_pass: false`)
-/// instead of `mlp_pass.wgsl`.
-pub fn gpu_context_layered() -> Option<GpuContext> {
     let mut ctx = gpu_context()?;
-    ctx.mlp_pass = false;
+    ctx.loop_workgroup = wg;
     Some(ctx)
 }
 

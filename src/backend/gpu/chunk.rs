@@ -1,0 +1,324 @@
+//! The chunk protocol with the device stop rule: its pipelines and buffers, a chunk of
+//! iterations judged on the device (`run_chunk`), and the harness that runs the rule alone.
+
+use std::mem::size_of;
+
+use bytemuck::Zeroable;
+use wgpu::util::DeviceExt;
+
+use super::device::GpuContext;
+use super::kernels::*;
+use super::plan::binding_bytes;
+use super::session::GpuSession;
+use crate::backend::{ChunkEntry, ChunkRule, ChunkStart, Evaluation, MAX_CHUNK};
+use crate::error::{Error, Result};
+
+/// A chunk of `lr_loop.wgsl`: one dispatch whose uniform is written per chunk.
+pub(super) struct LoopChunk {
+    /// Variant s reads the weights from params[s] (src) and alternates with params[1 − s].
+    pub groups: [wgpu::BindGroup; 2],
+    /// An evaluation of params[s] that keeps z, which training skips, for `logits()`.
+    pub logits: [wgpu::BindGroup; 2],
+    pub cfg: wgpu::Buffer,
+    /// The uniform as a chunk without a pending update.
+    pub chunk_cfg: Loop,
+    /// The most iterations per dispatch (bounded where the driver bounds loops).
+    pub max_k: u32,
+}
+
+/// What `run_chunk` needs besides the training dispatches.
+pub(super) struct ChunkKit {
+    stop: wgpu::ComputePipeline,
+    stop_group: wgpu::BindGroup,
+    copy: wgpu::ComputePipeline,
+    /// Variant k copies params[k] to the best weights.
+    copy_groups: [wgpu::BindGroup; 2],
+    pub rule: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+    pub history: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// Most iterations one chunk's history holds.
+    capacity: u32,
+    /// The device state as last read back.
+    last_state: State,
+}
+
+/// The device stop rule's pipelines and buffers, over the session's result, weights and
+/// dispatch sizes.
+pub(super) fn chunk_kit(
+    ctx: &GpuContext,
+    result: &wgpu::Buffer,
+    params: &[wgpu::Buffer; 2],
+    best: &wgpu::Buffer,
+    args: &wgpu::Buffer,
+) -> Result<ChunkKit> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let stop = ctx.pipeline(Kernel::StopRule);
+    let copy = ctx.pipeline(Kernel::CopyParams);
+    let rule = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("stop rule"),
+        size: size_of::<Rule>() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let state = ctx.storage_of("stop state", &[State::zeroed()]);
+    // MAX_CHUNK entries, or as many as one storage binding holds.
+    let capacity = (MAX_CHUNK as usize)
+        .min(binding_bytes(ctx) as usize / size_of::<Entry>())
+        .max(1);
+    let history_bytes = (size_of::<Entry>() * capacity) as u64;
+    let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("history"),
+        size: history_bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = ctx.readback("chunk staging", size_of::<State>() as u64 + history_bytes);
+    let stop_group = ctx.bind_group(&stop, &[result, &state, &history, args, &rule]);
+    let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&params[k], best]));
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("setting up the device stop rule: {e}")));
+    }
+    Ok(ChunkKit {
+        stop,
+        stop_group,
+        copy,
+        copy_groups,
+        rule,
+        state,
+        history,
+        staging,
+        capacity: capacity as u32,
+        last_state: State::zeroed(),
+    })
+}
+
+/// The state and the first `n` history entries from a chunk's readback.
+fn decode_chunk(bytes: &[u8], n: usize) -> (State, Vec<Entry>) {
+    let (state, history) = bytes.split_at(size_of::<State>());
+    let entries: Vec<Entry> = bytemuck::pod_collect_to_vec(history);
+    (
+        bytemuck::pod_read_unaligned(state),
+        entries.into_iter().take(n).collect(),
+    )
+}
+
+impl GpuSession {
+    /// Workgroups of the best-weights copy (copy_params.wgsl).
+    fn copy_groups(&self) -> u64 {
+        (self.param_bytes / 4).div_ceil(WORKGROUP as u64)
+    }
+
+    /// The most iterations one chunk runs under `r`, or `None` where the rule's bounds or
+    /// the best-weights copy do not fit the device's words and grids.
+    pub(super) fn chunk_capacity(&self, r: &ChunkRule) -> Option<u32> {
+        let fits = r.rule.max_iter < u64::from(u32::MAX)
+            && r.rule.eval_every <= u64::from(u32::MAX)
+            && self.copy_groups()
+                <= u64::from(self.ctx.limits.max_compute_workgroups_per_dimension);
+        let max_k = self.looped.as_ref().map_or(u32::MAX, |l| l.max_k);
+        fits.then(|| self.chunks.capacity.min(max_k))
+    }
+
+    /// [`crate::backend::Session::run_chunk`].
+    pub(super) fn chunk(
+        &mut self,
+        r: &ChunkRule,
+        start: &ChunkStart,
+        k: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let Some(capacity) = self.chunk_capacity(r) else {
+            return Err(Error::Config(
+                "this run cannot be chunked; use --sync every".into(),
+            ));
+        };
+        let k = k.clamp(1, capacity);
+        let n_args = self.live_args.len() - 1;
+        let copy_groups = if r.restore_best {
+            self.copy_groups() as u32
+        } else {
+            0
+        };
+        let rule = Rule::new(r, self.has_val, n_args as u32, copy_groups);
+        let kit = &self.chunks;
+        let mut st = kit.last_state;
+        if start.adopt_candidate {
+            st.best = st.cand;
+            st.best_a = st.cand_a;
+            st.best_b = st.cand_b;
+        }
+        st.t = start.t as u32;
+        st.slot = 0;
+        st.paused = 0;
+        st.has_best = start.has_best as u32;
+        st.wait = start.wait.min(u64::from(u32::MAX)) as u32;
+        let q = &self.ctx.queue;
+        q.write_buffer(&kit.rule, 0, bytemuck::bytes_of(&rule));
+        q.write_buffer(&kit.state, 0, bytemuck::bytes_of(&st));
+        q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
+
+        // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
+        let (enc, base, shift) = if let Some(lc) = &self.looped {
+            // lr_loop.wgsl applies a pending update itself, before the first evaluation.
+            let shift = usize::from(self.pending);
+            let base = self.cur ^ shift;
+            let cfg = Loop {
+                iters: k,
+                update_first: shift as u32,
+                ..lc.chunk_cfg
+            };
+            q.write_buffer(&lc.cfg, 0, bytemuck::bytes_of(&cfg));
+            self.pending = false;
+            let mut enc = self.encoder();
+            if let Some(lc) = &self.looped {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.pipelines[Kernel::LrLoop as usize]);
+                pass.set_bind_group(0, &lc.groups[base], &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+            (enc, base, shift)
+        } else {
+            (self.record_chunk(r, k, n_args), self.cur, 0)
+        };
+        // The chunk may zero dispatch sizes, whatever happens below.
+        self.args_stale = true;
+        let kit = &self.chunks;
+        let state_bytes = size_of::<State>() as u64;
+        let history_bytes = (size_of::<Entry>() * k as usize) as u64;
+        let bytes = self.ctx.read_parts(
+            enc,
+            &[(&kit.state, state_bytes), (&kit.history, history_bytes)],
+            &kit.staging,
+        )?;
+        let (state, history) = decode_chunk(&bytes, k as usize);
+        let ran = state.slot as usize;
+        if ran == 0 || ran > k as usize {
+            return Err(Error::Gpu(format!(
+                "the device stop rule ran {ran} of {k} iterations"
+            )));
+        }
+        let entries = history
+            .iter()
+            .take(ran)
+            .map(|e| ChunkEntry {
+                t: u64::from(e.t),
+                eval: self.decode(&e.result),
+                checked: e.checked(),
+                improved: e.improved(),
+                paused: e.paused(),
+            })
+            .collect();
+        self.chunks.last_state = state;
+        self.cur = base ^ ((ran - 1 + shift) & 1);
+        self.pending = false;
+        self.evaluated = true;
+        Ok(entries)
+    }
+
+    /// The blocked and layered paths' chunk of `k` iterations: per iteration the update (from
+    /// the second on), the evaluation, the stop rule and the indirect best-weights copy;
+    /// iteration i has its weights in params[cur ^ (i & 1)].
+    fn record_chunk(&mut self, r: &ChunkRule, k: u32, n_args: usize) -> wgpu::CommandEncoder {
+        let mut enc = self.encoder();
+        let kit = &self.chunks;
+        let cur0 = self.cur;
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for i in 0..k as usize {
+                let c = cur0 ^ (i & 1);
+                if i > 0 {
+                    for d in &self.backward {
+                        self.record(&mut pass, d, c);
+                    }
+                }
+                for d in &self.forward {
+                    self.record(&mut pass, d, c);
+                }
+                pass.set_pipeline(&kit.stop);
+                pass.set_bind_group(0, &kit.stop_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                if r.restore_best {
+                    pass.set_pipeline(&kit.copy);
+                    pass.set_bind_group(0, &kit.copy_groups[c], &[]);
+                    pass.dispatch_workgroups_indirect(&self.args, args_offset(n_args));
+                }
+            }
+        }
+        enc
+    }
+}
+
+/// The byte offset of indirect dispatch `i`'s sizes in the session's `args`.
+pub(super) fn args_offset(i: usize) -> u64 {
+    (size_of::<DispatchArgs>() * i) as u64
+}
+
+/// Runs `stop_rule.wgsl` alone over a sequence of evaluations, as one chunk from t = 0 with a
+/// fresh state, and returns the entries up to where it paused: the harness that holds the
+/// device rule to the host engine (src/stop.rs) on the same metric sequences.
+pub fn device_rule_trace(
+    ctx: &GpuContext,
+    r: &ChunkRule,
+    has_val: bool,
+    seq: &[Evaluation],
+) -> Result<Vec<ChunkEntry>> {
+    let n = seq.len().clamp(1, MAX_CHUNK as usize);
+    let mut evals = vec![Reduction::zeroed(); n];
+    for (red, e) in evals.iter_mut().zip(seq) {
+        red.train = SetStats::from_counts(&e.train);
+        if let Some(v) = &e.val {
+            red.val = SetStats::from_counts(v);
+        }
+    }
+    let dev = &ctx.device;
+    let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+    let results = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("sequence"),
+        contents: bytemuck::cast_slice(&evals),
+        usage: wgpu::BufferUsages::COPY_SRC,
+    });
+    let result = ctx.storage_of("result", &[Reduction::zeroed()]);
+    let state = ctx.storage_of("stop state", &[State::zeroed()]);
+    let history = ctx.storage_of("history", &vec![Entry::zeroed(); n]);
+    let args = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("args"),
+        contents: bytemuck::bytes_of(&DispatchArgs { x: 0, y: 1, z: 1 }),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let rule = ctx.uniform("stop rule", &Rule::new(r, has_val, 0, 1));
+    let stop = ctx.pipeline(Kernel::StopRule);
+    let group = ctx.bind_group(&stop, &[&result, &state, &history, &args, &rule]);
+    let mut enc = dev.create_command_encoder(&Default::default());
+    let step_bytes = size_of::<Reduction>() as u64;
+    for i in 0..n as u64 {
+        enc.copy_buffer_to_buffer(&results, i * step_bytes, &result, 0, step_bytes);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&stop);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    let state_bytes = size_of::<State>() as u64;
+    let history_bytes = (size_of::<Entry>() * n) as u64;
+    let staging = ctx.readback("trace staging", state_bytes + history_bytes);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("setting up the stop rule trace: {e}")));
+    }
+    let bytes = ctx.read_parts(
+        enc,
+        &[(&state, state_bytes), (&history, history_bytes)],
+        &staging,
+    )?;
+    let (state, history) = decode_chunk(&bytes, n);
+    Ok(history
+        .iter()
+        .take(state.slot as usize)
+        .zip(seq)
+        .map(|(e, ev)| ChunkEntry {
+            t: u64::from(e.t),
+            eval: *ev,
+            checked: e.checked(),
+            improved: e.improved(),
+            paused: e.paused(),
+        })
+        .collect())
+}

@@ -1,0 +1,711 @@
+//! Planning, from the shapes and the adapter's limits alone: which [`KernelPath`] a session
+//! takes, how its rows are cut to fit the storage bindings and the driver's loop budget, and
+//! the checks that name what is too big before anything is allocated.
+
+use super::device::GpuContext;
+use super::kernels::*;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::memory;
+use crate::model::{LayerLayout, ModelSpec};
+
+/// The kernels a session runs an iteration with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// Logistic regression on small data, whole iterations in one workgroup
+    /// (`lr_loop.wgsl`): a chunk is one dispatch.
+    OneWorkgroup,
+    /// Logistic regression in blocks of rows (lr_pass, reduce_stats, reduce_update).
+    Blocked,
+    /// An MLP with one hidden layer within `mlp_pass.wgsl`'s limits: one pass over X per
+    /// iteration (mlp_pass, reduce_stats, reduce_update).
+    OnePassMlp,
+    /// Any MLP: a dispatch per layer and direction (dense_forward, loss_metrics, dense_grad,
+    /// dense_backprop), then reduce_stats and reduce_update.
+    Layered,
+}
+
+impl KernelPath {
+    /// The name `wgtrain bench --gpu-kernels` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::OneWorkgroup => "one-workgroup",
+            KernelPath::Blocked => "blocked",
+            KernelPath::OnePassMlp => "one-pass",
+            KernelPath::Layered => "layered",
+        }
+    }
+
+    /// Whether it runs logistic regression (else MLPs).
+    pub fn logistic(self) -> bool {
+        matches!(self, KernelPath::OneWorkgroup | KernelPath::Blocked)
+    }
+}
+
+/// Logistic regression whose data has at most this many elements, (training rows + validation
+/// rows) × (features + 1), may run whole iterations in one workgroup (`lr_loop.wgsl`): a chunk
+/// is one dispatch instead of four per iteration. Beyond it one workgroup would be slower than
+/// the dispatches it saves.
+pub const LOOP_MAX_ELEMENTS: usize = 1 << 16;
+/// `lr_loop.wgsl`'s invocations on CPU adapters: llvmpipe runs a workgroup on one thread, eight
+/// invocations per AVX2 vector, so more invocations only add partial sums and barrier switches.
+pub(super) const CPU_LOOP_WORKGROUP: u32 = 8;
+/// Storage buffers `lr_loop.wgsl` binds.
+const LOOP_STORAGE_BUFFERS: u32 = 12;
+/// llvmpipe (lavapipe) silently ends every loop of a shader invocation once its loops have
+/// taken 65,535 back-edges in all. On CPU adapters an `lr_loop.wgsl` dispatch is kept under
+/// this many (see [`loop_edges`]).
+pub(super) const CPU_LOOP_BUDGET: u64 = 60_000;
+/// Words of loss and counts per part in `partials`: Σ loss, TP, FP, FN, TN.
+pub(super) const STAT_WORDS: usize = 5;
+/// Rows per part of `dense_grad.wgsl`, where a segment holds that many.
+const GRAD_CHUNK: usize = 1024;
+
+/// How one set of rows is cut for the device. Rows go in segments of `seg_rows`, each
+/// segment's buffers within one storage binding; the gradient (and, for lr_pass.wgsl, the
+/// stats) are summed per part of `block` rows, and `seg_rows` is a multiple of `block`, so the
+/// segments do not change those sums. (The layered kernels' loss is summed per segment.)
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Cut {
+    pub seg_rows: usize,
+    pub block: usize,
+}
+
+impl Cut {
+    /// The fused logistic-regression pass: X [rows, f] and z [rows] share a segment's buffer.
+    fn fused(ctx: &GpuContext, what: &str, data: &Dataset) -> Result<Cut> {
+        // Blocks of 256 rows, larger for big data so the parts stay few for the update.
+        let want = 256 * data.rows.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
+        let f = data.features;
+        Cut::one_pass(ctx, what, data, want, WORKGROUP, |b| lr_pass_edges(b, f))
+    }
+
+    /// `mlp_pass.wgsl`: X [rows, f] and z [rows] share a segment's buffer; blocks of
+    /// [`MLP_BLOCK`] rows, larger where `max_parts` parts would not cover the rows, smaller
+    /// where the driver's loop budget needs it.
+    fn mlp(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        h: usize,
+        max_parts: usize,
+    ) -> Result<Cut> {
+        let (n, f) = (data.rows, data.features);
+        let want = MLP_BLOCK.max(n.div_ceil(max_parts.max(1)).next_multiple_of(MLP_TILE));
+        let edges = |b| mlp_pass_edges(b, f, h);
+        let cut = Cut::one_pass(ctx, what, data, want, MLP_TILE, edges)?;
+        if n.div_ceil(cut.block) > max_parts.max(1) {
+            return Err(too_large(ctx, what, data, 4 * cut.block * (f + 1)));
+        }
+        Ok(cut)
+    }
+
+    /// A one-pass kernel's cut, X [rows, f] and z [rows] in a segment's buffer: blocks of
+    /// `want` rows, at most what one binding holds, shrunk in steps of `step` while one
+    /// invocation's back-edges (`edges` of the block) exceed the driver's loop budget.
+    fn one_pass(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        want: usize,
+        step: usize,
+        edges: impl Fn(usize) -> u64,
+    ) -> Result<Cut> {
+        let row_words = data.features + 1;
+        let cap = binding_words(ctx) / row_words;
+        if cap < step {
+            return Err(too_large(ctx, what, data, 4 * step * row_words));
+        }
+        let mut block = want.min(cap / step * step);
+        if let Some(budget) = ctx.loop_edge_budget {
+            while block > step && edges(block) > budget {
+                block -= step;
+            }
+            if edges(block) > budget {
+                return Err(loop_limit(ctx, what, data));
+            }
+        }
+        Ok(Cut {
+            seg_rows: cap / block * block,
+            block,
+        })
+    }
+
+    /// The layered kernels: a segment's features and every layer's output in one buffer.
+    /// Parts of GRAD_CHUNK rows, or more where `max_parts` parts of the partial sums would not
+    /// cover the rows.
+    fn layered(
+        ctx: &GpuContext,
+        what: &str,
+        data: &Dataset,
+        layout: &[LayerLayout],
+        max_parts: usize,
+    ) -> Result<Cut> {
+        let row_words = data.features + layout.iter().map(|l| l.outputs).sum::<usize>();
+        Cut::layered_rows(data.rows, row_words, binding_words(ctx), max_parts).ok_or_else(|| {
+            Error::TooLarge(format!(
+                "{what}: one row's {} features and {} activations need a {} buffer; the \
+                 adapter {} binds at most {} per buffer; use a smaller --hidden or --backend cpu",
+                memory::fmt_count(data.features as u64),
+                memory::fmt_count((row_words - data.features) as u64),
+                memory::size_text(memory::f32_bytes(row_words as u64)),
+                ctx.adapter.name,
+                memory::fmt_bytes(binding_bytes(ctx))
+            ))
+        })
+    }
+
+    /// [`Cut::layered`] for `rows` of `row_words` each and bindings of `binding` words;
+    /// `None` where not one row fits.
+    pub(super) fn layered_rows(
+        rows: usize,
+        row_words: usize,
+        binding: usize,
+        max_parts: usize,
+    ) -> Option<Cut> {
+        let cap = binding / row_words;
+        if cap == 0 {
+            return None;
+        }
+        let block = cap.min(GRAD_CHUNK.max(rows.div_ceil(max_parts.max(1))));
+        Some(Cut {
+            seg_rows: cap / block * block,
+            block,
+        })
+    }
+
+    pub(super) fn parts(&self, rows: usize) -> usize {
+        rows.div_ceil(self.block)
+    }
+
+    /// (first row, rows) of each segment.
+    pub(super) fn segments(&self, rows: usize) -> impl Iterator<Item = (usize, usize)> {
+        let s = self.seg_rows;
+        (0..rows.div_ceil(s)).map(move |i| (i * s, s.min(rows - i * s)))
+    }
+}
+
+/// At most how many loop back-edges one invocation of `lr_pass.wgsl` takes, for blocks of
+/// `block` rows of `f` features: per four rows one loop over the features (each step with a
+/// loop over the four), per group of four features one loop over the block's rows (each step
+/// with a loop over the four), and invocation 0's WORKGROUP partials.
+fn lr_pass_edges(block: usize, f: usize) -> u64 {
+    let (b, f, wg) = (block as u64, f as u64, WORKGROUP as u64);
+    b.div_ceil(4 * wg) * (5 * f + 5) + (f + 1).div_ceil(4 * wg) * (5 * b + 5) + wg
+}
+
+/// Rows per block of `mlp_pass.wgsl` by default.
+const MLP_BLOCK: usize = 512;
+
+/// Whether `mlp_pass.wgsl` takes this model: one hidden layer within its limits.
+fn mlp_fits(layout: &[LayerLayout]) -> bool {
+    layout.len() == 2 && layout[0].inputs <= MLP_MAX_F && layout[0].outputs <= MLP_MAX_H
+}
+
+/// At most how many loop back-edges one invocation of `mlp_pass.wgsl` takes for blocks of
+/// `block` rows, counting every loop as not unrolled and its exit as one more step each time
+/// it runs (as llvmpipe does): per tile of 16 rows the loads, its hidden units' loop over the
+/// inputs (and two over four units), the logit's loop over the hidden units, three loops over
+/// the tile, the δ elements, and the first layer's gradient block (per row of the tile a loop
+/// over its four units); then the block's 4 × 8 writes and the 16 partials once.
+fn mlp_pass_edges(block: usize, f: usize, h: usize) -> u64 {
+    let (s, wg) = (MLP_TILE as u64, MLP_WORKGROUP as u64);
+    let (f, h) = (f as u64, h as u64);
+    let per_tile = ((s * f).div_ceil(wg) + 1)
+        + (f + 11)
+        + (h + 1)
+        + 3 * (s + 1)
+        + ((s * h).div_ceil(wg) + 1)
+        + (6 * s + 1)
+        + 1;
+    (block as u64).div_ceil(s) * per_tile + 41 + (s + 1) + 1
+}
+
+/// At most how many loop back-edges one invocation of the layered kernels takes:
+/// `dense_forward` (per input 9), `dense_grad` (per row of a part 9), `dense_backprop` (per
+/// output 1) and `loss_metrics` (per LOSS_WORKGROUP rows of a segment 1).
+fn layered_edges(layout: &[LayerLayout], cut: Cut) -> u64 {
+    let widest = layout
+        .iter()
+        .map(|l| l.inputs.max(l.outputs))
+        .max()
+        .unwrap_or(0);
+    (9 * widest.max(cut.block) + cut.seg_rows / LOSS_WORKGROUP + 64) as u64
+}
+
+/// The error for data whose kernels would run past the driver's loop limit.
+fn loop_limit(ctx: &GpuContext, what: &str, data: &Dataset) -> Error {
+    Error::TooLarge(format!(
+        "{what}: {} rows × {} features need longer shader loops than {} runs (llvmpipe stops \
+         every loop of an invocation after 65,535 steps, silently); use --backend cpu",
+        data.rows, data.features, ctx.adapter.name
+    ))
+}
+
+/// The most 32-bit words one storage binding may hold.
+pub(super) fn binding_words(ctx: &GpuContext) -> usize {
+    let bytes = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    // Kernels index in u32 words.
+    usize::try_from(bytes / 4).map_or(u32::MAX as usize, |w| w.min(u32::MAX as usize))
+}
+
+fn too_large(ctx: &GpuContext, what: &str, data: &Dataset, bytes: usize) -> Error {
+    Error::TooLarge(format!(
+        "{what} need {bytes} bytes in one storage buffer for {} features, more than the {} \
+         bytes one may hold on {}; use fewer features or --backend cpu",
+        data.features,
+        4 * binding_words(ctx),
+        ctx.adapter.name
+    ))
+}
+
+/// What [`GpuSession::new`] builds, decided from the shapes and the adapter's limits alone.
+pub(super) struct Plan {
+    pub layout: Vec<LayerLayout>,
+    pub path: KernelPath,
+    pub train_cut: Cut,
+    pub val_cut: Option<Cut>,
+    pub train_parts: usize,
+    /// Parameters, and words per part in `partials`.
+    pub p: usize,
+    pub stride: usize,
+    pub parts: usize,
+}
+
+/// Fails, naming what is too big, where a buffer the session would build exceeds the
+/// adapter's limits or its kernels the driver's loop budget; reads only the shapes, so it runs
+/// before the parameters are initialised or anything big is allocated.
+pub fn check_limits(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+) -> Result<()> {
+    plan(ctx, data, val, spec).map(|_| ())
+}
+
+/// The kernel path a session on `ctx` over these shapes takes: `ctx.force_path` where it
+/// applies and fits (else an error saying why), or the planner's choice: one workgroup where
+/// logistic regression's data fits it, else blocked; one pass where the MLP fits it, else
+/// layered.
+pub fn kernel_path(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+) -> Result<KernelPath> {
+    choose_path(ctx, data, val, &spec.layout())
+}
+
+fn choose_path(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    layout: &[LayerLayout],
+) -> Result<KernelPath> {
+    let logistic = layout.len() == 1;
+    let fits = |p: KernelPath| {
+        p.logistic() == logistic
+            && match p {
+                KernelPath::OneWorkgroup => loop_fits(ctx, data, val, layout),
+                KernelPath::OnePassMlp => mlp_fits(layout),
+                KernelPath::Blocked | KernelPath::Layered => true,
+            }
+    };
+    let path = match ctx.force_path {
+        Some(p) if fits(p) => p,
+        Some(p) if p.logistic() != logistic => {
+            return Err(Error::Config(format!(
+                "the {} kernels run {}",
+                p.name(),
+                if p.logistic() {
+                    "logistic regression, not MLPs"
+                } else {
+                    "MLPs, not logistic regression"
+                }
+            )));
+        }
+        Some(KernelPath::OneWorkgroup) => {
+            return Err(Error::Config(format!(
+                "{} rows × {} features do not fit one workgroup (at most {LOOP_MAX_FEATURES} \
+                 features and {LOOP_MAX_ELEMENTS} elements)",
+                data.rows, data.features
+            )));
+        }
+        Some(_) => {
+            return Err(Error::Config(format!(
+                "the MLP {} does not fit mlp_pass.wgsl (one hidden layer of at most {MLP_MAX_H} \
+                 units over at most {MLP_MAX_F} features)",
+                layout
+                    .iter()
+                    .map(|l| l.inputs.to_string())
+                    .chain(layout.last().map(|l| l.outputs.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("→")
+            )));
+        }
+        None if logistic && fits(KernelPath::OneWorkgroup) => KernelPath::OneWorkgroup,
+        None if logistic => KernelPath::Blocked,
+        None if fits(KernelPath::OnePassMlp) => KernelPath::OnePassMlp,
+        None => KernelPath::Layered,
+    };
+    let wg = ctx.loop_workgroup;
+    if path == KernelPath::OneWorkgroup
+        && !(wg.is_power_of_two() && (2..=LOOP_MAX_WORKGROUP).contains(&wg))
+    {
+        return Err(Error::Config(format!(
+            "loop_workgroup {wg}: a power of two from 2 to {LOOP_MAX_WORKGROUP}"
+        )));
+    }
+    Ok(path)
+}
+
+pub(super) fn plan(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+) -> Result<Plan> {
+    check_model(ctx, spec, true)?;
+    let layout = spec.layout();
+    let path = choose_path(ctx, data, val, &layout)?;
+    let fused = path.logistic();
+    let mlp = path == KernelPath::OnePassMlp;
+    let p = spec.parameter_count();
+    let cut = |what: &str, d: &Dataset| {
+        // Each set's parts may fill half of one binding of partial sums.
+        let max_parts = binding_words(ctx) / 2 / (p + STAT_WORDS);
+        if fused {
+            Cut::fused(ctx, what, d)
+        } else if mlp {
+            Cut::mlp(ctx, what, d, layout[0].outputs, max_parts)
+        } else {
+            Cut::layered(ctx, what, d, &layout, max_parts)
+        }
+    };
+    let train_cut = cut("the training rows", data)?;
+    let val_cut = val.map(|v| cut("the validation rows", v)).transpose()?;
+    if let (false, false, Some(budget)) = (fused, mlp, ctx.loop_edge_budget) {
+        check_layer_loops(ctx, spec, budget)?;
+        let sets = std::iter::once(("the training rows", data, train_cut));
+        let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
+        for (what, d, c) in sets {
+            if layered_edges(&layout, c) > budget {
+                let widest = spec.layers.iter().copied().max().unwrap_or(0);
+                return Err(Error::TooLarge(format!(
+                    "the widest layer ({} units) with {what} ({} rows) needs longer shader \
+                     loops than {} runs (llvmpipe stops every loop of an invocation after \
+                     65,535 steps, silently); use smaller layers or --backend cpu",
+                    memory::fmt_count(widest as u64),
+                    memory::fmt_count(d.rows as u64),
+                    ctx.adapter.name
+                )));
+            }
+        }
+    }
+    let stride = p + STAT_WORDS;
+    let train_parts = train_cut.parts(data.rows);
+    let val_parts = val.zip(val_cut).map_or(0, |(v, c)| c.parts(v.rows));
+    // reduce_update.wgsl adds every part in one loop; reduce_stats.wgsl a 64th of them.
+    if let Some(budget) = ctx.loop_edge_budget
+        && train_parts.max(val_parts) as u64 + 1 > budget
+    {
+        let (what, d) = match val {
+            Some(v) if val_parts > train_parts => ("the validation rows", v),
+            _ => ("the training rows", data),
+        };
+        return Err(loop_limit(ctx, what, d));
+    }
+    let parts = train_parts + val_parts;
+    let partial_words = memory::mul(parts, stride);
+    let limit = binding_bytes(ctx);
+    match partial_words.and_then(memory::f32_bytes) {
+        Some(b) if b <= limit => {}
+        bytes => {
+            return Err(Error::TooLarge(format!(
+                "the partial sums ({} blocks of {} training and {} validation rows, each a \
+                 gradient of {} parameters and {STAT_WORDS} sums) need a {} buffer; the adapter \
+                 {} binds at most {} per buffer; use fewer rows, a smaller model or --backend cpu",
+                memory::fmt_count(parts as u64),
+                memory::fmt_count(data.rows as u64),
+                memory::fmt_count(val.map_or(0, |v| v.rows) as u64),
+                memory::fmt_count(p as u64),
+                memory::size_text(bytes),
+                ctx.adapter.name,
+                memory::fmt_bytes(limit)
+            )));
+        }
+    }
+    // `partials` starts from zeros made on the host.
+    memory::check(partial_words.and_then(memory::f32_bytes), |size| {
+        format!("the GPU's partial sums per block need {size} on the host")
+    })?;
+    Ok(Plan {
+        layout,
+        path,
+        train_cut,
+        val_cut,
+        train_parts,
+        p,
+        stride,
+        parts,
+    })
+}
+
+/// The most bytes one storage binding of `ctx` holds.
+pub(super) fn binding_bytes(ctx: &GpuContext) -> u64 {
+    4 * binding_words(ctx) as u64
+}
+
+/// The model's buffers against one storage binding: each hidden layer's activations of one
+/// row, each layer's weights, all parameters (one buffer), and with `gradient` one block's
+/// partial gradient.
+pub(super) fn check_model(ctx: &GpuContext, spec: &ModelSpec, gradient: bool) -> Result<()> {
+    let limit = binding_bytes(ctx);
+    let hint = if spec.is_logistic() {
+        "fewer features"
+    } else {
+        "smaller hidden layers"
+    };
+    let check = |what: String, words: Option<u64>| -> Result<()> {
+        match words.and_then(memory::f32_bytes) {
+            Some(b) if b <= limit => Ok(()),
+            bytes => Err(Error::TooLarge(format!(
+                "{what} needs a {} buffer; the adapter {} binds at most {} per buffer; use {hint} \
+                 or --backend cpu",
+                memory::size_text(bytes),
+                ctx.adapter.name,
+                memory::fmt_bytes(limit)
+            ))),
+        }
+    };
+    let last = spec.layers.len() - 2;
+    for (i, w) in spec.layers.windows(2).enumerate() {
+        let (inputs, units) = (w[0], w[1]);
+        let layer = if i == last {
+            format!(
+                "the output layer (on {} inputs)",
+                memory::fmt_count(inputs as u64)
+            )
+        } else {
+            format!(
+                "the hidden layer {} ({} units)",
+                i + 1,
+                memory::fmt_count(units as u64)
+            )
+        };
+        if i < last {
+            check(
+                format!("{layer} for one row's activations"),
+                Some(units as u64),
+            )?;
+        }
+        let weights = memory::mul(inputs, units).and_then(|x| x.checked_add(units as u64));
+        check(
+            format!(
+                "{layer} with {} weights and biases",
+                memory::count_text(weights)
+            ),
+            weights,
+        )?;
+    }
+    let p = spec.parameter_count() as u64;
+    check(
+        format!(
+            "the model {} with {} parameters",
+            crate::model::layers_text(&spec.layers),
+            memory::fmt_count(p)
+        ),
+        Some(p),
+    )?;
+    if !gradient {
+        return Ok(());
+    }
+    check(
+        format!(
+            "one block's partial gradient ({} parameters and {STAT_WORDS} sums)",
+            memory::fmt_count(p)
+        ),
+        p.checked_add(STAT_WORDS as u64),
+    )
+}
+
+/// The layered kernels loop over the widest layer: a layer past the driver's loop budget
+/// whatever the rows is named.
+pub(super) fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64) -> Result<()> {
+    // layered_edges with blocks no wider than the layer and no segment.
+    let fits = |width: usize| (9 * width as u64).saturating_add(64) <= budget;
+    let most = budget.saturating_sub(64) / 9;
+    let too_long = |what: String| {
+        Error::TooLarge(format!(
+            "{what} needs longer shader loops than {} runs (llvmpipe stops every loop of an \
+             invocation after 65,535 steps, silently): a layer of {} units or more never fits, \
+             and somewhat narrower ones may not either; use smaller layers or --backend cpu",
+            ctx.adapter.name,
+            memory::fmt_count(most + 1)
+        ))
+    };
+    if !fits(spec.layers[0]) {
+        return Err(too_long(format!(
+            "the input layer ({} features)",
+            memory::fmt_count(spec.layers[0] as u64)
+        )));
+    }
+    for (i, &units) in spec.layers[1..spec.layers.len() - 1].iter().enumerate() {
+        if !fits(units) {
+            return Err(too_long(format!(
+                "the hidden layer {} ({} units)",
+                i + 1,
+                memory::fmt_count(units as u64)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `lr_loop.wgsl` takes this logistic regression: data within
+/// [`LOOP_MAX_ELEMENTS`], the loop budget and one storage binding, on a device that binds
+/// its buffers.
+fn loop_fits(
+    ctx: &GpuContext,
+    data: &Dataset,
+    val: Option<&Dataset>,
+    layout: &[LayerLayout],
+) -> bool {
+    let f = data.features;
+    let val_rows = val.map_or(0, |v| v.rows);
+    let rows = data.rows + val_rows;
+    let edges = loop_edges(data.rows, val_rows, f, ctx.loop_workgroup);
+    let padded = loop_row_floats(f);
+    layout.len() == 1
+        && f <= LOOP_MAX_FEATURES
+        && rows.saturating_mul(f + 1) <= LOOP_MAX_ELEMENTS
+        && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
+        && memory::mul(data.rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
+        && memory::mul(val_rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
+        && ctx.limits.max_storage_buffers_per_shader_stage >= LOOP_STORAGE_BUFFERS
+}
+
+/// Floats per row of X in `lr_loop.wgsl`: the features padded to whole vec4s.
+fn loop_row_floats(f: usize) -> usize {
+    f.next_multiple_of(4)
+}
+
+/// The rows of `d` padded with zeros to [`loop_row_floats`] each.
+pub(super) fn pad_rows(d: &Dataset) -> Vec<f32> {
+    let (f, padded) = (d.features, loop_row_floats(d.features));
+    let mut out = Vec::with_capacity(d.rows * padded);
+    for row in d.x.chunks_exact(f) {
+        out.extend_from_slice(row);
+        out.resize(out.len() + padded - f, 0.0);
+    }
+    out
+}
+
+/// At most how many loop back-edges one invocation of `lr_loop.wgsl` (`wg` invocations) takes
+/// per iteration, counting every loop as not unrolled and, as llvmpipe does, a loop's exit as
+/// one more step each time it runs: the row loops (two loops over a training row's vec4s, one
+/// over a validation row's), the loops over the parameters (the dispatch's first load
+/// charged to every iteration) and the vec4s, the `wg` partials invocation 0 adds, each
+/// owner's `wg`/2 and four, and judge()'s 16.
+pub(super) fn loop_edges(rows: usize, val_rows: usize, f: usize, wg: u32) -> u64 {
+    let wg = u64::from(wg.max(1));
+    let trips = |n: u64| n.div_ceil(wg);
+    let f4 = loop_row_floats(f) as u64 / 4;
+    let np = f as u64 + 1;
+    let owners = trips(f4 + 1);
+    (trips(rows as u64) * (1 + 2 * (f4 + 1)) + 1)
+        + (trips(val_rows as u64) * (1 + f4 + 1) + 1)
+        + 3 * (trips(np) + 1)
+        + (f4 + 1)
+        + 2 * (f4 + 2)
+        + (wg + 1)
+        + owners * (1 + (wg / 2 + 1) + 5)
+        + 1
+        + 17
+        + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts of 1,024 rows while the partial sums fit their budget; larger parts where they
+    /// would not; segments always a whole number of parts.
+    #[test]
+    fn layered_cuts() {
+        let c = Cut::layered_rows(100_000, 200, 1 << 24, 1000).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(100_000)), (1024, 82_944, 98));
+        // 98 parts of 1,024 rows exceed a budget of 40 parts: parts of 2,500 rows.
+        let c = Cut::layered_rows(100_000, 200, 1 << 24, 40).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(100_000)), (2500, 82_500, 40));
+        // A segment holds fewer rows than a part would: parts are segments.
+        let c = Cut::layered_rows(300, 9, 1024, 19).unwrap();
+        assert_eq!((c.block, c.seg_rows, c.parts(300)), (113, 113, 3));
+        assert!(Cut::layered_rows(10, 2000, 1024, 5).is_none());
+    }
+
+    /// Each of the model's buffers is checked against the binding limit from the shapes alone,
+    /// and the error names it (not the rows).
+    #[test]
+    fn model_buffers_past_the_binding_limit_are_named() {
+        use crate::data::{Demo, DemoOptions};
+        use crate::model::Activation;
+        let ctx = match GpuContext::open_with_limits(None, |l| {
+            l.max_storage_buffer_binding_size = 1 << 20;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no GPU adapter is available: {e}"
+                );
+                eprintln!("SKIPPED: no GPU adapter for the binding-limit checks: {e}");
+                return;
+            }
+        };
+        let opts = DemoOptions {
+            rows: Some(10),
+            features: None,
+            noise: 0.0,
+            seed: 0,
+        };
+        let data = crate::data::demo(Demo::Moons, &opts).unwrap();
+        let err = |hidden: &[usize]| {
+            let spec = ModelSpec::new(2, hidden, Activation::Relu).unwrap();
+            check_limits(&ctx, &data, None, &spec)
+                .map_err(|e| e.to_string())
+                .unwrap_err()
+        };
+        for (hidden, want) in [
+            (
+                &[300_000][..],
+                "the hidden layer 1 (300,000 units) for one row's activations needs a 1.1 MiB \
+                 buffer",
+            ),
+            (
+                &[100_000],
+                "the hidden layer 1 (100,000 units) with 300,000 weights and biases needs a 1.1 \
+                 MiB buffer",
+            ),
+            (
+                &[8, 60_000],
+                "the hidden layer 2 (60,000 units) with 540,000 weights and biases",
+            ),
+            (
+                &[60_000, 4],
+                "the model [2, 60000, 4, 1] with 420,009 parameters needs a 1.6 MiB buffer",
+            ),
+        ] {
+            let e = err(hidden);
+            assert!(e.contains(want), "{hidden:?}: {e}");
+            assert!(e.contains("binds at most 1.0 MiB per buffer"), "{e}");
+            assert!(!e.contains("rows"), "{hidden:?} blames the rows: {e}");
+        }
+        let fits = ModelSpec::new(2, &[16], Activation::Relu).unwrap();
+        assert!(check_limits(&ctx, &data, Some(&data), &fits).is_ok());
+    }
+}

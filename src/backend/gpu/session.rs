@@ -1,0 +1,490 @@
+//! The training session: every buffer, pipeline and bind group made once when it opens, and
+//! the per-iteration protocol (evaluate, a lazily recorded update, the weights' ping-pong).
+
+use wgpu::util::DeviceExt;
+
+use super::chunk::args_offset;
+use super::chunk::{ChunkKit, LoopChunk, chunk_kit};
+use super::device::GpuContext;
+use super::kernels::*;
+use super::plan::{KernelPath, Plan, loop_edges, pad_rows, plan};
+use super::sets::{Dispatch, Shared};
+use crate::backend::{
+    AdapterDesc, ChunkEntry, ChunkRule, ChunkStart, Evaluation, MAX_CHUNK, Session, SessionConfig,
+};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::memory;
+use crate::model::ModelSpec;
+
+pub struct GpuSession {
+    pub(super) ctx: GpuContext,
+    /// Parts of the training rows in `partials`.
+    pub(super) train_parts: usize,
+    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
+    pub(super) train_logits: Vec<(wgpu::Buffer, u64, usize)>,
+    pub(super) pipelines: Vec<wgpu::ComputePipeline>,
+    /// The training rows' evaluation (per segment: lr_pass, or each layer's forward and the
+    /// loss; then reduce_stats), then the validation rows' (if any).
+    pub(super) forward: Vec<Dispatch>,
+    /// The update: per segment of an MLP each layer's gradient (last layer first) and
+    /// backprop; then reduce_update.
+    pub(super) backward: Vec<Dispatch>,
+    /// Ping-pong weights: `params[cur]` holds the current weights, the other the previous.
+    pub(super) params: [wgpu::Buffer; 2],
+    pub(super) cur: usize,
+    /// The weights kept by `save_best`.
+    pub(super) best: wgpu::Buffer,
+    /// The last evaluation: a [`Reduction`].
+    pub(super) result: wgpu::Buffer,
+    pub(super) result_staging: wgpu::Buffer,
+    pub(super) params_staging: wgpu::Buffer,
+    pub(super) param_bytes: u64,
+    pub(super) has_val: bool,
+    /// An update was requested and is recorded before the next use of the weights.
+    pub(super) pending: bool,
+    /// `save_best` was asked for the weights in params[k]; copied with the next submission.
+    pub(super) pending_best: Option<usize>,
+    pub(super) evaluated: bool,
+    /// Indirect dispatch sizes of every dispatch, then of the best-weights copy.
+    pub(super) args: wgpu::Buffer,
+    /// Their values when live.
+    pub(super) live_args: Vec<DispatchArgs>,
+    /// A chunk may have zeroed some of `args` since they were last written live.
+    pub(super) args_stale: bool,
+    /// The device stop rule's pipelines and buffers.
+    pub(super) chunks: ChunkKit,
+    /// With the one-workgroup kernel (`lr_loop.wgsl`): its chunk dispatch.
+    pub(super) looped: Option<LoopChunk>,
+    pub(super) path: KernelPath,
+}
+
+impl GpuSession {
+    pub fn new(
+        ctx: GpuContext,
+        data: &Dataset,
+        val: Option<&Dataset>,
+        spec: &ModelSpec,
+        cfg: &SessionConfig,
+    ) -> Result<Self> {
+        crate::backend::check_shapes(data, val, spec, cfg)?;
+        let Plan {
+            layout,
+            path,
+            train_cut,
+            val_cut,
+            train_parts,
+            p,
+            stride,
+            parts,
+        } = plan(&ctx, data, val, spec)?;
+
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+
+        let params = [
+            ctx.storage("params0", &cfg.params),
+            ctx.storage("params1", &cfg.params),
+        ];
+        let best = ctx.storage("best", &cfg.params);
+        let partials = ctx.storage("partials", &vec![0.0f32; parts * stride]);
+        let result_bytes = std::mem::size_of::<Reduction>() as u64;
+        let result = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("result"),
+            size: result_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let param_bytes = 4 * p as u64;
+        let result_staging = ctx.readback("result staging", result_bytes);
+        let params_staging = ctx.readback("params staging", param_bytes);
+        let looped = path == KernelPath::OneWorkgroup;
+        let wg = ctx.loop_workgroup;
+        // lr_loop.wgsl is specialised to the data's features; the other kernels are generic.
+        let mut pipelines: Vec<wgpu::ComputePipeline> =
+            Kernel::ITERATION.iter().map(|&k| ctx.pipeline(k)).collect();
+        if looped {
+            let constants = [("F", data.features as f64), ("WG", f64::from(wg))];
+            pipelines.push(ctx.pipeline_with(Kernel::LrLoop, &constants));
+        }
+        let shared = Shared {
+            path,
+            ctx: &ctx,
+            pipelines: &pipelines,
+            params: &params,
+            partials: &partials,
+            result: &result,
+            spec,
+            layout: &layout,
+            stride,
+            lr: cfg.lr,
+        };
+        let (mut forward, mut backward, train_logits, loop_data) = if looped {
+            // X in rows padded to whole vec4s; z in a buffer of its own.
+            let n = data.rows;
+            let acts = ctx.storage("training rows", &pad_rows(data));
+            let z = ctx.storage("logits", &vec![0.0f32; n]);
+            let (vx, vy) = match val {
+                Some(v) if v.rows > 0 => (pad_rows(v), v.y.clone()),
+                _ => (vec![0.0; 4], vec![0.0]),
+            };
+            let buffers = [
+                acts,
+                ctx.storage("labels", &data.y),
+                ctx.storage("validation rows", &vx),
+                ctx.storage("validation labels", &vy),
+                z.clone(),
+            ];
+            let logits = vec![(z, 0, n)];
+            (Vec::new(), Vec::new(), logits, Some(buffers))
+        } else {
+            let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
+            let mut forward = train.forward;
+            if let (Some(v), Some(c)) = (val, val_cut) {
+                let set = shared.set("validation rows", v, c, train_parts, 1, false)?;
+                forward.extend(set.forward);
+            }
+            (forward, train.backward, train.logits, None)
+        };
+
+        // Every dispatch is indirect, so that a stop on the device can turn the rest of a
+        // chunk into no-ops; the last entry is the best-weights copy.
+        let mut live_args = Vec::new();
+        for (i, d) in forward.iter_mut().chain(backward.iter_mut()).enumerate() {
+            d.arg = i;
+            live_args.push(DispatchArgs {
+                x: d.grid.0,
+                y: d.grid.1,
+                z: 1,
+            });
+        }
+        let one = DispatchArgs { x: 1, y: 1, z: 1 };
+        if looped {
+            // lr_loop.wgsl's evaluation (arg 0) and update (arg 1), added below.
+            live_args.extend([one, one]);
+        }
+        // x is set by stop_rule.wgsl when an iteration improves.
+        live_args.push(DispatchArgs { x: 0, ..one });
+        let args = ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("dispatch args"),
+                contents: bytemuck::cast_slice(&live_args),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::INDIRECT
+                    | wgpu::BufferUsages::COPY_DST,
+            });
+
+        let chunks = chunk_kit(&ctx, &result, &params, &best, &args)?;
+        let looped = match &loop_data {
+            None => None,
+            Some(bufs) => {
+                let u = |v: usize| v as u32;
+                let nv = val.map_or(0, |v| v.rows);
+                let (n, f) = (data.rows, data.features);
+                let words = |iters: u32, update_first: u32, judge: u32, keep_z: u32| Loop {
+                    rows: u(n),
+                    features: u(f),
+                    val_rows: u(nv),
+                    iters,
+                    lr: cfg.lr,
+                    inv_rows: 1.0f32 / n as f32,
+                    update_first,
+                    judge,
+                    keep_z,
+                    ..Default::default()
+                };
+                // Bindings 0..=13 in order; `src` is params[s].
+                let group = |cfg: &wgpu::Buffer, s: usize| {
+                    let (k, h, r) = (&chunks.state, &chunks.history, &chunks.rule);
+                    let [acts, labels, vx, vy, z] = bufs;
+                    let (src, dst, b) = (&params[s], &params[1 - s], &best);
+                    let all = [
+                        cfg, k, h, src, r, dst, b, acts, labels, vx, vy, &partials, &result, z,
+                    ];
+                    ctx.bind_group(&pipelines[Kernel::LrLoop as usize], &all)
+                };
+                let evaluate = ctx.uniform("lr_loop evaluate", &words(1, 0, 0, 0));
+                let update = ctx.uniform("lr_loop update", &words(0, 1, 0, 0));
+                let keep_z = ctx.uniform("lr_loop logits", &words(1, 0, 0, 1));
+                forward.push(Dispatch {
+                    kernel: Kernel::LrLoop,
+                    groups: [0, 1].map(|k| group(&evaluate, k)),
+                    grid: (1, 1),
+                    arg: 0,
+                });
+                // Recorded with the new weights' buffer as the variant: it reads the other.
+                backward.push(Dispatch {
+                    kernel: Kernel::LrLoop,
+                    groups: [0, 1].map(|k| group(&update, 1 - k)),
+                    grid: (1, 1),
+                    arg: 1,
+                });
+                let chunk = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("lr_loop chunk"),
+                    size: std::mem::size_of::<Loop>() as u64,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                let edges = loop_edges(n, nv, f, wg);
+                let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
+                    u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
+                });
+                Some(LoopChunk {
+                    groups: [0, 1].map(|k| group(&chunk, k)),
+                    logits: [0, 1].map(|k| group(&keep_z, k)),
+                    cfg: chunk,
+                    chunk_cfg: words(0, 0, 1, 0),
+                    max_k,
+                })
+            }
+        };
+        if let Some(e) = pollster::block_on(validation.pop()) {
+            return Err(Error::Gpu(format!("setting up the session: {e}")));
+        }
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            let x_bytes = memory::sum([
+                memory::mul(data.rows, data.features),
+                val.map_or(Some(0), |v| memory::mul(v.rows, v.features)),
+            ])
+            .and_then(memory::f32_bytes);
+            return Err(Error::TooLarge(format!(
+                "the GPU ran out of memory for {} rows × {} features ({} of features, {} \
+                 parameters) on {}: {e}; use fewer rows or --backend cpu",
+                data.rows,
+                data.features,
+                memory::size_text(x_bytes),
+                p,
+                ctx.adapter.name
+            )));
+        }
+        Ok(GpuSession {
+            train_parts,
+            train_logits,
+            ctx,
+            pipelines,
+            forward,
+            backward,
+            params,
+            cur: 0,
+            best,
+            result,
+            result_staging,
+            params_staging,
+            param_bytes,
+            has_val: val.is_some(),
+            pending: false,
+            pending_best: None,
+            evaluated: false,
+            args,
+            live_args,
+            args_stale: false,
+            chunks,
+            looped,
+            path,
+        })
+    }
+
+    /// The kernels one iteration runs, in recording order (the training rows' evaluation, the
+    /// validation rows', then the update), by shader name: for benchmarks.
+    pub fn kernels(&self) -> Vec<&'static str> {
+        self.forward
+            .iter()
+            .chain(&self.backward)
+            .map(|d| d.kernel.name())
+            .collect()
+    }
+
+    /// Runs kernel `i` of [`Self::kernels`] `times` times in one submission and returns the
+    /// wall time until the device has finished. For benchmarks: the update kernels write the
+    /// previous weights' buffer, so the current weights survive, but the session needs an
+    /// `evaluate` before its next `update`, and `previous_params` is undefined afterwards.
+    pub fn time_kernel(&mut self, i: usize, times: u32) -> Result<std::time::Duration> {
+        let enc = self.encoder();
+        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.wait()?;
+        let n = self.forward.len();
+        let (d, variant) = match i.checked_sub(n) {
+            None => (&self.forward[i], self.cur),
+            Some(j) if j < self.backward.len() => (&self.backward[j], 1 - self.cur),
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "kernel {i} of {}",
+                    n + self.backward.len()
+                )));
+            }
+        };
+        let began = std::time::Instant::now();
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..times {
+                self.record(&mut pass, d, variant);
+            }
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.wait()?;
+        self.evaluated = false;
+        Ok(began.elapsed())
+    }
+
+    /// How many parts (blocks of rows with their own partial sums) the training rows have.
+    pub fn parts(&self) -> usize {
+        self.train_parts
+    }
+
+    /// The kernels this session runs.
+    pub fn path(&self) -> KernelPath {
+        self.path
+    }
+
+    /// How many segments the training rows were cut into to fit the storage bindings.
+    pub fn segments(&self) -> usize {
+        self.train_logits.len()
+    }
+
+    pub(super) fn record(&self, pass: &mut wgpu::ComputePass, d: &Dispatch, variant: usize) {
+        pass.set_pipeline(&self.pipelines[d.kernel as usize]);
+        pass.set_bind_group(0, &d.groups[variant], &[]);
+        pass.dispatch_workgroups_indirect(&self.args, args_offset(d.arg));
+    }
+
+    /// An encoder that starts with the pending update and the pending copy of the best
+    /// weights, if any.
+    pub(super) fn encoder(&mut self) -> wgpu::CommandEncoder {
+        if std::mem::take(&mut self.args_stale) {
+            let args = bytemuck::cast_slice(&self.live_args);
+            self.ctx.queue.write_buffer(&self.args, 0, args);
+        }
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        if self.pending {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in &self.backward {
+                self.record(&mut pass, d, self.cur);
+            }
+            drop(pass);
+            self.pending = false;
+        }
+        if let Some(k) = self.pending_best.take() {
+            enc.copy_buffer_to_buffer(&self.params[k], 0, &self.best, 0, self.param_bytes);
+        }
+        enc
+    }
+
+    /// The training and validation counts of an evaluation.
+    pub(super) fn decode(&self, r: &Reduction) -> Evaluation {
+        Evaluation {
+            train: r.train.counts(),
+            val: self.has_val.then(|| r.val.counts()),
+        }
+    }
+
+    fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
+        let enc = self.encoder();
+        let src = match which {
+            Some(k) => &self.params[k],
+            None => &self.best,
+        };
+        let bytes = self
+            .ctx
+            .read(enc, src, &self.params_staging, self.param_bytes)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+impl Session for GpuSession {
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in &self.forward {
+                self.record(&mut pass, d, self.cur);
+            }
+        }
+        // The validation rows' stats only where there are some.
+        let sets = if self.has_val { 2 } else { 1 };
+        let bytes = (sets * std::mem::size_of::<SetStats>()) as u64;
+        let read = self
+            .ctx
+            .read(enc, &self.result, &self.result_staging, bytes)?;
+        let mut r = Reduction::default();
+        bytemuck::bytes_of_mut(&mut r)[..read.len()].copy_from_slice(&read);
+        self.evaluated = true;
+        Ok(self.decode(&r))
+    }
+
+    fn update(&mut self) -> Result<()> {
+        if !self.evaluated {
+            return Err(Error::Config("update() needs an evaluate() first".into()));
+        }
+        // Recorded lazily, in front of the next evaluate's forward pass: one submission
+        // and one readback per iteration.
+        self.cur = 1 - self.cur;
+        self.pending = true;
+        self.evaluated = false;
+        Ok(())
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.read_params(Some(self.cur))
+    }
+
+    fn previous_params(&mut self) -> Result<Vec<f32>> {
+        self.read_params(Some(1 - self.cur))
+    }
+
+    fn save_best(&mut self) -> Result<()> {
+        // Recorded with the next submission, after any pending update: that update writes
+        // the other buffer, so params[cur] is the same before and after it.
+        self.pending_best = Some(self.cur);
+        Ok(())
+    }
+
+    fn best_params(&mut self) -> Result<Vec<f32>> {
+        self.read_params(None)
+    }
+
+    fn adapter(&self) -> Option<AdapterDesc> {
+        Some(self.ctx.adapter.clone())
+    }
+
+    fn max_chunk(&self, r: &ChunkRule) -> Option<u32> {
+        self.chunk_capacity(r).map(|k| k.min(MAX_CHUNK))
+    }
+
+    fn run_chunk(&mut self, r: &ChunkRule, start: &ChunkStart, k: u32) -> Result<Vec<ChunkEntry>> {
+        self.chunk(r, start, k)
+    }
+
+    fn logits(&mut self) -> Result<Vec<f32>> {
+        if !self.evaluated {
+            return Err(Error::Config(
+                "logits() needs an evaluate() first (and no update() since)".into(),
+            ));
+        }
+        let mut logits = Vec::new();
+        for (acts, offset, n) in &self.train_logits {
+            let bytes = 4 * *n as u64;
+            // Out of the activations into a buffer of their own: `read` copies from offset 0.
+            let out = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("logits"),
+                size: bytes,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let staging = self.ctx.readback("logits staging", bytes);
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            if let Some(lc) = &self.looped {
+                // Training keeps no z here: the current weights' evaluation again, keeping it.
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&self.pipelines[Kernel::LrLoop as usize]);
+                pass.set_bind_group(0, &lc.logits[self.cur], &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+            enc.copy_buffer_to_buffer(acts, *offset, &out, 0, bytes);
+            let read = self.ctx.read(enc, &out, &staging, bytes)?;
+            logits.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&read));
+        }
+        Ok(logits)
+    }
+}
