@@ -62,6 +62,11 @@ const WG: u32 = MLP_WORKGROUP;
 const S: u32 = MLP_TILE;
 const MAX_F: u32 = MLP_MAX_F;
 const MAX_H: u32 = MLP_MAX_H;
+// Invocations per pair of rows in the hidden layer (four units each), and per four units in
+// the first layer's gradient (eight inputs each): WG = (S / 2)·HQ = (MAX_H / 4)·FO, checked
+// where kernels.rs defines the limits.
+const HQ: u32 = MAX_H / 4u;
+const FO: u32 = MAX_F / 8u;
 
 @group(0) @binding(0) var<storage, read> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
@@ -91,8 +96,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     // The first layer's gradient block: rows gj..gj + 3 of W0, columns gi..gi + 7, as
     // g0[2c] (columns gi..gi + 3 of row gj + c) and g0[2c + 1] (gi + 4..gi + 7).
     var g0: array<vec4<f32>, 8>;
-    let gj = 4u * (k / 8u);
-    let gi = 8u * (k % 8u);
+    let gj = 4u * (k / FO);
+    let gi = 8u * (k % FO);
     var gw1 = 0.0;
     var gb0 = 0.0;
     var gb1 = 0.0;
@@ -105,8 +110,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
         // Hidden units j0..j0 + 3 of rows s0 and s0 + 1 (lanes past h or n are discarded).
-        let s0 = 2u * (k / 32u);
-        let j0 = 4u * (k % 32u);
+        let s0 = 2u * (k / HQ);
+        let j0 = 4u * (k % HQ);
         if (s0 < n && j0 < h) {
             var b = vec4<f32>(0.0);
             for (var c = 0u; c < 4u; c += 1u) {

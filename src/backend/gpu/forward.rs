@@ -70,6 +70,10 @@ pub fn forward_logits(
         format!("one segment of the GPU's rows needs {size} on the host")
     })?;
     let logit_bytes = logit_bytes.unwrap_or(0);
+    // The largest segment's grids are the largest.
+    for lay in &layout {
+        ctx.grid(Dense::layer(seg_rows, lay, 0, 0, 0).1)?;
+    }
 
     let dev = &ctx.device;
     let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

@@ -27,6 +27,10 @@ pub(super) const MLP_TILE: usize = 16;
 /// `mlp_pass.wgsl`'s limits: inputs and hidden units.
 pub(super) const MLP_MAX_F: usize = 64;
 pub(super) const MLP_MAX_H: usize = 128;
+// mlp_pass.wgsl maps its invocations onto pairs of a tile's rows × four hidden units, and
+// onto four hidden units × eight inputs of the first layer's gradient.
+const _: () = assert!(MLP_WORKGROUP == MLP_TILE / 2 * (MLP_MAX_H / 4));
+const _: () = assert!(MLP_WORKGROUP == MLP_MAX_H / 4 * (MLP_MAX_F / 8));
 /// The most features `lr_loop.wgsl` takes (a multiple of four).
 pub(super) const LOOP_MAX_FEATURES: usize = 64;
 /// The most invocations of `lr_loop.wgsl`'s workgroup.
