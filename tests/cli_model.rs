@@ -457,42 +457,47 @@ fn init_weights_mismatches_are_clear_errors() {
 // predict and eval
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn predict_matches_the_forward_pass_by_hand() {
-    for extra in [
-        &["--hidden", "5", "--activation", "relu"][..],
-        &["--hidden", "4,3", "--activation", "tanh"][..],
-        &["--hidden", "3", "--activation", "sigmoid"][..],
-        &[][..],
-    ] {
-        let (f, _, model, _) = trained(extra);
-        // New rows, features in another order, an extra column, no label.
-        let mut text = String::from("k,extra,b,a\n");
-        for row in &read_csv(&fixture_csv(30, 9)).1 {
-            text.push_str(&format!("{},x,{},{}\n", row[3], row[2], row[1]));
-        }
-        text.push_str("4.5,y,-20,7\n"); // a constant column off its value, out of range
-        let new = f.file("new.csv", &text);
-        let (out, err) = ok(&[
-            "predict",
-            "--model",
-            &model,
-            "--data",
-            &new,
-            "--backend",
-            "cpu",
-        ]);
-        assert_eq!(err, "", "no metrics without labels");
-        let (p, predicted) = parse_predictions(&out);
-        let hand = by_hand(&model, &new);
-        assert_eq!(p.len(), 31);
-        for (r, ((mine, class), (hp, hz))) in p.iter().zip(&predicted).zip(&hand).enumerate() {
-            assert!(
-                (mine - hp).abs() <= 1e-5,
-                "{extra:?} row {r}: predict {mine}, by hand {hp}"
-            );
-            if hz.abs() > 1e-4 {
-                assert_eq!(class, if *hz >= 0.0 { "yes" } else { "no" }, "row {r}");
+both_backends! {
+    /// Trained on the CPU, predicted on each backend.
+    fn predict_matches_the_forward_pass_by_hand(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        for extra in [
+            &["--hidden", "5", "--activation", "relu"][..],
+            &["--hidden", "4,3", "--activation", "tanh"][..],
+            &["--hidden", "3", "--activation", "sigmoid"][..],
+            &[][..],
+        ] {
+            let (f, _, model, _) = trained(extra);
+            // New rows, features in another order, an extra column, no label.
+            let mut text = String::from("k,extra,b,a\n");
+            for row in &read_csv(&fixture_csv(30, 9)).1 {
+                text.push_str(&format!("{},x,{},{}\n", row[3], row[2], row[1]));
+            }
+            text.push_str("4.5,y,-20,7\n"); // a constant column off its value, out of range
+            let new = f.file("new.csv", &text);
+            let (out, err) = ok(&[
+                "predict",
+                "--model",
+                &model,
+                "--data",
+                &new,
+                "--backend",
+                backend,
+            ]);
+            assert_eq!(err, "", "no metrics without labels");
+            let (p, predicted) = parse_predictions(&out);
+            let hand = by_hand(&model, &new);
+            assert_eq!(p.len(), 31);
+            for (r, ((mine, class), (hp, hz))) in p.iter().zip(&predicted).zip(&hand).enumerate() {
+                assert!(
+                    (mine - hp).abs() <= 1e-5,
+                    "{extra:?} row {r}: predict {mine}, by hand {hp}"
+                );
+                if hz.abs() > 1e-4 {
+                    assert_eq!(class, if *hz >= 0.0 { "yes" } else { "no" }, "row {r}");
+                }
             }
         }
     }

@@ -185,3 +185,45 @@ pub fn evaluate(
 pub fn update(params: &mut [f32], grad: &[f32], lr: f32) {
     apply_update(params, grad, lr);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSpec;
+
+    /// The gradient against central differences of the mean loss, for each activation.
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let (n, f) = (5, 3);
+        let x: Vec<f32> = (0..n * f).map(|i| (i as f32 * 0.7).sin()).collect(); // [n, f]
+        let y: Vec<f32> = (0..n).map(|r| (r % 2) as f32).collect(); // [n]
+        for act in [Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
+            let spec = ModelSpec::new(f, &[4], act).unwrap();
+            let layout = spec.layout();
+            let params = spec.init_params(1);
+            let (_, grad, _) = evaluate(&x, &y, &params, &layout, act);
+            let mean_loss = |p: &[f32]| {
+                loss_and_counts(&logits(&x, n, p, &layout, act), &y).loss_sum / n as f64
+            };
+            let eps = 1e-2f32;
+            for k in 0..params.len() {
+                let (mut up, mut down) = (params.clone(), params.clone());
+                up[k] += eps;
+                down[k] -= eps;
+                let fd = (mean_loss(&up) - mean_loss(&down)) / (2.0 * eps as f64);
+                assert!(
+                    (fd - grad[k] as f64).abs() <= 2e-3,
+                    "{act:?} param {k}: finite difference {fd}, gradient {}",
+                    grad[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn update_steps_against_the_gradient() {
+        let mut p = vec![1.0, -2.0, 0.5];
+        update(&mut p, &[0.5, -1.0, 0.0], 0.1);
+        assert_eq!(p, vec![1.0 - 0.1 * 0.5, -2.0 + 0.1, 0.5]);
+    }
+}

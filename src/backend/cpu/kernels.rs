@@ -32,7 +32,7 @@ pub(super) fn exp_neg(a: f32) -> f32 {
     er * f32::from_bits(((k + 127) << 23) as u32)
 }
 
-/// Σ over rows of [`bce_from_logit`] = max(z, 0) + ln(1 + e^−|z|) − y·z, summed as
+/// Σ over rows of `reference::bce_from_logit` = max(z, 0) + ln(1 + e^−|z|) − y·z, summed as
 /// Σ (max(z, 0) − y·z) + ln Π (1 + e^−|z|): one ln per few hundred rows rather than one per
 /// row. Each factor lies in [1, 2], so the product is folded into the sum long before it
 /// could overflow.
@@ -226,8 +226,8 @@ pub(super) fn forward_narrow<const AVX2: bool>(
             if n == 4 {
                 let rows4 = [row(r), row(r + 1), row(r + 2), row(r + 3)];
                 let z = match () {
-                    // SAFETY: AVX2 is true only in `Block::run_avx2`, which runs only where
-                    // the CPU reports AVX2.
+                    // SAFETY: AVX2 is true only in `Block::run_avx2` and
+                    // `Block::run_forward_avx2`, which run only where the CPU reports AVX2.
                     #[cfg(target_arch = "x86_64")]
                     () if AVX2 => unsafe { dots4_avx2(rows4, wj) },
                     () => dots(rows4, wj),
