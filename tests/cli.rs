@@ -1,15 +1,20 @@
 //! End-to-end tests of the `wgtrain` binary: error messages for bad input, backend choice,
 //! the JSON report, CSV and demo training, determinism and the `devices` subcommand.
 //!
-//! Everything trains on the CPU except where a test is about the GPU (`--backend gpu` on
-//! lavapipe is slow); fixtures are written into a fresh temporary directory per test.
+//! Tests of training itself run on both backends (`both_backends!`); the others train on the
+//! CPU (`--backend gpu` on lavapipe is slow). Fixtures are written into a fresh temporary
+//! directory per test.
 
 mod common;
 
 use predicates::prelude::*;
 use serde_json::Value;
 
-use common::cli::{Fixtures, assert_contains_all, num, train_fails, train_json, uint, wgtrain};
+use common::Kind;
+use common::cli::{
+    Fixtures, assert_contains_all, backend, checksum_of, num, train_fails, train_json, uint,
+    wgtrain,
+};
 
 /// Four columns, label last; the `b` cell on file line 4 is `cell`.
 fn csv_with_bad_b(cell: &str) -> String {
@@ -400,35 +405,43 @@ fn csv_with_text_labels_drop_and_positive() {
 // 5. The XNOR demo
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn xnor_logistic_regression_cannot_fit() {
-    let r = train_json(&["--demo", "xnor", "--backend", "cpu"]);
-    assert_eq!(r["model"]["layers"], serde_json::json!([2, 1]));
-    assert_eq!(r["stop"]["reason"], "max_iter");
-    assert_eq!(r["stop"]["iteration"], 1000);
-    assert!(num(&r["metrics"]["accuracy"], "accuracy") < 1.0);
-}
+both_backends! {
+    fn xnor_logistic_regression_cannot_fit(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let r = train_json(&["--demo", "xnor", "--backend", backend]);
+        assert_eq!(r["backend"], backend);
+        assert_eq!(r["model"]["layers"], serde_json::json!([2, 1]));
+        assert_eq!(r["stop"]["reason"], "max_iter");
+        assert_eq!(r["stop"]["iteration"], 1000);
+        assert!(num(&r["metrics"]["accuracy"], "accuracy") < 1.0);
+    }
 
-#[test]
-fn xnor_mlp_reaches_full_accuracy() {
-    let r = train_json(&[
-        "--demo",
-        "xnor",
-        "--hidden",
-        "8",
-        "--activation",
-        "tanh",
-        "--lr",
-        "0.5",
-        "--backend",
-        "cpu",
-    ]);
-    assert_eq!(r["model"]["layers"], serde_json::json!([2, 8, 1]));
-    assert_eq!(r["model"]["activation"], "tanh");
-    assert_eq!(r["stop"]["reason"], "threshold");
-    assert_eq!(r["stop"]["value"], 1.0);
-    assert_eq!(r["metrics"]["accuracy"], 1.0);
-    assert!(uint(&r["stop"]["iteration"], "stop.iteration") < 1000);
+    fn xnor_mlp_reaches_full_accuracy(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let r = train_json(&[
+            "--demo",
+            "xnor",
+            "--hidden",
+            "8",
+            "--activation",
+            "tanh",
+            "--lr",
+            "0.5",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(r["backend"], backend);
+        assert_eq!(r["model"]["layers"], serde_json::json!([2, 8, 1]));
+        assert_eq!(r["model"]["activation"], "tanh");
+        assert_eq!(r["stop"]["reason"], "threshold");
+        assert_eq!(r["stop"]["value"], 1.0);
+        assert_eq!(r["metrics"]["accuracy"], 1.0);
+        assert!(uint(&r["stop"]["iteration"], "stop.iteration") < 1000);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -450,39 +463,32 @@ const DET_ARGS: [&str; 12] = [
     "50",
 ];
 
-fn checksum(extra: &[&str]) -> String {
-    let r = train_json(&[&DET_ARGS[..], extra].concat());
-    assert_eq!(r["stop"]["iteration"], 50);
-    r["model"]["checksum"]
-        .as_str()
-        .expect("model.checksum")
-        .to_string()
-}
-
-#[test]
-fn cpu_training_is_deterministic() {
-    let a = checksum(&["--backend", "cpu"]);
-    let b = checksum(&["--backend", "cpu"]);
-    assert_eq!(a, b);
-    // The checksum does depend on the run: another seed gives other weights.
-    let c = checksum(&["--backend", "cpu", "--seed", "1"]);
-    assert_ne!(a, c);
-}
-
-#[test]
-fn gpu_training_is_deterministic() {
-    let run = || {
-        let r = train_json(&[&DET_ARGS[..], &["--backend", "gpu"]].concat());
-        assert_eq!(r["backend"], "gpu");
-        assert!(
-            r["adapter"]["name"].is_string(),
-            "adapter: {}",
-            r["adapter"]
-        );
-        assert_eq!(r["stop"]["iteration"], 50);
-        r["model"]["checksum"].as_str().unwrap().to_string()
-    };
-    assert_eq!(run(), run());
+both_backends! {
+    fn training_is_deterministic(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let checksum = |extra: &[&str]| {
+            let r = train_json(&[&DET_ARGS[..], &["--backend", backend], extra].concat());
+            assert_eq!(r["backend"], backend);
+            match kind {
+                Kind::Gpu => assert!(
+                    r["adapter"]["name"].is_string(),
+                    "adapter: {}",
+                    r["adapter"]
+                ),
+                Kind::Cpu => assert!(r["adapter"].is_null(), "adapter: {}", r["adapter"]),
+            }
+            assert_eq!(r["stop"]["iteration"], 50);
+            checksum_of(&r)
+        };
+        let a = checksum(&[]);
+        let b = checksum(&[]);
+        assert_eq!(a, b);
+        // The checksum does depend on the run: another seed gives other weights.
+        let c = checksum(&["--seed", "1"]);
+        assert_ne!(a, c);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -522,30 +528,38 @@ fn devices_lists_adapters() {
 // 8. Iteration limits
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn no_threshold_runs_exactly_max_iter() {
-    let r = train_json(&[
-        "--demo",
-        "xnor",
-        "--threshold",
-        "none",
-        "--max-iter",
-        "5",
-        "--backend",
-        "cpu",
-    ]);
-    assert_eq!(r["stop"]["reason"], "max_iter");
-    assert_eq!(r["stop"]["iteration"], 5);
-    assert!(r["stop"]["threshold"].is_null());
-    assert_eq!(r["max_iter"], 5);
-}
+both_backends! {
+    fn no_threshold_runs_exactly_max_iter(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let r = train_json(&[
+            "--demo",
+            "xnor",
+            "--threshold",
+            "none",
+            "--max-iter",
+            "5",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(r["backend"], backend);
+        assert_eq!(r["stop"]["reason"], "max_iter");
+        assert_eq!(r["stop"]["iteration"], 5);
+        assert!(r["stop"]["threshold"].is_null());
+        assert_eq!(r["max_iter"], 5);
+    }
 
-#[test]
-fn max_iter_zero_returns_the_initial_weights() {
-    let r = train_json(&["--demo", "xnor", "--max-iter", "0", "--backend", "cpu"]);
-    assert_eq!(r["stop"]["reason"], "max_iter");
-    assert_eq!(r["stop"]["iteration"], 0);
-    assert_eq!(r["max_iter"], 0);
+    fn max_iter_zero_returns_the_initial_weights(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let r = train_json(&["--demo", "xnor", "--max-iter", "0", "--backend", backend]);
+        assert_eq!(r["backend"], backend);
+        assert_eq!(r["stop"]["reason"], "max_iter");
+        assert_eq!(r["stop"]["iteration"], 0);
+        assert_eq!(r["max_iter"], 0);
+    }
 }
 
 #[test]

@@ -5,21 +5,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::cli::{fails, json, ok};
-
-/// Runs `wgtrain bench -q ARGS...`, expects success, returns stdout.
-fn bench_ok(args: &[&str]) -> String {
-    ok(&[&["bench", "-q"], args].concat()).0
-}
-
-fn bench_json(args: &[&str]) -> Value {
-    json(&bench_ok(&[args, &["--json"]].concat()))
-}
-
-/// Runs `wgtrain bench ARGS...`, expects a failure without a panic, returns stderr.
-fn bench_fails(args: &[&str]) -> String {
-    fails(&[&["bench"], args].concat())
-}
+use common::cli::{bench_fails, bench_json, bench_ok};
 
 const TINY: &[&str] = &[
     "--rows",

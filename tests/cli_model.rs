@@ -14,46 +14,10 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use common::cli::{Fixtures, assert_contains_all, fails, lcg, ok, train_json};
-
-/// `rows` rows of columns id, a, b, k (constant), label (yes/no, roughly a + 0.5 b > 0 with
-/// some noise), from a fixed-seed generator.
-fn fixture_csv(rows: usize, seed: u64) -> String {
-    let mut next = lcg(seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407));
-    let mut s = String::from("id,a,b,k,label\n");
-    for r in 0..rows {
-        let (a, b, noise) = (3.0 * next() + 1.0, 10.0 * next(), 0.4 * next());
-        let label = if a - 1.0 + 0.05 * b + noise > 0.0 {
-            "yes"
-        } else {
-            "no"
-        };
-        s.push_str(&format!("{r},{a:.4},{b:.3},3.5,{label}\n"));
-    }
-    s
-}
-
-/// A CSV as (header, rows of cells).
-fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut lines = text.lines();
-    let split = |l: &str| l.split(',').map(str::to_string).collect::<Vec<_>>();
-    let header = split(lines.next().expect("a header"));
-    (header, lines.map(split).collect())
-}
-
-/// `predict`'s CSV as (probabilities, predicted labels).
-fn parse_predictions(text: &str) -> (Vec<f64>, Vec<String>) {
-    let (header, rows) = read_csv(text);
-    assert_eq!(header, ["probability", "predicted"], "{text}");
-    rows.iter()
-        .map(|r| {
-            assert_eq!(r.len(), 2, "{text}");
-            (r[0].parse::<f64>().expect("a probability"), r[1].clone())
-        })
-        .unzip()
-}
+use common::cli::{
+    Fixtures, assert_contains_all, backend, checksum_of, fails, fixture_csv, ok, parse_predictions,
+    read_csv, train_json,
+};
 
 /// The metadata of a safetensors file, read with the safetensors crate only.
 fn metadata(path: &str) -> HashMap<String, String> {
@@ -167,13 +131,6 @@ fn without_timing(r: &Value) -> Value {
     let mut r = r.clone();
     r.as_object_mut().expect("a report object").remove("timing");
     r
-}
-
-fn checksum_of(r: &Value) -> String {
-    r["model"]["checksum"]
-        .as_str()
-        .expect("checksum")
-        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -367,94 +324,86 @@ fn save_to_a_missing_folder_fails_and_leaves_nothing() {
 // Continuing training
 // ---------------------------------------------------------------------------------------
 
-/// 50 iterations, save, 50 more from the file: the same weights as 100 straight.
-fn continue_is_bit_identical(backend: &str) {
-    let f = Fixtures::new();
-    let data = f.file("train.csv", &fixture_csv(120, 3));
-    let (half, resumed) = (f.path("half.safetensors"), f.path("resumed.safetensors"));
-    let base = [
-        "--data",
-        &data,
-        "--drop",
-        "id",
-        "--backend",
-        backend,
-        "--lr",
-        "0.3",
-        "--threshold",
-        "none",
-        "--val-split",
-        "0.25",
-        "--seed",
-        "7",
-    ];
-    let straight = train_json(
-        &[
-            &base[..],
+both_backends! {
+    /// 50 iterations, save, 50 more from the file: the same weights as 100 straight.
+    fn continuing_training_is_bit_identical(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let f = Fixtures::new();
+        let data = f.file("train.csv", &fixture_csv(120, 3));
+        let (half, resumed) = (f.path("half.safetensors"), f.path("resumed.safetensors"));
+        let base = [
+            "--data",
+            &data,
+            "--drop",
+            "id",
+            "--backend",
+            backend,
+            "--lr",
+            "0.3",
+            "--threshold",
+            "none",
+            "--val-split",
+            "0.25",
+            "--seed",
+            "7",
+        ];
+        let straight = train_json(
             &[
-                "--hidden",
-                "6,4",
-                "--activation",
-                "sigmoid",
-                "--max-iter",
-                "100",
-            ],
-        ]
-        .concat(),
-    );
-    let first = train_json(
-        &[
-            &base[..],
+                &base[..],
+                &[
+                    "--hidden",
+                    "6,4",
+                    "--activation",
+                    "sigmoid",
+                    "--max-iter",
+                    "100",
+                ],
+            ]
+            .concat(),
+        );
+        let first = train_json(
             &[
-                "--hidden",
-                "6,4",
-                "--activation",
-                "sigmoid",
-                "--max-iter",
-                "50",
-            ],
-            &["--save", &half],
-        ]
-        .concat(),
-    );
-    assert_eq!(straight["backend"], backend);
-    assert_ne!(checksum_of(&first), checksum_of(&straight));
-    // The architecture comes from the file; naming it again is fine when it matches.
-    let second = train_json(
-        &[
-            &base[..],
-            &["--max-iter", "50", "--init-weights", &half],
-            &["--activation", "sigmoid", "--save", &resumed],
-        ]
-        .concat(),
-    );
-    assert_eq!(second["model"]["layers"], serde_json::json!([3, 6, 4, 1]));
-    assert_eq!(checksum_of(&second), checksum_of(&straight), "on {backend}");
-    assert_eq!(second["metrics"], straight["metrics"]);
-    assert_eq!(second["val_metrics"], straight["val_metrics"]);
-    let saved = wgtrain::modelfile::load(Path::new(&resumed)).unwrap();
-    assert_eq!(
-        wgtrain::model::checksum(&saved.model.params),
-        checksum_of(&straight)
-    );
-    // The continued run kept the first run's statistics.
-    assert_eq!(
-        metadata(&half)["wgtrain.standardization"],
-        metadata(&resumed)["wgtrain.standardization"]
-    );
-}
-
-#[test]
-fn continuing_training_is_bit_identical_on_cpu() {
-    continue_is_bit_identical("cpu");
-}
-
-#[test]
-fn continuing_training_is_bit_identical_on_gpu() {
-    if common::gpu_context().is_none() {
-        return;
+                &base[..],
+                &[
+                    "--hidden",
+                    "6,4",
+                    "--activation",
+                    "sigmoid",
+                    "--max-iter",
+                    "50",
+                ],
+                &["--save", &half],
+            ]
+            .concat(),
+        );
+        assert_eq!(straight["backend"], backend);
+        assert_ne!(checksum_of(&first), checksum_of(&straight));
+        // The architecture comes from the file; naming it again is fine when it matches.
+        let second = train_json(
+            &[
+                &base[..],
+                &["--max-iter", "50", "--init-weights", &half],
+                &["--activation", "sigmoid", "--save", &resumed],
+            ]
+            .concat(),
+        );
+        assert_eq!(second["model"]["layers"], serde_json::json!([3, 6, 4, 1]));
+        assert_eq!(checksum_of(&second), checksum_of(&straight), "on {backend}");
+        assert_eq!(second["metrics"], straight["metrics"]);
+        assert_eq!(second["val_metrics"], straight["val_metrics"]);
+        let saved = wgtrain::modelfile::load(Path::new(&resumed)).unwrap();
+        assert_eq!(
+            wgtrain::model::checksum(&saved.model.params),
+            checksum_of(&straight)
+        );
+        // The continued run kept the first run's statistics.
+        assert_eq!(
+            metadata(&half)["wgtrain.standardization"],
+            metadata(&resumed)["wgtrain.standardization"]
+        );
     }
-    continue_is_bit_identical("gpu");
 }
 
 #[test]
@@ -508,42 +457,47 @@ fn init_weights_mismatches_are_clear_errors() {
 // predict and eval
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn predict_matches_the_forward_pass_by_hand() {
-    for extra in [
-        &["--hidden", "5", "--activation", "relu"][..],
-        &["--hidden", "4,3", "--activation", "tanh"][..],
-        &["--hidden", "3", "--activation", "sigmoid"][..],
-        &[][..],
-    ] {
-        let (f, _, model, _) = trained(extra);
-        // New rows, features in another order, an extra column, no label.
-        let mut text = String::from("k,extra,b,a\n");
-        for row in &read_csv(&fixture_csv(30, 9)).1 {
-            text.push_str(&format!("{},x,{},{}\n", row[3], row[2], row[1]));
-        }
-        text.push_str("4.5,y,-20,7\n"); // a constant column off its value, out of range
-        let new = f.file("new.csv", &text);
-        let (out, err) = ok(&[
-            "predict",
-            "--model",
-            &model,
-            "--data",
-            &new,
-            "--backend",
-            "cpu",
-        ]);
-        assert_eq!(err, "", "no metrics without labels");
-        let (p, predicted) = parse_predictions(&out);
-        let hand = by_hand(&model, &new);
-        assert_eq!(p.len(), 31);
-        for (r, ((mine, class), (hp, hz))) in p.iter().zip(&predicted).zip(&hand).enumerate() {
-            assert!(
-                (mine - hp).abs() <= 1e-5,
-                "{extra:?} row {r}: predict {mine}, by hand {hp}"
-            );
-            if hz.abs() > 1e-4 {
-                assert_eq!(class, if *hz >= 0.0 { "yes" } else { "no" }, "row {r}");
+both_backends! {
+    /// Trained on the CPU, predicted on each backend.
+    fn predict_matches_the_forward_pass_by_hand(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        for extra in [
+            &["--hidden", "5", "--activation", "relu"][..],
+            &["--hidden", "4,3", "--activation", "tanh"][..],
+            &["--hidden", "3", "--activation", "sigmoid"][..],
+            &[][..],
+        ] {
+            let (f, _, model, _) = trained(extra);
+            // New rows, features in another order, an extra column, no label.
+            let mut text = String::from("k,extra,b,a\n");
+            for row in &read_csv(&fixture_csv(30, 9)).1 {
+                text.push_str(&format!("{},x,{},{}\n", row[3], row[2], row[1]));
+            }
+            text.push_str("4.5,y,-20,7\n"); // a constant column off its value, out of range
+            let new = f.file("new.csv", &text);
+            let (out, err) = ok(&[
+                "predict",
+                "--model",
+                &model,
+                "--data",
+                &new,
+                "--backend",
+                backend,
+            ]);
+            assert_eq!(err, "", "no metrics without labels");
+            let (p, predicted) = parse_predictions(&out);
+            let hand = by_hand(&model, &new);
+            assert_eq!(p.len(), 31);
+            for (r, ((mine, class), (hp, hz))) in p.iter().zip(&predicted).zip(&hand).enumerate() {
+                assert!(
+                    (mine - hp).abs() <= 1e-5,
+                    "{extra:?} row {r}: predict {mine}, by hand {hp}"
+                );
+                if hz.abs() > 1e-4 {
+                    assert_eq!(class, if *hz >= 0.0 { "yes" } else { "no" }, "row {r}");
+                }
             }
         }
     }

@@ -19,25 +19,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::cli::{
-    Fixtures, assert_contains_all, fails, json, lcg, mkfifo, ok, signal_and_wait, skipped,
-    train_fails, wgtrain,
+    Fixtures, ab_csv, assert_contains_all, bin, fails, json, mkfifo, ok, output, signal_and_wait,
+    skipped, text, train_fails, wgtrain_std,
 };
-
-/// `rows` rows of a, b, label (yes/no by a + b/2 > 0), from a fixed-seed generator.
-fn csv(rows: usize) -> String {
-    let mut next = lcg(0x9E37_79B9_7F4A_7C15);
-    let mut s = String::from("a,b,label\n");
-    for _ in 0..rows {
-        let (a, b) = (next(), next());
-        let y = if a + 0.5 * b + 0.2 * next() > 0.0 {
-            "yes"
-        } else {
-            "no"
-        };
-        s.push_str(&format!("{a:.4},{b:.4},{y}\n"));
-    }
-    s
-}
 
 /// Flags of a short CPU run on `data`: 30 iterations.
 fn quick(data: &str) -> Vec<&str> {
@@ -62,7 +46,7 @@ fn run_of<'a>(data: &'a str, iterations: &'a str) -> Vec<&'a str> {
 /// A fixture folder with `train.csv` and a model trained on it (`model.safetensors`).
 fn with_model() -> (Fixtures, String, String) {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let model = f.path("model.safetensors");
     ok(&[quick(&data), vec!["--save", &model]].concat());
     (f, data, model)
@@ -80,14 +64,6 @@ fn predict_args<'a>(model: &'a str, data: &'a str) -> Vec<&'a str> {
     ]
 }
 
-fn run(args: &[&str]) -> Output {
-    wgtrain().args(args).output().expect("wgtrain runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn mode(p: &str) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
@@ -102,11 +78,11 @@ fn is_char_device(p: &str) -> bool {
 #[test]
 fn out_to_stdout_streams_the_csv_as_without_out() {
     let (_f, data, model) = with_model();
-    let plain = run(&predict_args(&model, &data));
+    let plain = output(&predict_args(&model, &data));
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     assert!(text(&plain.stdout).starts_with("probability,predicted\n"));
     for out in ["/dev/stdout", "-", "/proc/self/fd/1", "/dev/fd/1"] {
-        let got = run(&[predict_args(&model, &data), vec!["--out", out]].concat());
+        let got = output(&[predict_args(&model, &data), vec!["--out", out]].concat());
         assert!(got.status.success(), "{out}: {}", text(&got.stderr));
         assert_eq!(text(&got.stdout), text(&plain.stdout), "--out {out}");
         assert_eq!(text(&got.stderr), text(&plain.stderr), "--out {out}");
@@ -129,7 +105,7 @@ fn a_descriptor_that_is_not_open_is_an_error_before_anything_runs() {
 #[test]
 fn dev_null_stays_a_device_and_may_be_named_twice() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     assert!(is_char_device("/dev/null"));
     let (out, _) = ok(&[
         quick(&data),
@@ -166,14 +142,16 @@ fn a_failed_save_still_prints_the_report_then_exits_1() {
         return skipped("no /dev/full");
     }
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let svg = f.path("run.svg");
     // JSON: the report, with the failed file named in `write_errors`.
-    let got = run(&[
-        quick(&data),
-        vec!["--save", "/dev/full", "--plot", &svg, "--json"],
-    ]
-    .concat());
+    let got = output(
+        &[
+            quick(&data),
+            vec!["--save", "/dev/full", "--plot", &svg, "--json"],
+        ]
+        .concat(),
+    );
     assert_eq!(got.status.code(), Some(1), "{}", text(&got.stderr));
     let r = json(&text(&got.stdout));
     assert_eq!(r["stop"]["reason"], "max_iter");
@@ -189,7 +167,7 @@ fn a_failed_save_still_prints_the_report_then_exits_1() {
     // The other output was written.
     assert!(fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     // Human: the report, a line naming the failed file, the plot's line.
-    let got = run(&[quick(&data), vec!["--save", "/dev/full", "--plot", &svg]].concat());
+    let got = output(&[quick(&data), vec!["--save", "/dev/full", "--plot", &svg]].concat());
     assert_eq!(got.status.code(), Some(1));
     let out = text(&got.stdout);
     assert_contains_all(
@@ -202,7 +180,7 @@ fn a_failed_save_still_prints_the_report_then_exits_1() {
     );
     assert!(!out.contains("saved:   /dev/full"), "{out}");
     // A successful run has no `write_errors`.
-    let got = run(&[quick(&data), vec!["--json"]].concat());
+    let got = output(&[quick(&data), vec!["--json"]].concat());
     assert!(got.status.success());
     assert!(json(&text(&got.stdout)).get("write_errors").is_none());
 }
@@ -213,13 +191,15 @@ fn a_failed_plot_still_prints_the_report() {
         return skipped("no /dev/full");
     }
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let model = f.path("m.safetensors");
-    let got = run(&[
-        quick(&data),
-        vec!["--save", &model, "--plot", "/dev/full", "--json"],
-    ]
-    .concat());
+    let got = output(
+        &[
+            quick(&data),
+            vec!["--save", &model, "--plot", "/dev/full", "--json"],
+        ]
+        .concat(),
+    );
     assert_eq!(got.status.code(), Some(1));
     let r = json(&text(&got.stdout));
     assert_eq!(r["write_errors"][0]["flag"], "--plot");
@@ -271,7 +251,7 @@ fn out_to_a_socket_is_sent() {
 #[test]
 fn the_log_goes_to_stdout_before_the_report() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let (out, _) = ok(&[quick(&data), vec!["--log", "-"]].concat());
     assert!(out.starts_with("iteration,elapsed_s,train_loss"), "{out}");
     let start = out.find("\ndata:").expect("the report follows the log");
@@ -312,7 +292,7 @@ fn an_output_that_would_mix_with_the_report_on_stdout_is_refused() {
     // The file stdout is redirected to, named as an output.
     let report = f.path("report.txt");
     for flag in ["--save", "--log"] {
-        let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+        let got = wgtrain_std()
             .args(["train", "--data", &data, flag, &report])
             .stdout(fs::File::create(&report).unwrap())
             .output()
@@ -395,7 +375,7 @@ fn symlinks_are_written_through_and_modes_kept() {
 #[test]
 fn sigkill_during_a_save_leaves_no_temporary_file() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let model = f.path("big.safetensors");
     // 600k parameters (2.4 MB): the write takes a while; kills land before, during and after.
     let args = [
@@ -404,12 +384,12 @@ fn sigkill_during_a_save_leaves_no_temporary_file() {
     ]
     .concat();
     let start = Instant::now();
-    let whole = run(&args);
+    let whole = output(&args);
     assert!(whole.status.success(), "{}", text(&whole.stderr));
     let took = start.elapsed();
     fs::remove_file(&model).unwrap();
     for i in 0..16u32 {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+        let mut child = wgtrain_std()
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -474,7 +454,7 @@ fn two_outputs_naming_one_file_are_refused_before_anything_runs() {
 #[test]
 fn an_output_naming_an_input_is_refused() {
     let (f, data, model) = with_model();
-    let val = f.file("val.csv", &csv(10));
+    let val = f.file("val.csv", &ab_csv(10));
     let before = fs::read(&model).unwrap();
     let link = f.path("link.csv");
     symlink("train.csv", &link).unwrap();
@@ -504,7 +484,7 @@ fn an_output_naming_an_input_is_refused() {
         );
     }
     assert_eq!(fs::read(&model).unwrap(), before);
-    assert_eq!(fs::read_to_string(&data).unwrap(), csv(40));
+    assert_eq!(fs::read_to_string(&data).unwrap(), ab_csv(40));
     // predict: --out may be neither the model nor the data.
     for (path, input) in [(&data, "--data"), (&model, "--model")] {
         let err = fails(&[predict_args(&model, &data), vec!["--out", path]].concat());
@@ -514,7 +494,7 @@ fn an_output_naming_an_input_is_refused() {
         );
     }
     assert_eq!(fs::read(&model).unwrap(), before);
-    assert_eq!(fs::read_to_string(&data).unwrap(), csv(40));
+    assert_eq!(fs::read_to_string(&data).unwrap(), ab_csv(40));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -528,7 +508,7 @@ fn endless(data: &str) -> Vec<&str> {
 #[test]
 fn a_folder_that_is_a_file_fails_at_once() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let file = f.file("file.txt", "");
     for flag in ["--save", "--plot", "--log"] {
         let target = format!("{file}/out");
@@ -559,7 +539,7 @@ fn with_read_only_folder(ro: &str, args: &[&str]) -> Option<Output> {
         skipped("unshare -rm cannot mount a read-only tmpfs here (no user namespaces?)");
         return None;
     }
-    let bin = assert_cmd::cargo::cargo_bin("wgtrain");
+    let bin = bin();
     let script = "mount -t tmpfs -o ro tmpfs \"$1\" && shift && exec timeout 120 \"$@\"";
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-c", script, "sh", ro])
@@ -571,7 +551,7 @@ fn with_read_only_folder(ro: &str, args: &[&str]) -> Option<Output> {
 #[test]
 fn a_read_only_folder_fails_before_the_first_iteration() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     fs::create_dir(f.path("ro")).unwrap();
     for flag in ["--save", "--plot", "--log"] {
         let target = f.path("ro/out");
@@ -599,7 +579,7 @@ fn a_log_on_a_full_device_says_it_is_incomplete() {
         return skipped("no /dev/full");
     }
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let err = fails(&[endless(&data), vec!["--log", "/dev/full"]].concat());
     assert_contains_all(
         &err,
@@ -615,10 +595,10 @@ fn a_log_on_a_full_device_says_it_is_incomplete() {
 fn a_log_cut_by_a_full_disk_says_so_and_the_run_goes_on() {
     use std::os::unix::process::CommandExt;
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let log = f.path("log.csv");
     let model = f.path("m.safetensors");
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"));
+    let mut cmd = wgtrain_std();
     cmd.args(run_of(&data, "300"))
         .args(["--log", &log, "--save", &model, "--json"]);
     // Files may grow to 8 KiB: the log (about 130 bytes a row) hits it, the model does not.
@@ -663,7 +643,7 @@ fn a_log_cut_by_a_full_disk_says_so_and_the_run_goes_on() {
 #[test]
 fn the_same_run_saves_the_same_bytes() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let (a, b) = (f.path("a.safetensors"), f.path("b.safetensors"));
     let args = [
         quick(&data),
@@ -696,7 +676,7 @@ fn the_same_run_saves_the_same_bytes() {
 
 /// Runs wgtrain with `args` and stderr on /dev/full; its output and exit status.
 fn with_full_stderr(args: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+    wgtrain_std()
         .args(args)
         .stderr(fs::File::options().write(true).open("/dev/full").unwrap())
         .output()
@@ -754,11 +734,11 @@ fn a_full_stderr_keeps_the_exit_status_and_never_panics() {
 fn a_closed_stdout_ends_predict_quietly_with_status_141() {
     let (f, _data, model) = with_model();
     // Far more than a pipe holds, so the write meets the closed pipe.
-    let big = f.file("big.csv", &csv(20_000));
+    let big = f.file("big.csv", &ab_csv(20_000));
     let script = format!(
         "{} predict --model {model} --data {big} --backend cpu 2>&1 | head -1; \
          echo \"status ${{PIPESTATUS[0]}}\"",
-        assert_cmd::cargo::cargo_bin("wgtrain").display()
+        bin().display()
     );
     let got = Command::new("bash").args(["-c", &script]).output().unwrap();
     let out = text(&got.stdout);
@@ -778,7 +758,7 @@ fn a_full_stdout_is_named_in_the_error() {
         (eval, "the metrics"),
         (vec!["devices"], "the adapter list"),
     ] {
-        let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+        let got = wgtrain_std()
             .args(&args)
             .stdout(fs::File::options().write(true).open("/dev/full").unwrap())
             .output()
@@ -800,13 +780,13 @@ fn a_full_stdout_is_named_in_the_error() {
 fn a_fifo_without_a_reader_is_given_up_on_a_signal_after_the_report() {
     use std::io::BufRead;
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let fifo = f.path("fo");
     if !mkfifo(&fifo) {
         return;
     }
     let svg = f.path("p.svg");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+    let mut child = wgtrain_std()
         .args(quick(&data))
         .args(["--save", &fifo, "--plot", &svg])
         .stdout(Stdio::piped())
@@ -892,7 +872,7 @@ fn a_replaced_file_loses_its_setuid_bit() {
 
 /// Runs wgtrain with `stdin` as its standard input.
 fn with_stdin(args: &[&str], stdin: &str) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+    wgtrain_std()
         .args(args)
         .stdin(fs::File::open(stdin).unwrap())
         .output()
@@ -902,7 +882,7 @@ fn with_stdin(args: &[&str], stdin: &str) -> Output {
 #[test]
 fn an_output_that_is_the_file_stdin_reads_is_refused() {
     let (f, data, model) = with_model();
-    let val = f.file("val.csv", &csv(20));
+    let val = f.file("val.csv", &ab_csv(20));
     let before = fs::read(&data).unwrap();
     let base = ["train", "--backend", "cpu", "--max-iter", "5"];
     for (args, stdin, out, input) in [
@@ -949,14 +929,14 @@ fn an_output_that_is_the_file_stdin_reads_is_refused() {
     assert_eq!(got.status.code(), Some(1));
     assert_contains_all(&text(&got.stderr), &["--out", "the same file as --data -"]);
     assert_eq!(fs::read(&data).unwrap(), before);
-    assert_eq!(fs::read_to_string(&val).unwrap(), csv(20));
+    assert_eq!(fs::read_to_string(&val).unwrap(), ab_csv(20));
 }
 
 #[test]
 fn predict_out_may_not_be_where_the_summary_or_the_messages_go() {
     let (f, data, model) = with_model();
     let r = f.file("r.txt", "");
-    let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+    let got = wgtrain_std()
         .args([predict_args(&model, &data), vec!["--out", &r]].concat())
         .stdout(fs::File::create(&r).unwrap())
         .output()
@@ -976,7 +956,7 @@ fn predict_out_may_not_be_where_the_summary_or_the_messages_go() {
 #[test]
 fn a_socket_nobody_listens_on_is_refused_before_the_run() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let sock = f.path("sock");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     let e = fails(&[run_of(&data, "100000"), vec!["--save", &sock]].concat());
@@ -990,7 +970,7 @@ fn a_socket_nobody_listens_on_is_refused_before_the_run() {
 #[test]
 fn a_log_into_a_setuid_file_loses_the_bit() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     let log = f.file("log.csv", "old");
     fs::set_permissions(&log, fs::Permissions::from_mode(0o6755)).unwrap();
     ok(&[quick(&data), vec!["--log", &log]].concat());
@@ -1001,11 +981,11 @@ fn a_log_into_a_setuid_file_loses_the_bit() {
 #[test]
 fn a_failed_log_on_stdout_is_said_once() {
     let f = Fixtures::new();
-    let data = f.file("train.csv", &csv(40));
+    let data = f.file("train.csv", &ab_csv(40));
     // A pipe whose reader is gone before the run starts.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let got = Command::new(assert_cmd::cargo::cargo_bin("wgtrain"))
+    let got = wgtrain_std()
         .args([quick(&data), vec!["--log", "-"]].concat())
         .stdout(writer)
         .output()

@@ -3,16 +3,16 @@
 //! `--max-time`, `--warmup`, `--min-delta[-rel]` and `--eval-every`, their error messages, the
 //! human summary, and one CPU/GPU agreement check.
 //!
-//! Everything trains on the CPU except the one test about the GPU; fixtures and logs are
-//! written into a fresh temporary directory per test.
+//! The stop rules' runs train on both backends (`both_backends!`); the flag and message tests
+//! train on the CPU. Fixtures and logs are written into a fresh temporary directory per test.
 
 mod common;
 
 use serde_json::Value;
 
 use common::cli::{
-    Fixtures, assert_contains_all, num, train_fails, train_human, train_json, train_run, uint,
-    wgtrain,
+    Fixtures, assert_contains_all, backend, checksum_of, num, train_fails, train_human, train_json,
+    train_run, uint, wgtrain,
 };
 
 const METRIC_FIELDS: [&str; 6] = ["loss", "accuracy", "precision", "recall", "f1", "iou"];
@@ -334,12 +334,7 @@ fn val_split_is_stratified_and_seeded() {
     assert_eq!(check_metrics(&r["val_metrics"], "val_metrics", 50), 25);
     assert_eq!(r["stop"]["monitor"], "val");
 
-    let sum = |r: &Value| {
-        r["model"]["checksum"]
-            .as_str()
-            .expect("checksum")
-            .to_string()
-    };
+    let sum = checksum_of;
     let again = train_json(&args);
     assert_eq!(sum(&r), sum(&again), "same seed, same weights");
     assert_eq!(
@@ -500,182 +495,200 @@ fn log_in_a_missing_directory_names_the_path() {
 // 5. --patience
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn patience_stops_after_three_checks_without_improvement() {
-    let f = Fixtures::new();
-    let log = f.path("patience.csv");
-    let args = patience_args(&["--log", &log, "--backend", "cpu"]);
-    let run = train_run(&as_strs(&args));
-    let s = &run.r["stop"];
-    assert_eq!(s["reason"], "patience");
-    assert_eq!(s["monitor"], "val");
-    assert_eq!(s["metric"], "loss");
-    assert_eq!(s["restored_best"], false);
-    let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
-    assert!(stopped_at < 3000, "a plateau before max_iter: {stopped_at}");
-    assert_eq!(uint(&s["iteration"], "stop.iteration"), stopped_at);
-    let best_it = uint(&s["best_iteration"], "stop.best_iteration");
-    let best = run.exact("stop", "best_value");
-    // Every iteration is a check: the last improvement was exactly 3 checks before the stop.
-    assert_eq!(best_it + 3, stopped_at);
+both_backends! {
+    fn patience_stops_after_three_checks_without_improvement(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let f = Fixtures::new();
+        let log = f.path("patience.csv");
+        let args = patience_args(&["--log", &log, "--backend", backend]);
+        let run = train_run(&as_strs(&args));
+        let s = &run.r["stop"];
+        assert_eq!(s["reason"], "patience");
+        assert_eq!(s["monitor"], "val");
+        assert_eq!(s["metric"], "loss");
+        assert_eq!(s["restored_best"], false);
+        let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
+        assert!(stopped_at < 3000, "a plateau before max_iter: {stopped_at}");
+        assert_eq!(uint(&s["iteration"], "stop.iteration"), stopped_at);
+        let best_it = uint(&s["best_iteration"], "stop.best_iteration");
+        let best = run.exact("stop", "best_value");
+        // Every iteration is a check: the last improvement was exactly 3 checks before the stop.
+        assert_eq!(best_it + 3, stopped_at);
 
-    let l = Log::read(&log);
-    let its = l.iterations();
-    assert_eq!(its, (0..=stopped_at).collect::<Vec<_>>());
-    let val_loss = l.column("val_loss");
-    let j = l.col("val_loss");
-    assert_eq!(
-        l.at(best_it)[j],
-        best,
-        "the best row's val_loss is best_value"
-    );
-    // The last three checks brought no improvement (min_delta 0: not below the best) ...
-    for row in &l.rows[l.rows.len() - 3..] {
-        assert!(
-            row[j] >= best,
-            "iteration {}: {} < best {best}",
-            row[0],
-            row[j]
+        let l = Log::read(&log);
+        let its = l.iterations();
+        assert_eq!(its, (0..=stopped_at).collect::<Vec<_>>());
+        let val_loss = l.column("val_loss");
+        let j = l.col("val_loss");
+        assert_eq!(
+            l.at(best_it)[j],
+            best,
+            "the best row's val_loss is best_value"
+        );
+        // The last three checks brought no improvement (min_delta 0: not below the best) ...
+        for row in &l.rows[l.rows.len() - 3..] {
+            assert!(
+                row[j] >= best,
+                "iteration {}: {} < best {best}",
+                row[0],
+                row[j]
+            );
+        }
+        // ... the best is the lowest val_loss of the whole run ...
+        let min = val_loss.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(min, best);
+        // ... and the check just before it was worse, or it would not have counted.
+        assert!(val_loss[best_it as usize - 1] > best);
+        // The reported value is the last row's.
+        assert_eq!(run.exact("stop", "value"), val_loss[val_loss.len() - 1]);
+        assert_eq!(
+            run.exact("val_metrics", "loss"),
+            val_loss[val_loss.len() - 1]
         );
     }
-    // ... the best is the lowest val_loss of the whole run ...
-    let min = val_loss.iter().copied().fold(f64::INFINITY, f64::min);
-    assert_eq!(min, best);
-    // ... and the check just before it was worse, or it would not have counted.
-    assert!(val_loss[best_it as usize - 1] > best);
-    // The reported value is the last row's.
-    assert_eq!(run.exact("stop", "value"), val_loss[val_loss.len() - 1]);
-    assert_eq!(
-        run.exact("val_metrics", "loss"),
-        val_loss[val_loss.len() - 1]
-    );
 }
 
-#[test]
-fn min_delta_makes_patience_stop_no_later() {
-    // A large min_delta leaves fewer checks that count as improvements, so patience fires
-    // earlier; the best then need not be the lowest value.
-    let plain = train_json(&as_strs(&patience_args(&["--backend", "cpu"])));
-    let strict = train_json(&as_strs(&patience_args(&[
-        "--min-delta",
-        "0.01",
-        "--backend",
-        "cpu",
-    ])));
-    assert_eq!(strict["stop"]["reason"], "patience");
-    let a = uint(&plain["stop"]["stopped_at"], "plain stopped_at");
-    let b = uint(&strict["stop"]["stopped_at"], "strict stopped_at");
-    assert!(b < a, "--min-delta 0.01 stops at {b}, without it at {a}");
-    let rel = train_json(&as_strs(&patience_args(&[
-        "--min-delta-rel",
-        "0.5",
-        "--backend",
-        "cpu",
-    ])));
-    assert_eq!(rel["stop"]["reason"], "patience");
-    assert!(uint(&rel["stop"]["stopped_at"], "rel stopped_at") < a);
+both_backends! {
+    fn min_delta_makes_patience_stop_no_later(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        // A large min_delta leaves fewer checks that count as improvements, so patience fires
+        // earlier; the best then need not be the lowest value.
+        let plain = train_json(&as_strs(&patience_args(&["--backend", backend])));
+        let strict = train_json(&as_strs(&patience_args(&[
+            "--min-delta",
+            "0.01",
+            "--backend",
+            backend,
+        ])));
+        assert_eq!(strict["stop"]["reason"], "patience");
+        let a = uint(&plain["stop"]["stopped_at"], "plain stopped_at");
+        let b = uint(&strict["stop"]["stopped_at"], "strict stopped_at");
+        assert!(b < a, "--min-delta 0.01 stops at {b}, without it at {a}");
+        let rel = train_json(&as_strs(&patience_args(&[
+            "--min-delta-rel",
+            "0.5",
+            "--backend",
+            backend,
+        ])));
+        assert_eq!(rel["stop"]["reason"], "patience");
+        assert!(uint(&rel["stop"]["stopped_at"], "rel stopped_at") < a);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // 6. --restore-best
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn restore_best_returns_the_best_checks_weights() {
-    let f = Fixtures::new();
-    let log = f.path("restore.csv");
-    let args = patience_args(&["--restore-best", "--log", &log, "--backend", "cpu"]);
-    let run = train_run(&as_strs(&args));
-    let r = &run.r;
-    let s = &r["stop"];
-    assert_eq!(s["reason"], "patience");
-    assert_eq!(s["restored_best"], true);
-    assert_eq!(r["restore_best"], true);
-    let iteration = uint(&s["iteration"], "stop.iteration");
-    let best_it = uint(&s["best_iteration"], "stop.best_iteration");
-    let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
-    assert_eq!(iteration, best_it);
-    assert!(stopped_at > iteration, "{stopped_at} > {iteration}");
+both_backends! {
+    fn restore_best_returns_the_best_checks_weights(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        let f = Fixtures::new();
+        let log = f.path("restore.csv");
+        let args = patience_args(&["--restore-best", "--log", &log, "--backend", backend]);
+        let run = train_run(&as_strs(&args));
+        let r = &run.r;
+        let s = &r["stop"];
+        assert_eq!(s["reason"], "patience");
+        assert_eq!(s["restored_best"], true);
+        assert_eq!(r["restore_best"], true);
+        let iteration = uint(&s["iteration"], "stop.iteration");
+        let best_it = uint(&s["best_iteration"], "stop.best_iteration");
+        let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
+        assert_eq!(iteration, best_it);
+        assert!(stopped_at > iteration, "{stopped_at} > {iteration}");
 
-    let l = Log::read(&log);
-    let row = l.at(best_it);
-    assert_eq!(run.exact("val_metrics", "loss"), row[l.col("val_loss")]);
-    assert_eq!(run.exact("stop", "value"), row[l.col("val_loss")]);
-    assert_eq!(run.exact("stop", "best_value"), row[l.col("val_loss")]);
-    assert_eq!(run.exact("metrics", "loss"), row[l.col("train_loss")]);
-    // value_at_stop is still the metric where the rule fired.
-    assert_eq!(
-        run.exact("stop", "value_at_stop"),
-        l.at(stopped_at)[l.col("val_loss")]
-    );
-    assert_ne!(
-        run.exact("stop", "value_at_stop"),
-        run.exact("stop", "value")
-    );
+        let l = Log::read(&log);
+        let row = l.at(best_it);
+        assert_eq!(run.exact("val_metrics", "loss"), row[l.col("val_loss")]);
+        assert_eq!(run.exact("stop", "value"), row[l.col("val_loss")]);
+        assert_eq!(run.exact("stop", "best_value"), row[l.col("val_loss")]);
+        assert_eq!(run.exact("metrics", "loss"), row[l.col("train_loss")]);
+        // value_at_stop is still the metric where the rule fired.
+        assert_eq!(
+            run.exact("stop", "value_at_stop"),
+            l.at(stopped_at)[l.col("val_loss")]
+        );
+        assert_ne!(
+            run.exact("stop", "value_at_stop"),
+            run.exact("stop", "value")
+        );
 
-    // The same run without --restore-best stops at the same place with other weights.
-    let plain = train_json(&as_strs(&patience_args(&["--backend", "cpu"])));
-    assert_eq!(plain["stop"]["stopped_at"], stopped_at);
-    assert_eq!(plain["stop"]["iteration"], stopped_at);
-    assert_ne!(plain["model"]["checksum"], r["model"]["checksum"]);
+        // The same run without --restore-best stops at the same place with other weights.
+        let plain = train_json(&as_strs(&patience_args(&["--backend", backend])));
+        assert_eq!(plain["stop"]["stopped_at"], stopped_at);
+        assert_eq!(plain["stop"]["iteration"], stopped_at);
+        assert_ne!(plain["model"]["checksum"], r["model"]["checksum"]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // 7. --divergence
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn divergence_stops_at_the_first_check() {
-    // A zero-initialised logistic regression starts at loss ln 2 > 0.5.
-    let r = train_json(&[
-        "--demo",
-        "blobs",
-        "--rows",
-        "100",
-        "--metric",
-        "loss",
-        "--divergence",
-        "0.5",
-        "--threshold",
-        "none",
-        "--backend",
-        "cpu",
-    ]);
-    let s = &r["stop"];
-    assert_eq!(s["reason"], "divergence");
-    assert_eq!(s["iteration"], 0);
-    assert_eq!(s["stopped_at"], 0);
-    let v = num(&s["value"], "stop.value");
-    assert!((v - std::f64::consts::LN_2).abs() < 1e-6, "loss {v}");
-    let message = s["message"].as_str().expect("stop.message");
-    assert_contains_all(message, &["(divergence)", "> 0.5000"]);
+both_backends! {
+    fn divergence_stops_at_the_first_check(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        // A zero-initialised logistic regression starts at loss ln 2 > 0.5.
+        let r = train_json(&[
+            "--demo",
+            "blobs",
+            "--rows",
+            "100",
+            "--metric",
+            "loss",
+            "--divergence",
+            "0.5",
+            "--threshold",
+            "none",
+            "--backend",
+            backend,
+        ]);
+        let s = &r["stop"];
+        assert_eq!(s["reason"], "divergence");
+        assert_eq!(s["iteration"], 0);
+        assert_eq!(s["stopped_at"], 0);
+        let v = num(&s["value"], "stop.value");
+        assert!((v - std::f64::consts::LN_2).abs() < 1e-6, "loss {v}");
+        let message = s["message"].as_str().expect("stop.message");
+        assert_contains_all(message, &["(divergence)", "> 0.5000"]);
 
-    // XNOR: a logistic regression is at accuracy 0.5, below 0.6.
-    let r = train_json(&["--demo", "xnor", "--divergence", "0.6", "--backend", "cpu"]);
-    let s = &r["stop"];
-    assert_eq!(s["reason"], "divergence");
-    assert_eq!(s["stopped_at"], 0);
-    assert_eq!(s["value"], 0.5);
+        // XNOR: a logistic regression is at accuracy 0.5, below 0.6.
+        let r = train_json(&["--demo", "xnor", "--divergence", "0.6", "--backend", backend]);
+        let s = &r["stop"];
+        assert_eq!(s["reason"], "divergence");
+        assert_eq!(s["stopped_at"], 0);
+        assert_eq!(s["value"], 0.5);
 
-    // Exactly at the bound is not worse than it: no divergence.
-    let r = train_json(&[
-        "--demo",
-        "xnor",
-        "--divergence",
-        "0.5",
-        "--max-iter",
-        "20",
-        "--backend",
-        "cpu",
-    ]);
-    assert_eq!(r["stop"]["reason"], "max_iter");
-    assert_eq!(r["stop"]["stopped_at"], 20);
+        // Exactly at the bound is not worse than it: no divergence.
+        let r = train_json(&[
+            "--demo",
+            "xnor",
+            "--divergence",
+            "0.5",
+            "--max-iter",
+            "20",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(r["stop"]["reason"], "max_iter");
+        assert_eq!(r["stop"]["stopped_at"], 20);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // 8. --max-time
 // ---------------------------------------------------------------------------------------
 
+/// On the CPU only: a GPU run checks the time between chunks (it stopped at iteration 3 on
+/// lavapipe), so the first iteration is not where it stops there.
 #[test]
 fn max_time_stops_after_the_first_iteration() {
     let r = train_json(&[
@@ -702,38 +715,42 @@ fn max_time_stops_after_the_first_iteration() {
 // 9. --warmup
 // ---------------------------------------------------------------------------------------
 
-#[test]
-fn warmup_delays_patience() {
-    // XNOR with a logistic regression never improves: patience 1 stops at the second check.
-    let base = [
-        "--demo",
-        "xnor",
-        "--patience",
-        "1",
-        "--threshold",
-        "none",
-        "--max-iter",
-        "500",
-        "--backend",
-        "cpu",
-    ];
-    let r = train_json(&base);
-    assert_eq!(r["stop"]["reason"], "patience");
-    assert_eq!(r["stop"]["best_iteration"], 0);
-    assert_eq!(r["stop"]["stopped_at"], 1);
+both_backends! {
+    fn warmup_delays_patience(kind) {
+        let Some(backend) = backend(kind) else {
+            return;
+        };
+        // XNOR with a logistic regression never improves: patience 1 stops at the second check.
+        let base = [
+            "--demo",
+            "xnor",
+            "--patience",
+            "1",
+            "--threshold",
+            "none",
+            "--max-iter",
+            "500",
+            "--backend",
+            backend,
+        ];
+        let r = train_json(&base);
+        assert_eq!(r["stop"]["reason"], "patience");
+        assert_eq!(r["stop"]["best_iteration"], 0);
+        assert_eq!(r["stop"]["stopped_at"], 1);
 
-    // Checks before iteration 50 neither set the best nor count.
-    let r = train_json(&[&base[..], &["--warmup", "50"]].concat());
-    let s = &r["stop"];
-    let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
-    assert!(
-        stopped_at >= 50 || s["reason"] == "max_iter",
-        "stopped at {stopped_at} ({})",
-        s["reason"]
-    );
-    assert_eq!(s["reason"], "patience");
-    assert_eq!(s["best_iteration"], 50);
-    assert_eq!(stopped_at, 51);
+        // Checks before iteration 50 neither set the best nor count.
+        let r = train_json(&[&base[..], &["--warmup", "50"]].concat());
+        let s = &r["stop"];
+        let stopped_at = uint(&s["stopped_at"], "stop.stopped_at");
+        assert!(
+            stopped_at >= 50 || s["reason"] == "max_iter",
+            "stopped at {stopped_at} ({})",
+            s["reason"]
+        );
+        assert_eq!(s["reason"], "patience");
+        assert_eq!(s["best_iteration"], 50);
+        assert_eq!(stopped_at, 51);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::path::Path;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use common::cli::{Fixtures, mkfifo, signal_and_wait, wgtrain};
+use common::cli::{Fixtures, mkfifo, signal_and_wait, wgtrain, wgtrain_std};
 
 #[test]
 fn plot_draws_the_run_and_stderr_stays_clean_off_a_terminal() {
@@ -139,7 +139,7 @@ fn sigterm_stops_after_the_iteration_and_still_writes_everything() {
 
 #[cfg(unix)]
 fn signal_stops_after_the_iteration(signal: &str, code: i32) {
-    use std::process::{Command as Std, Stdio};
+    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     let f = Fixtures::new();
@@ -148,7 +148,7 @@ fn signal_stops_after_the_iteration(signal: &str, code: i32) {
         f.path("log.csv"),
         f.path("curve.svg"),
     );
-    let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+    let mut child = wgtrain_std()
         .args([
             "train",
             "--demo",
@@ -237,7 +237,7 @@ fn signal_stops_after_the_iteration(signal: &str, code: i32) {
 #[cfg(unix)]
 #[test]
 fn a_signal_before_training_ends_the_run_at_once() {
-    use std::process::{Command as Std, Stdio};
+    use std::process::Stdio;
     use std::time::Duration;
 
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
@@ -246,7 +246,7 @@ fn a_signal_before_training_ends_the_run_at_once() {
         if !mkfifo(&fifo) {
             return;
         }
-        let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+        let mut child = wgtrain_std()
             .args(["train", "--data", &fifo, "--backend", "cpu"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -282,7 +282,7 @@ fn a_signal_once_the_log_exists_stops_at_the_first_check() {
     let f = Fixtures::new();
     let (model, log) = (f.path("m.safetensors"), f.path("log.csv"));
     // About a second per iteration on the CPU: the header is there well before the first row.
-    let mut child = Std::new(env!("CARGO_BIN_EXE_wgtrain"))
+    let mut child = wgtrain_std()
         .args([
             "train",
             "--demo",

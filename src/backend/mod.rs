@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod reference;
 
 use serde::Serialize;
 

@@ -1,4 +1,5 @@
-//! Helpers for the end-to-end tests of the `wgtrain` binary.
+//! Helpers for the end-to-end tests of the `wgtrain` binary: running it, fixtures (files,
+//! CSV writers), reading its reports and predictions, and the backend a test runs on.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,31 @@ use predicates::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::Kind;
+
 /// The built `wgtrain` binary, as an assert_cmd command.
 pub fn wgtrain() -> Command {
     Command::cargo_bin("wgtrain").expect("the wgtrain binary is built")
+}
+
+/// The path of the built `wgtrain` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wgtrain"))
+}
+
+/// The built `wgtrain` binary as a plain `std::process::Command` (for spawned children,
+/// pipes and descriptors that assert_cmd does not handle).
+pub fn wgtrain_std() -> std::process::Command {
+    std::process::Command::new(bin())
+}
+
+/// The `--backend` value of `kind`; `None` for the GPU where there is no adapter, after
+/// [`super::no_gpu`] said so (or failed the test under `CI`).
+pub fn backend(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Cpu => Some("cpu"),
+        Kind::Gpu => super::gpu_context().map(|_| "gpu"),
+    }
 }
 
 /// A temporary directory holding fixtures and outputs; removed when dropped.
@@ -56,6 +79,11 @@ pub fn ok(args: &[&str]) -> (String, String) {
         String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout"),
         String::from_utf8(out.stderr.clone()).expect("UTF-8 stderr"),
     )
+}
+
+/// Runs wgtrain with `args` and returns its output, whatever its exit status.
+pub fn output(args: &[&str]) -> std::process::Output {
+    wgtrain().args(args).output().expect("wgtrain runs")
 }
 
 /// Runs wgtrain with `args`, expects a non-zero exit without a panic, returns stderr.
@@ -132,6 +160,34 @@ pub fn train_json(args: &[&str]) -> Value {
     train_run(args).r
 }
 
+/// Runs `wgtrain bench -q ARGS...`, expects success, returns stdout.
+pub fn bench_ok(args: &[&str]) -> String {
+    ok(&[&["bench", "-q"], args].concat()).0
+}
+
+/// Runs `wgtrain bench -q ARGS... --json`, expects success, returns the parsed report.
+pub fn bench_json(args: &[&str]) -> Value {
+    json(&bench_ok(&[args, &["--json"]].concat()))
+}
+
+/// Runs `wgtrain bench ARGS...`, expects a failure without a panic, returns stderr.
+pub fn bench_fails(args: &[&str]) -> String {
+    fails(&[&["bench"], args].concat())
+}
+
+/// A report's `model.checksum`.
+pub fn checksum_of(r: &Value) -> String {
+    r["model"]["checksum"]
+        .as_str()
+        .expect("model.checksum")
+        .to_string()
+}
+
+/// Bytes (a command's output) as text, invalid UTF-8 replaced.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 /// Asserts that `haystack` contains every needle, showing the whole text on failure.
 pub fn assert_contains_all(haystack: &str, needles: &[&str]) {
     for n in needles {
@@ -161,6 +217,62 @@ pub fn lcg(mut state: u64) -> impl FnMut() -> f64 {
             .wrapping_add(1442695040888963407);
         ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
+}
+
+/// `rows` rows of columns id, a, b, k (constant), label (yes/no, roughly a + 0.5 b > 0 with
+/// some noise), from a fixed-seed generator.
+pub fn fixture_csv(rows: usize, seed: u64) -> String {
+    let mut next = lcg(seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407));
+    let mut s = String::from("id,a,b,k,label\n");
+    for r in 0..rows {
+        let (a, b, noise) = (3.0 * next() + 1.0, 10.0 * next(), 0.4 * next());
+        let label = if a - 1.0 + 0.05 * b + noise > 0.0 {
+            "yes"
+        } else {
+            "no"
+        };
+        s.push_str(&format!("{r},{a:.4},{b:.3},3.5,{label}\n"));
+    }
+    s
+}
+
+/// `rows` rows of a, b, label (yes/no by a + b/2 > 0 with some noise), from a fixed-seed
+/// generator.
+pub fn ab_csv(rows: usize) -> String {
+    let mut next = lcg(0x9E37_79B9_7F4A_7C15);
+    let mut s = String::from("a,b,label\n");
+    for _ in 0..rows {
+        let (a, b) = (next(), next());
+        let y = if a + 0.5 * b + 0.2 * next() > 0.0 {
+            "yes"
+        } else {
+            "no"
+        };
+        s.push_str(&format!("{a:.4},{b:.4},{y}\n"));
+    }
+    s
+}
+
+/// A CSV as (header, rows of cells).
+pub fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let split = |l: &str| l.split(',').map(str::to_string).collect::<Vec<_>>();
+    let header = split(lines.next().expect("a header"));
+    (header, lines.map(split).collect())
+}
+
+/// `predict`'s CSV as (probabilities, predicted labels).
+pub fn parse_predictions(text: &str) -> (Vec<f64>, Vec<String>) {
+    let (header, rows) = read_csv(text);
+    assert_eq!(header, ["probability", "predicted"], "{text}");
+    rows.iter()
+        .map(|r| {
+            assert_eq!(r.len(), 2, "{text}");
+            (r[0].parse::<f64>().expect("a probability"), r[1].clone())
+        })
+        .unzip()
 }
 
 /// Says loudly that a test cannot run here (straight to the stream: the harness captures

@@ -182,11 +182,13 @@ pub fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// Defines `mod $name { fn cpu(); fn gpu(); }` running one body with `$kind` bound to each.
+/// Defines `mod $name { fn cpu(); fn gpu(); }` running one body with `$kind` bound to each
+/// (a `common::Kind`); doc comments and other attributes before `fn` go on the module.
 #[macro_export]
 macro_rules! both_backends {
-    ($(fn $name:ident($kind:ident) $body:block)*) => {
+    ($($(#[$meta:meta])* fn $name:ident($kind:ident) $body:block)*) => {
         $(
+            $(#[$meta])*
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;

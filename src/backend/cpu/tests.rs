@@ -1,0 +1,417 @@
+//! Unit tests of the fast path: against `backend::reference`, across thread counts and
+//! instruction sets, and its kernels against plain loops.
+
+use super::kernels::*;
+use super::session::working_bytes;
+use super::*;
+use crate::backend::reference::{self, bce_from_logit, sigmoid};
+use crate::backend::{Session, SessionConfig};
+use crate::data::{Dataset, Demo, DemoOptions, demo};
+use crate::metrics::Counts;
+use crate::model::{Activation, ModelSpec};
+
+fn data(kind: Demo, rows: usize, features: Option<usize>, seed: u64) -> Dataset {
+    demo(
+        kind,
+        &DemoOptions {
+            rows: Some(rows),
+            features,
+            noise: 0.1,
+            seed,
+        },
+    )
+    .unwrap()
+}
+
+fn session(d: &Dataset, hidden: &[usize], act: Activation, seed: u64) -> (ModelSpec, CpuSession) {
+    let spec = ModelSpec::new(d.features, hidden, act).unwrap();
+    let cfg = SessionConfig {
+        params: spec.init_params(seed),
+        lr: 0.5,
+    };
+    let s = CpuSession::new(d, None, &spec, &cfg).unwrap();
+    (spec, s)
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * scale + 1e-4 * y.abs(),
+            "{what}[{i}]: fast {x} reference {y} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn working_memory_is_counted_with_checked_arithmetic() {
+    let spec = ModelSpec::new(2, &[], Activation::Relu).unwrap();
+    let layout = spec.layout();
+    // Rows 2·10·3 + logits 10 + weights 5·3 + one block's scratch 2·64·1 + 512 and
+    // gradient 3, in f32.
+    assert_eq!(
+        working_bytes(10, 0, 2, &layout, 3),
+        Some(4 * (60 + 10 + 15 + 643))
+    );
+    assert_eq!(
+        working_bytes(10, 5, 2, &layout, 3),
+        Some(4 * (60 + 30 + 10 + 15 + 643 + 640))
+    );
+    assert_eq!(working_bytes(usize::MAX / 2, 0, 2, &layout, 3), None);
+    assert_eq!(working_bytes(10, 0, usize::MAX, &layout, 3), None);
+    assert_eq!(working_bytes(1 << 40, 0, 2, &layout, usize::MAX / 4), None);
+}
+
+/// The fast path against the plain reference, iteration by iteration: every block and
+/// tile remainder, narrow and wide layers, every activation.
+#[test]
+fn fast_path_matches_the_reference() {
+    type Case = (Demo, usize, Option<usize>, &'static [usize], Activation);
+    let cases: &[Case] = &[
+        (Demo::Hyperplane, 1, Some(3), &[], Activation::Relu),
+        (
+            Demo::Hyperplane,
+            2 * BLOCK_ROWS + 37,
+            Some(37),
+            &[],
+            Activation::Relu,
+        ),
+        (
+            Demo::Hyperplane,
+            BLOCK_ROWS + TILE_ROWS + 1,
+            Some(64),
+            &[],
+            Activation::Relu,
+        ),
+        (Demo::Moons, 513, None, &[70, 3], Activation::Relu),
+        (Demo::Hyperplane, 300, Some(20), &[33, 17], Activation::Tanh),
+        (
+            Demo::Hyperplane,
+            BLOCK_ROWS + 3,
+            Some(5),
+            &[4],
+            Activation::Sigmoid,
+        ),
+        (Demo::Blobs, 77, None, &[16, 16], Activation::Sigmoid),
+    ];
+    for (k, &(kind, rows, features, hidden, act)) in cases.iter().enumerate() {
+        let d = data(kind, rows, features, k as u64);
+        let (spec, mut s) = session(&d, hidden, act, k as u64);
+        let layout = spec.layout();
+        for t in 0..4 {
+            let what = format!("case {k} iteration {t}");
+            let (c, grad, logits) = reference::evaluate(&d.x, &d.y, &s.params, &layout, act);
+            let e = s.evaluate().unwrap();
+            assert!(e.val.is_none());
+            let f = e.train;
+            assert_eq!(
+                (f.tp, f.fp, f.fn_, f.tn),
+                (c.tp, c.fp, c.fn_, c.tn),
+                "{what}"
+            );
+            let rel = (f.loss_sum - c.loss_sum).abs() / c.loss_sum.abs().max(1e-30);
+            assert!(rel <= 1e-6, "{what}: loss {} vs {}", f.loss_sum, c.loss_sum);
+            close(&s.grad, &grad, &format!("{what} grad"));
+            close(&s.logits().unwrap(), &logits, &format!("{what} logits"));
+            s.update().unwrap();
+        }
+    }
+}
+
+/// Validation rows are evaluated forward only, with the training weights.
+#[test]
+fn validation_rows_match_the_reference() {
+    let d = data(Demo::Hyperplane, 700, Some(9), 1);
+    let v = data(Demo::Hyperplane, BLOCK_ROWS + 5, Some(9), 2);
+    let spec = ModelSpec::new(9, &[24], Activation::Tanh).unwrap();
+    let cfg = SessionConfig {
+        params: spec.init_params(3),
+        lr: 0.5,
+    };
+    let mut s = CpuSession::new(&d, Some(&v), &spec, &cfg).unwrap();
+    s.evaluate().unwrap();
+    s.update().unwrap();
+    let e = s.evaluate().unwrap().val.unwrap();
+    let (c, _, _) = reference::evaluate(&v.x, &v.y, &s.params, &spec.layout(), spec.activation);
+    assert_eq!((e.tp, e.fp, e.fn_, e.tn), (c.tp, c.fp, c.fn_, c.tn));
+    assert!((e.loss_sum - c.loss_sum).abs() <= 1e-6 * c.loss_sum);
+}
+
+/// Bit-identical results with 1 and 3 threads: the blocks are fixed and summed in order.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let d = data(Demo::Hyperplane, 5 * BLOCK_ROWS + 123, Some(12), 4);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (_, mut s) = session(&d, &[20], Activation::Relu, 4);
+            let mut losses = Vec::new();
+            for _ in 0..5 {
+                let e = s.evaluate().unwrap().train;
+                losses.push((e.loss_sum.to_bits(), e.tp, e.fp, e.fn_, e.tn));
+                s.update().unwrap();
+            }
+            let bits: Vec<u32> = s.params.iter().map(|p| p.to_bits()).collect();
+            (losses, bits)
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
+
+/// The AVX2 build of the fast path gives the baseline's bits (on a CPU without AVX2 there
+/// is nothing to compare, and it says so).
+#[test]
+fn instruction_sets_give_the_same_bits() {
+    if Simd::detect() == Simd::Baseline {
+        eprintln!("this CPU has no AVX2: only the baseline fast path exists here");
+        return;
+    }
+    let moons = data(Demo::Moons, 2 * BLOCK_ROWS + 77, None, 5);
+    // 21 features: two whole eights of a dot product and a tail.
+    let wide = data(Demo::Hyperplane, 2 * BLOCK_ROWS + 77, Some(21), 5);
+    for (d, hidden, act) in [
+        (&moons, &[][..], Activation::Relu),
+        (&wide, &[][..], Activation::Relu),
+        (&moons, &[24, 5][..], Activation::Tanh),
+    ] {
+        let run = |simd: Simd| {
+            let (_, s) = session(d, hidden, act, 6);
+            let mut s = s.with_simd(simd);
+            assert_eq!(s.simd, simd);
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                let e = s.evaluate().unwrap().train;
+                seen.push((e.loss_sum.to_bits(), e.tp, e.fp, e.fn_, e.tn));
+                s.update().unwrap();
+            }
+            (
+                seen,
+                s.params.iter().map(|p| p.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(run(Simd::Baseline), run(Simd::Avx2), "{hidden:?}");
+    }
+}
+
+#[test]
+fn update_needs_an_evaluate() {
+    let d = data(Demo::Blobs, 10, None, 0);
+    let (_, mut s) = session(&d, &[], Activation::Relu, 0);
+    assert!(s.update().is_err());
+    assert!(s.logits().is_err());
+    s.evaluate().unwrap();
+    assert_eq!(s.logits().unwrap().len(), 10);
+    s.update().unwrap();
+    assert!(s.update().is_err());
+    assert_eq!(s.previous_params().unwrap().len(), 3);
+}
+
+#[test]
+fn exp_neg_is_exp_to_two_ulp() {
+    let mut a = 0.0f32;
+    while a < 87.0 {
+        let (got, want) = (exp_neg(a), (-(a as f64)).exp());
+        let rel = (got as f64 - want).abs() / want;
+        assert!(rel <= 2.5e-7, "e^-{a}: {got} vs {want} (rel {rel:e})");
+        a += 0.001 + a * 1e-3;
+    }
+    assert_eq!(exp_neg(0.0), 1.0);
+    assert!(exp_neg(f32::NAN).is_nan());
+    assert_eq!(exp_neg(f32::INFINITY), exp_neg(87.0));
+    assert!(exp_neg(1000.0) < 1e-37);
+}
+
+/// Non-finite logits give the reference's non-finite loss and gradient.
+#[test]
+fn non_finite_logits_stay_non_finite() {
+    for z in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for y in [0.0, 1.0] {
+            let (mut bce, mut c, mut d) = (BceSum::new(), Counts::default(), [0.0]);
+            loss_and_delta(&[z], &[y], &mut d, 0.5, &mut bce, &mut c);
+            let want = bce_from_logit(z, y) as f64;
+            let got = bce.total();
+            assert!(
+                got == want || got.is_nan() && want.is_nan(),
+                "{z} {y}: {got} {want}"
+            );
+            let dw = (sigmoid(z) - y) * 0.5;
+            // e^−|z| stops at e^−87: σ(−∞) comes out as 1.6e-38 rather than 0.
+            let near = (d[0] - dw).abs() <= 1e-37;
+            assert!(
+                near || d[0].is_nan() && dw.is_nan(),
+                "{z} {y}: {} {dw}",
+                d[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn kernels_match_plain_loops() {
+    // C[m, n] += A[m, k]·B[k, n] with A as a matrix and as a transposed view.
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 17),
+        (4, 7, 32),
+        (5, 3, 40),
+        (2, 16, 15),
+        (3, 130, 20),
+    ];
+    for &(m, k, n) in &shapes {
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.01).collect();
+        let mut want = c0.clone();
+        for i in 0..m {
+            for j in 0..n {
+                for q in 0..k {
+                    want[i * n + j] += a[i * k + q] * b[q * n + j];
+                }
+            }
+        }
+        let mut pack = vec![[0.0; 4]; GEMM_K * GEMM_ROWS];
+        let mut c = c0.clone();
+        let a_rows = Strided {
+            data: &a,
+            rs: k,
+            cs: 1,
+        };
+        gemm_acc(&mut c, a_rows, &b, (m, k, n), &mut pack);
+        close(&c, &want, "gemm");
+        let mut at = vec![0.0; k * m]; // [k, m]
+        for i in 0..m {
+            for q in 0..k {
+                at[q * m + i] = a[i * k + q];
+            }
+        }
+        let mut c = c0.clone();
+        let a_cols = Strided {
+            data: &at,
+            rs: 1,
+            cs: m,
+        };
+        gemm_acc(&mut c, a_cols, &b, (m, k, n), &mut pack);
+        close(&c, &want, "gemm transposed");
+    }
+    for len in [0, 1, 15, 16, 17, 64, 100] {
+        let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b: Vec<f32> = (0..len).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let got = dots([&a[..]], &b)[0];
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{got} {want}"
+        );
+    }
+}
+
+/// Forward-only logits: bit-identical to the session's (the same blocks and tiles), and the
+/// reference's to within rounding (other orders of summation); 1 row, 1001 rows, wide and
+/// tall data, logistic and one or two hidden layers, every activation.
+#[test]
+fn forward_logits_match_the_session_and_the_reference() {
+    type Case = (Demo, usize, Option<usize>, &'static [usize], Activation);
+    let cases: &[Case] = &[
+        (Demo::Hyperplane, 1, Some(3), &[], Activation::Relu),
+        (Demo::Hyperplane, 1, Some(5), &[7], Activation::Tanh),
+        (Demo::Moons, 1001, None, &[], Activation::Relu),
+        (Demo::Moons, 1001, None, &[24], Activation::Sigmoid),
+        (Demo::Blobs, 1001, None, &[16, 5], Activation::Tanh),
+        (Demo::Hyperplane, 300, Some(300), &[], Activation::Relu),
+        (Demo::Hyperplane, 300, Some(300), &[20], Activation::Relu),
+        (
+            Demo::Hyperplane,
+            200,
+            Some(300),
+            &[33, 17],
+            Activation::Sigmoid,
+        ),
+        (
+            Demo::Hyperplane,
+            3 * BLOCK_ROWS + 77,
+            Some(4),
+            &[],
+            Activation::Sigmoid,
+        ),
+        (
+            Demo::Hyperplane,
+            2 * BLOCK_ROWS + 5,
+            Some(9),
+            &[18],
+            Activation::Relu,
+        ),
+        (
+            Demo::Moons,
+            2 * BLOCK_ROWS + 5,
+            None,
+            &[6, 3],
+            Activation::Tanh,
+        ),
+    ];
+    for (k, &(kind, rows, features, hidden, act)) in cases.iter().enumerate() {
+        let what = format!("case {k}");
+        let d = data(kind, rows, features, 10 + k as u64);
+        let (spec, mut s) = session(&d, hidden, act, k as u64);
+        // Trained weights a few steps in, not only the initial ones.
+        for _ in 0..2 {
+            s.evaluate().unwrap();
+            s.update().unwrap();
+        }
+        s.evaluate().unwrap();
+        let got = forward_logits(&spec, &s.params, &d).unwrap();
+        assert_eq!(got.len(), rows, "{what}");
+        let bits = |v: &[f32]| v.iter().map(|z| z.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&got),
+            bits(&s.logits().unwrap()),
+            "{what}: vs the session"
+        );
+        let want = reference::logits(&d.x, d.rows, &s.params, &spec.layout(), act);
+        close(&got, &want, &format!("{what} logits"));
+    }
+}
+
+#[test]
+fn forward_logits_check_shapes_and_memory() {
+    let d = data(Demo::Blobs, 10, None, 0);
+    let spec = ModelSpec::new(d.features, &[4], Activation::Relu).unwrap();
+    let p = spec.init_params(0);
+    assert!(forward_logits(&spec, &p[1..], &d).is_err());
+    let other = ModelSpec::new(d.features + 1, &[4], Activation::Relu).unwrap();
+    assert!(forward_logits(&other, &other.init_params(0), &d).is_err());
+    let empty = Dataset {
+        rows: 0,
+        x: Vec::new(),
+        y: Vec::new(),
+        ..d.clone()
+    };
+    assert_eq!(
+        forward_logits(&spec, &p, &empty).unwrap(),
+        Vec::<f32>::new()
+    );
+    let layout = spec.layout();
+    assert_eq!(forward::forward_bytes(usize::MAX, &layout, p.len()), None);
+    // Logits 10, weights 17, one block's tile outputs 64·(4 + 1) and pack 512, in f32.
+    assert_eq!(
+        forward::forward_bytes(10, &layout, p.len()),
+        Some(4 * (10 + 17 + 320 + 512))
+    );
+}
+
+/// The session's update is the one update site's, bit for bit.
+#[test]
+fn the_session_updates_through_apply_update() {
+    let d = data(Demo::Moons, 300, None, 3);
+    let (_, mut s) = session(&d, &[5], Activation::Tanh, 3);
+    s.evaluate().unwrap();
+    let mut want = s.params.clone();
+    reference::update(&mut want, &s.grad, s.lr);
+    s.update().unwrap();
+    assert_eq!(
+        s.params.iter().map(|p| p.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|p| p.to_bits()).collect::<Vec<_>>()
+    );
+}
