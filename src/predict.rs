@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::backend::{self, AdapterDesc, BackendChoice, SessionConfig};
+use crate::backend::{self, AdapterDesc, BackendChoice, reference};
 use crate::data::{self, Dataset, LabelMapping};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -38,7 +38,42 @@ pub struct Prediction {
     pub notice: Option<String>,
 }
 
-/// Runs the model's forward pass over `rows` on the chosen backend.
+/// The forward pass alone on the chosen backend (no training session, no gradients):
+/// the logits, the adapter used and a fallback notice.
+fn forward(
+    model: &Model,
+    data: &Dataset,
+    choice: BackendChoice,
+    adapter: Option<&str>,
+) -> Result<(Vec<f32>, Option<AdapterDesc>, Option<String>)> {
+    let cpu = |notice| {
+        backend::cpu::forward_logits(&model.spec, &model.params, data).map(|z| (z, None, notice))
+    };
+    let gpu = |ctx: backend::gpu::GpuContext| {
+        backend::gpu::forward_logits(&ctx, &model.spec, &model.params, data)
+            .map(|z| (z, Some(ctx.adapter.clone()), None))
+    };
+    let notice = |why: &str| {
+        Some(format!(
+            "running on the CPU: {why} (--backend cpu silences this notice)"
+        ))
+    };
+    match choice {
+        BackendChoice::Cpu => cpu(None),
+        BackendChoice::Gpu => gpu(backend::gpu::GpuContext::open(adapter)?),
+        BackendChoice::Auto => match backend::gpu::GpuContext::open(adapter) {
+            Ok(ctx) => match gpu(ctx) {
+                Err(Error::TooLarge(why)) => cpu(notice(&why)),
+                other => other,
+            },
+            Err(Error::NoAdapter(_)) if adapter.is_none() => cpu(notice("no GPU adapter found")),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Runs the model's forward pass over `rows` on the chosen backend; the metrics come from
+/// the logits on the host.
 pub fn predict(
     model: &Model,
     rows: &Rows,
@@ -46,14 +81,7 @@ pub fn predict(
     adapter: Option<&str>,
 ) -> Result<Prediction> {
     check_inputs(model, &rows.data)?;
-    let cfg = SessionConfig {
-        params: model.params.clone(),
-        lr: 0.0,
-    };
-    let opened = backend::open(choice, adapter, &rows.data, None, &model.spec, &cfg)?;
-    let mut session = opened.session;
-    let counts = session.evaluate()?.train;
-    let logits = session.logits()?;
+    let (logits, adapter, notice) = forward(model, &rows.data, choice, adapter)?;
     if logits.len() != rows.data.rows {
         return Err(Error::Config(format!(
             "the backend returned {} logits for {} rows",
@@ -72,7 +100,9 @@ pub fn predict(
             ),
         ));
     }
-    let metrics = rows.labelled.then(|| Metrics::from_counts(&counts));
+    let metrics = rows
+        .labelled
+        .then(|| Metrics::from_counts(&reference::loss_and_counts(&logits, &rows.data.y)));
     if let Some(m) = metrics.as_ref().filter(|m| !m.loss.is_finite()) {
         return Err(Error::data(
             &rows.data.source,
@@ -82,10 +112,8 @@ pub fn predict(
     Ok(Prediction {
         logits,
         metrics,
-        adapter: session.adapter(),
-        notice: opened
-            .notice
-            .map(|n| n.replacen("training on the CPU", "running on the CPU", 1)),
+        adapter,
+        notice,
     })
 }
 

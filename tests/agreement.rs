@@ -537,8 +537,8 @@ fn chunks_over_segments(rows: usize, path: KernelPath) {
 /// hidden layers, and rows cut in segments by a small storage binding.
 #[test]
 fn forward_logits_match_the_reference() {
-    use wgtrain::backend::cpu::reference;
     use wgtrain::backend::gpu::forward_logits;
+    use wgtrain::backend::reference;
     let cases: [(usize, usize, &[usize], Activation); 7] = [
         (1, 3, &[], Activation::Relu),
         (1, 2, &[5], Activation::Tanh),

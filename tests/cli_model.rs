@@ -612,7 +612,9 @@ fn eval_prints_metrics_and_counts() {
         v["metrics"]["loss"].as_f64().unwrap(),
         report["metrics"]["loss"].as_f64().unwrap(),
     );
-    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+    // eval sums the loss of the logits on the host; training sums its kernels' f32 per-row
+    // losses: the same to f32's precision.
+    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
 
     let (text, _) = ok(&[
         "eval",
