@@ -13,7 +13,7 @@ use crate::backend::MAX_CHUNK;
 use crate::data::{CsvOptions, Demo, DemoOptions};
 use crate::job::{DataSource, TrainJob, ValSource};
 use crate::metrics::Metric;
-use crate::model::Activation;
+use crate::model::{Activation, Head};
 use crate::stop::{MinDelta, StopRule};
 use crate::train::{Monitor, SyncMode};
 
@@ -78,6 +78,9 @@ pub struct TrainArgs {
     /// Features of --demo hyperplane [default: 8].
     #[arg(long)]
     pub features: Option<usize>,
+    /// Classes of --demo blobs, spirals or hyperplane, 2 to 256 [default: 3 for spirals, else 2].
+    #[arg(long, value_name = "K")]
+    pub classes: Option<usize>,
     /// Fraction of a demo set's labels flipped, 0 to 1 [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub noise: Option<f64>,
@@ -90,6 +93,10 @@ pub struct TrainArgs {
     /// Activation of the hidden layers [default: relu, or the --init-weights model's].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// The output layer: one sigmoid logit (two classes only) or K softmax logits [default:
+    /// sigmoid for two classes, softmax for more, or the --init-weights model's].
+    #[arg(long, value_enum)]
+    pub head: Option<Head>,
     /// Learning rate of gradient descent.
     #[arg(long, default_value = "0.1", value_parser = parse_lr, allow_negative_numbers = true)]
     pub lr: f32,
@@ -321,6 +328,14 @@ impl TrainArgs {
             if let (Demo::Xnor, Some(n)) = (kind, self.noise) {
                 bail!("--noise {n}: --demo xnor is always its four points, labelled as they are");
             }
+            if let (false, Some(k)) = (
+                matches!(kind, Demo::Blobs | Demo::Spirals | Demo::Hyperplane),
+                self.classes,
+            ) {
+                bail!(
+                    "--classes {k}: only --demo blobs, spirals and hyperplane have a choice of classes (--demo {demo} has 2)"
+                );
+            }
             if let (k, Some(n)) = (kind, self.features) {
                 if k != Demo::Hyperplane {
                     bail!(
@@ -333,6 +348,7 @@ impl TrainArgs {
                 ("--rows", self.rows.map(|v| v.to_string())),
                 ("--features", self.features.map(|v| v.to_string())),
                 ("--noise", self.noise.map(|v| v.to_string())),
+                ("--classes", self.classes.map(|v| v.to_string())),
             ];
             for (flag, v) in demo_only {
                 if let Some(v) = v {
@@ -350,6 +366,11 @@ impl TrainArgs {
                 "--activation {}: without --hidden the model is logistic regression, which has \
                  no hidden layer to activate; give --hidden N,... or leave out --activation",
                 a.name()
+            );
+        }
+        if let (Some(Head::Softmax), Some(p)) = (self.head, &self.positive) {
+            bail!(
+                "--positive {p}: only with a sigmoid head (--head softmax treats every class alike)"
             );
         }
         if let (SyncMode::Every, Some(k)) = (self.sync, self.chunk) {
@@ -375,18 +396,20 @@ impl TrainArgs {
                 options: DemoOptions {
                     rows: self.rows,
                     features: self.features,
+                    classes: self.classes,
                     noise: self.noise.unwrap_or(0.0),
                     seed: self.seed,
                 },
             },
             (None, None) => bail!(
-                "no data: give --data FILE.csv or --demo NAME (xnor, blobs, moons, hyperplane)"
+                "no data: give --data FILE.csv or --demo NAME (xnor, blobs, moons, hyperplane, spirals)"
             ),
         };
         Ok(TrainJob {
             source,
             standardize: !self.no_standardize,
             hidden: self.hidden.clone(),
+            head: self.head,
             activation: self.activation,
             seed: self.seed,
             lr: self.lr,

@@ -20,12 +20,12 @@ pub use demo::{Demo, DemoOptions, check_demo_size, demo};
 pub use prep::{Standardizer, split_stratified};
 pub use records::{MAX_FIELDS, MAX_RECORD_BYTES};
 
-/// Binary-labelled rows of numeric features.
+/// Class-labelled rows of numeric features.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Features, row-major: [rows, features].
     pub x: Vec<f32>,
-    /// Labels: [rows], each 0.0 or 1.0.
+    /// Labels: [rows], each a class index 0..K as f32 (exact for K ≤ 2^24).
     pub y: Vec<f32>,
     pub rows: usize,
     pub features: usize,
@@ -35,19 +35,93 @@ pub struct Dataset {
     pub source: String,
 }
 
-/// How the label column's two values map to the classes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The label column's classes: class i is `classes[i]`, the value as first written in the
+/// training file. Two classes under a sigmoid head are [negative, positive].
+#[derive(Clone, Debug, PartialEq)]
 pub struct LabelMapping {
     pub column: String,
-    /// The original value that means class 1.
-    pub positive: String,
-    /// The original value that means class 0.
-    pub negative: String,
+    pub classes: Vec<String>,
+}
+
+/// A label mapping as the report and the model file write it: `positive`/`negative` for a
+/// sigmoid head, the class list for softmax.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum LabelJson {
+    Classes {
+        column: String,
+        classes: Vec<String>,
+    },
+    Binary {
+        column: String,
+        positive: String,
+        negative: String,
+    },
+}
+
+impl LabelMapping {
+    /// Two classes: `negative` is class 0, `positive` class 1.
+    pub fn binary(column: &str, negative: &str, positive: &str) -> Self {
+        LabelMapping {
+            column: column.into(),
+            classes: vec![negative.into(), positive.into()],
+        }
+    }
+
+    /// The number of classes K.
+    pub fn k(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Class 1 of two (the sigmoid head's positive class).
+    pub fn positive(&self) -> &str {
+        self.classes.get(1).map_or("", String::as_str)
+    }
+
+    /// Class 0 of two.
+    pub fn negative(&self) -> &str {
+        self.classes.first().map_or("", String::as_str)
+    }
+
+    /// The written form: binary for a sigmoid head, the class list for softmax.
+    pub fn json(&self, softmax: bool) -> LabelJson {
+        if softmax || self.k() != 2 {
+            LabelJson::Classes {
+                column: self.column.clone(),
+                classes: self.classes.clone(),
+            }
+        } else {
+            LabelJson::Binary {
+                column: self.column.clone(),
+                positive: self.positive().into(),
+                negative: self.negative().into(),
+            }
+        }
+    }
+
+    /// The class index of a label text (equal text, or equal number), if any.
+    pub fn index_of(&self, text: &str) -> Option<usize> {
+        self.classes
+            .iter()
+            .position(|c| c == text)
+            .or_else(|| self.classes.iter().position(|c| same_label(c, text)))
+    }
 }
 
 impl Dataset {
     pub fn positives(&self) -> usize {
         self.y.iter().filter(|&&v| v == 1.0).count()
+    }
+
+    /// Rows per class: [K].
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut n = vec![0usize; self.label.k()];
+        for &v in &self.y {
+            if let Some(c) = n.get_mut(v as usize) {
+                *c += 1;
+            }
+        }
+        n
     }
 
     /// Row `r` of X: [features].

@@ -36,11 +36,7 @@ pub fn csv(input: &[u8]) {
         s.apply(&mut d2);
         let _ = data::parse_csv_like("fuzz-val.csv", bytes, &d);
     }
-    let label = LabelMapping {
-        column: "y".into(),
-        positive: "1".into(),
-        negative: "0".into(),
-    };
+    let label = LabelMapping::binary("y", "0", "1");
     let features = ["a".to_string(), "b".to_string()];
     let _ = data::parse_csv_named("fuzz.csv", bytes, &features, &label);
 }

@@ -6,11 +6,11 @@ use std::time::Instant;
 use crate::backend::{self, BackendChoice, SessionConfig};
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
-use crate::model::{self, Activation, ModelSpec};
+use crate::model::{self, Activation, Head, ModelSpec};
 use crate::modelfile::{self, Model, ModelFile};
 use crate::outputs::{self, WriteError};
 use crate::progress;
-use crate::report::{self, DataInfo, ModelInfo, Report, StopReport, Timing, ValInfo};
+use crate::report::{self, DataInfo, FullMetrics, ModelInfo, Report, StopReport, Timing, ValInfo};
 use crate::runlog::RunLog;
 use crate::stop::StopRule;
 use crate::train::{self, CheckRecord, Monitor, Outcome, SyncMode, TrainOptions};
@@ -51,6 +51,9 @@ pub struct TrainJob {
     pub started: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub standardize: bool,
     pub hidden: Vec<usize>,
+    /// `--head`; `None`: a sigmoid for two classes, softmax for more (or the `--init-weights`
+    /// file's).
+    pub head: Option<Head>,
     /// `None`: relu, or the `--init-weights` file's.
     pub activation: Option<Activation>,
     /// `--init-weights FILE`: start from a saved model's weights, with its architecture and
@@ -169,19 +172,19 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
     })
 }
 
-/// A demo set too small to hold both classes is an error, as a CSV file with one label is.
+/// A demo set too small to hold two classes is an error, as a CSV file with one label is.
 fn one_class_demo(d: &Dataset, options: &DemoOptions) -> Result<()> {
-    let positives = d.positives();
-    if positives == 0 || positives == d.rows {
+    let counts = d.class_counts();
+    if let Some(only) = counts.iter().position(|&n| n == d.rows) {
         return Err(Error::Config(format!(
-            "{}{}: {} row{}, all of class {}; training needs rows of both classes",
+            "{}{}: {} row{}, all of class {}; training needs rows of at least two classes",
             d.source.replace("demo:", "--demo "),
             options
                 .rows
                 .map_or(String::new(), |r| format!(" --rows {r}")),
             d.rows,
             if d.rows == 1 { "" } else { "s" },
-            if positives == 0 { 0 } else { 1 }
+            only
         )));
     }
     Ok(())
@@ -211,11 +214,22 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
     // Label values compare exactly (numbers by value, never through f64).
     let same = data::same_label;
     let (m, d) = (&model.label, &data.label);
-    if m.column != d.column || !same(&m.positive, &d.positive) || !same(&m.negative, &d.negative) {
+    let classes_match =
+        m.k() == d.k() && m.classes.iter().zip(&d.classes).all(|(a, b)| same(a, b));
+    if m.column != d.column || !classes_match {
+        let describe = |l: &crate::data::LabelMapping| {
+            if model.spec.head == Head::Sigmoid && l.k() == 2 {
+                format!("{} = positive, {} = negative", l.positive(), l.negative())
+            } else {
+                format!("the classes [{}]", l.classes.join(", "))
+            }
+        };
         return Err(Error::Config(format!(
-            "--init-weights {shown}: the model's label \"{}\" has {} = positive, {} = negative, \
-             but the data's \"{}\" has {} = positive, {} = negative (--label and --positive choose them)",
-            m.column, m.positive, m.negative, d.column, d.positive, d.negative
+            "--init-weights {shown}: the model's label \"{}\" has {}, but the data's \"{}\" has {} (--label and --positive choose them)",
+            m.column,
+            describe(m),
+            d.column,
+            describe(d)
         )));
     }
     Ok(())
@@ -300,8 +314,16 @@ pub fn run(
         }
         _ => {
             let activation = job.activation.unwrap_or(Activation::Relu);
+            let k = data.label.k();
+            if job.head == Some(Head::Sigmoid) && k != 2 {
+                return Err(Error::Config(format!(
+                    "--head sigmoid: the label column \"{}\" has {k} classes; a sigmoid head classifies two (use --head softmax)",
+                    data.label.column
+                )));
+            }
+            let head = Head::for_classes(k, job.head);
             (
-                ModelSpec::new(data.features, &job.hidden, activation)?,
+                ModelSpec::with_head(data.features, &job.hidden, activation, head, k)?,
                 None,
             )
         }
@@ -374,17 +396,19 @@ pub fn run(
             source: data.source.clone(),
             rows: data.rows,
             features: data.features,
-            positives: data.positives(),
-            label_mapping: data.label.clone(),
+            positives: (data.label.k() == 2).then(|| data.positives()),
+            classes: data.label.classes.clone(),
+            label_mapping: data.label.json(spec.head == Head::Softmax),
             standardized,
             val: val.as_ref().map(|v| ValInfo {
                 source: v.source.clone(),
                 rows: v.rows,
-                positives: v.positives(),
+                positives: (v.label.k() == 2).then(|| v.positives()),
             }),
         },
         model: ModelInfo {
             layers: spec.layers.clone(),
+            head: spec.head,
             activation: (!spec.is_logistic()).then_some(spec.activation),
             parameters: spec.parameter_count(),
             checksum: model::checksum(&outcome.params),
@@ -393,8 +417,12 @@ pub fn run(
             message: report::stop_message(&outcome.stop, &job.rule),
             info: outcome.stop.clone(),
         },
-        metrics: outcome.metrics,
-        val_metrics: outcome.val_metrics,
+        metrics: FullMetrics::new(&outcome.counts.train, &data.label.classes),
+        val_metrics: outcome
+            .counts
+            .val
+            .as_ref()
+            .map(|c| FullMetrics::new(c, &data.label.classes)),
         max_iter: job.rule.max_iter,
         eval_every: job.rule.eval_every,
         restore_best: job.restore_best,

@@ -11,6 +11,7 @@ use wgtrain::backend::gpu;
 use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, TrainArgs};
 use wgtrain::job;
 use wgtrain::stop::StopReason;
+use wgtrain::model::Head;
 use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
 
 /// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.
@@ -192,7 +193,7 @@ fn predict_cmd(args: &PredictArgs) -> Result<()> {
     // `--out -` and `--out /dev/stdout` stream the CSV to stdout, as without --out.
     let to = args.out.as_deref().filter(|p| !outputs::is_stdout(p));
     let (model, rows, pred) = apply_model(&args.apply, false)?;
-    let csv = predict::to_csv(&pred.logits, &model.label);
+    let csv = predict::to_csv(&pred.logits, &model.label, model.spec.head);
     match to {
         Some(p) => {
             checked
@@ -227,8 +228,9 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
             "model": args.apply.model.display().to_string(),
             "data": d.source,
             "rows": d.rows,
-            "positives": d.positives(),
-            "label_mapping": model.label,
+            "positives": (model.label.k() == 2).then(|| d.positives()),
+            "classes": model.label.classes,
+            "label_mapping": model.label.json(model.spec.head == Head::Softmax),
             "backend": if pred.adapter.is_some() { "gpu" } else { "cpu" },
             "adapter": pred.adapter,
             "metrics": m,
@@ -236,13 +238,13 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
         serde_json::to_string_pretty(&v)?
     } else {
         format!(
-            "data:    {}: {} rows, {} positive (label \"{}\": {} = positive, {} = negative)\n{}",
+            "data:    {}: {} rows, {}\n{}",
             d.source,
             d.rows,
-            d.positives(),
-            model.label.column,
-            model.label.positive,
-            model.label.negative,
+            wgtrain::report::label_text(
+                &model.label.json(model.spec.head == Head::Softmax),
+                (model.label.k() == 2).then(|| d.positives())
+            ),
             predict::metrics_text(&m)
         )
     };

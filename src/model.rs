@@ -8,7 +8,45 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::memory;
 
-/// Activation of the hidden layers (the output is always a sigmoid on one logit).
+/// The most classes a label column may have.
+pub const MAX_CLASSES: usize = 256;
+
+/// The output layer and its loss: one logit with a sigmoid (two classes, binary
+/// cross-entropy) or K logits with a softmax (cross-entropy, argmax prediction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    Sigmoid,
+    Softmax,
+}
+
+impl Head {
+    pub fn name(self) -> &'static str {
+        match self {
+            Head::Sigmoid => "sigmoid",
+            Head::Softmax => "softmax",
+        }
+    }
+
+    /// The head for K classes: a sigmoid for two unless softmax is asked for.
+    pub fn for_classes(k: usize, asked: Option<Head>) -> Head {
+        match asked {
+            Some(h) if k == 2 => h,
+            _ if k == 2 => Head::Sigmoid,
+            _ => Head::Softmax,
+        }
+    }
+
+    /// Output-layer width for K classes.
+    pub fn outputs(self, k: usize) -> usize {
+        match self {
+            Head::Sigmoid => 1,
+            Head::Softmax => k,
+        }
+    }
+}
+
+/// Activation of the hidden layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
@@ -36,11 +74,13 @@ impl Activation {
     }
 }
 
-/// Layer sizes [inputs, hidden..., 1] and the hidden activation.
+/// Layer sizes [inputs, hidden..., outputs], the hidden activation and the head (outputs: 1
+/// for a sigmoid, K for softmax).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelSpec {
     pub layers: Vec<usize>,
     pub activation: Activation,
+    pub head: Head,
 }
 
 /// Where one dense layer's parameters live in the flat parameter vector.
@@ -102,9 +142,27 @@ pub fn check_parameters(layers: &[usize]) -> Result<usize> {
 }
 
 impl ModelSpec {
-    /// Layers [inputs, hidden..., 1]; an error unless every layer has a unit and the
-    /// parameters fit in memory (so `layout` and `parameter_count` cannot overflow).
+    /// Layers [inputs, hidden..., 1] with a sigmoid head.
     pub fn new(inputs: usize, hidden: &[usize], activation: Activation) -> Result<Self> {
+        Self::with_head(inputs, hidden, activation, Head::Sigmoid, 2)
+    }
+
+    /// Layers [inputs, hidden..., head.outputs(classes)]; an error unless every layer has a
+    /// unit and the parameters fit in memory (so `layout` and `parameter_count` cannot
+    /// overflow).
+    pub fn with_head(
+        inputs: usize,
+        hidden: &[usize],
+        activation: Activation,
+        head: Head,
+        classes: usize,
+    ) -> Result<Self> {
+        if !(2..=MAX_CLASSES).contains(&classes) || (head == Head::Sigmoid && classes != 2) {
+            return Err(Error::Config(format!(
+                "a {} head cannot classify {classes} classes",
+                head.name()
+            )));
+        }
         let list = || {
             let v: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
             v.join(",")
@@ -120,14 +178,31 @@ impl ModelSpec {
         }
         let mut layers = vec![inputs];
         layers.extend_from_slice(hidden);
-        layers.push(1);
+        layers.push(head.outputs(classes));
         check_parameters(&layers).map_err(|e| match e {
             Error::TooLarge(m) if !hidden.is_empty() => {
                 Error::TooLarge(format!("--hidden {}: {m}", list()))
             }
             other => other,
         })?;
-        Ok(ModelSpec { layers, activation })
+        Ok(ModelSpec {
+            layers,
+            activation,
+            head,
+        })
+    }
+
+    /// The number of classes K.
+    pub fn classes(&self) -> usize {
+        match self.head {
+            Head::Sigmoid => 2,
+            Head::Softmax => self.outputs(),
+        }
+    }
+
+    /// The output layer's width.
+    pub fn outputs(&self) -> usize {
+        self.layers.last().copied().unwrap_or(1)
     }
 
     pub fn is_logistic(&self) -> bool {

@@ -27,10 +27,10 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, LabelMapping, Standardizer};
+use crate::data::{Dataset, LabelJson, LabelMapping, Standardizer};
 use crate::error::{Error, Result};
 use crate::memory;
-use crate::model::{self, Activation, ModelSpec};
+use crate::model::{self, Activation, Head, MAX_CLASSES, ModelSpec};
 
 pub const ARCHITECTURE: &str = "wgtrain.architecture";
 pub const FEATURES: &str = "wgtrain.features";
@@ -96,13 +96,6 @@ struct Architecture {
 struct Stats {
     mean: Vec<f64>,
     std: Vec<f64>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Label {
-    column: String,
-    positive: String,
-    negative: String,
 }
 
 /// The smallest std a non-constant column of f32 values can have: two values 2⁻¹⁴⁹ apart
@@ -329,7 +322,7 @@ struct Checked {
     spec: ModelSpec,
     features: Vec<String>,
     stats: Option<Stats>,
-    label: Label,
+    label: LabelMapping,
     report: Option<serde_json::Value>,
     /// (byte offset in the tensor data, name, offset in the parameters, values), by offset;
     /// contiguous from 0.
@@ -351,11 +344,7 @@ impl Checked {
                     mean: s.mean,
                     std: s.std,
                 }),
-                label: LabelMapping {
-                    column: self.label.column,
-                    positive: self.label.positive,
-                    negative: self.label.negative,
-                },
+                label: self.label,
                 params,
             },
             report: self.report,
@@ -453,8 +442,46 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
     if layers.contains(&0) {
         return Err(invalid_arch("every layer needs at least one unit"));
     }
-    if layers[layers.len() - 1] != 1 {
-        return Err(invalid_arch("the output layer has one unit"));
+    // The label decides the head: positive/negative a sigmoid, a class list softmax.
+    let (label, head) = match parse(&bad, LABEL, text(LABEL)?)? {
+        LabelJson::Binary {
+            column,
+            positive,
+            negative,
+        } => {
+            if crate::data::same_label(&positive, &negative) {
+                return Err(bad(format!(
+                    "metadata \"{LABEL}\" has the same value for both classes: positive \"{positive}\", \
+                     negative \"{negative}\""
+                )));
+            }
+            (LabelMapping::binary(&column, &negative, &positive), Head::Sigmoid)
+        }
+        LabelJson::Classes { column, classes } => {
+            if !(2..=MAX_CLASSES).contains(&classes.len()) {
+                return Err(bad(format!(
+                    "metadata \"{LABEL}\" lists {} classes; a model has 2 to {MAX_CLASSES}",
+                    classes.len()
+                )));
+            }
+            for (i, a) in classes.iter().enumerate() {
+                if let Some(b) = classes[..i].iter().find(|b| crate::data::same_label(a, b)) {
+                    return Err(bad(format!(
+                        "metadata \"{LABEL}\" lists the class \"{a}\" twice (as \"{b}\")"
+                    )));
+                }
+            }
+            (LabelMapping { column, classes }, Head::Softmax)
+        }
+    };
+    let outputs = head.outputs(label.k());
+    if layers[layers.len() - 1] != outputs {
+        return Err(invalid_arch(&match head {
+            Head::Sigmoid => "the output layer has one unit".to_string(),
+            Head::Softmax => format!(
+                "the output layer has one unit per class of \"{LABEL}\" ({outputs})"
+            ),
+        }));
     }
     let dense = layers.len() - 1;
     if dense > header.tensors.len() {
@@ -497,8 +524,14 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
     // Checked arithmetic: nothing below is sized from the layers before this.
     model::check_parameters(layers)
         .map_err(|e| bad(format!("metadata \"{ARCHITECTURE}\" is not valid: {e}")))?;
-    let spec = ModelSpec::new(layers[0], &layers[1..layers.len() - 1], activation)
-        .map_err(|e| bad(format!("metadata \"{ARCHITECTURE}\" is not valid: {e}")))?;
+    let spec = ModelSpec::with_head(
+        layers[0],
+        &layers[1..layers.len() - 1],
+        activation,
+        head,
+        label.k(),
+    )
+    .map_err(|e| bad(format!("metadata \"{ARCHITECTURE}\" is not valid: {e}")))?;
 
     let features: Vec<String> = parse(&bad, FEATURES, text(FEATURES)?)?;
     if features.len() != layers[0] {
@@ -539,14 +572,6 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
         }
     }
 
-    let label: Label = parse(&bad, LABEL, text(LABEL)?)?;
-    if crate::data::same_label(&label.positive, &label.negative) {
-        return Err(bad(format!(
-            "metadata \"{LABEL}\" has the same value for both classes: positive \"{}\", \
-             negative \"{}\"",
-            label.positive, label.negative
-        )));
-    }
     if features.contains(&label.column) {
         return Err(bad(format!(
             "metadata \"{LABEL}\": the label column \"{}\" is also a feature in \"{FEATURES}\"",
@@ -655,11 +680,7 @@ mod tests {
                 mean: vec![0.1, 0.2, 0.3],
                 std: vec![1.5, 0.0, 2.5],
             })),
-            label: LabelMapping {
-                column: "y".into(),
-                positive: "M".into(),
-                negative: "B".into(),
-            },
+            label: LabelMapping::binary("y", "B", "M"),
             params,
         }
     }

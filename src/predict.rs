@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-use crate::backend::{self, AdapterDesc, BackendChoice, reference};
+use crate::backend::{self, AdapterDesc, BackendChoice};
 use crate::data::{self, Dataset, LabelMapping};
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
+use crate::metrics::Counts;
+use crate::model::Head;
 use crate::modelfile::Model;
+use crate::report::{self, FullMetrics};
 
 /// Rows read for a model: its features (standardized as the model says) and, when the file
 /// has the label column, the labels.
@@ -28,10 +30,11 @@ pub fn load_rows(path: &Path, model: &Model, delimiter: u8) -> Result<Rows> {
 
 /// The forward pass of a model over rows.
 pub struct Prediction {
-    /// The output logit z of each row, in row order.
+    /// The output logits, [rows, outputs] row-major (outputs: 1 for a sigmoid head, K for
+    /// softmax).
     pub logits: Vec<f32>,
-    /// The metrics, when the rows are labelled.
-    pub metrics: Option<Metrics>,
+    /// The metrics, confusion matrix and per-class scores, when the rows are labelled.
+    pub metrics: Option<FullMetrics>,
     /// The GPU adapter it ran on; `None` for the CPU.
     pub adapter: Option<AdapterDesc>,
     /// A one-line notice for the user (e.g. the CPU fallback), if any.
@@ -39,7 +42,7 @@ pub struct Prediction {
 }
 
 /// The forward pass alone on the chosen backend (no training session, no gradients):
-/// the logits, the adapter used and a fallback notice.
+/// the logits [rows, outputs], the adapter used and a fallback notice.
 fn forward(
     model: &Model,
     data: &Dataset,
@@ -82,31 +85,36 @@ pub fn predict(
 ) -> Result<Prediction> {
     check_inputs(model, &rows.data)?;
     let (logits, adapter, notice) = forward(model, &rows.data, choice, adapter)?;
-    if logits.len() != rows.data.rows {
+    let outputs = model.spec.outputs();
+    if Some(logits.len()) != rows.data.rows.checked_mul(outputs) {
         return Err(Error::Config(format!(
-            "the backend returned {} logits for {} rows",
+            "the backend returned {} logits for {} rows of {outputs} outputs",
             logits.len(),
             rows.data.rows
         )));
     }
-    if let Some(r) = logits.iter().position(|z| !z.is_finite()) {
+    if let Some(i) = logits.iter().position(|z| !z.is_finite()) {
         return Err(Error::data(
             &rows.data.source,
             format!(
                 "row {}: the model's output (logit) is {}, not a finite number: the row's \
                  values are too large for the model's f32 arithmetic",
-                r + 1,
-                logits[r]
+                i / outputs + 1,
+                logits[i]
             ),
         ));
     }
-    let metrics = rows
-        .labelled
-        .then(|| Metrics::from_counts(&reference::loss_and_counts(&logits, &rows.data.y)));
-    if let Some(m) = metrics.as_ref().filter(|m| !m.loss.is_finite()) {
+    let metrics = rows.labelled.then(|| {
+        let counts = counts_of(&logits, &rows.data.y, model.spec.head, model.label.k());
+        FullMetrics::new(&counts, &model.label.classes)
+    });
+    if let Some(m) = metrics.as_ref().filter(|m| !m.metrics.loss.is_finite()) {
         return Err(Error::data(
             &rows.data.source,
-            format!("the loss over the rows is {}, not a finite number", m.loss),
+            format!(
+                "the loss over the rows is {}, not a finite number",
+                m.metrics.loss
+            ),
         ));
     }
     Ok(Prediction {
@@ -115,6 +123,55 @@ pub fn predict(
         adapter,
         notice,
     })
+}
+
+/// The predicted class of one row's logits: z ≥ 0 for a sigmoid, else the argmax (a tie to
+/// the lowest class).
+pub fn predicted_class(z: &[f32], head: Head) -> usize {
+    match head {
+        Head::Sigmoid => usize::from(z[0] >= 0.0),
+        Head::Softmax => {
+            let mut best = 0;
+            for (i, &v) in z.iter().enumerate() {
+                if v > z[best] {
+                    best = i;
+                }
+            }
+            best
+        }
+    }
+}
+
+/// The softmax of one row's logits, in f64: exp(z_i − max z) / Σ_j exp(z_j − max z).
+pub fn softmax(z: &[f32]) -> Vec<f64> {
+    let m = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - m).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
+/// The loss sum (in f64) and confusion matrix of logits [rows, outputs] against class labels.
+pub fn counts_of(logits: &[f32], y: &[f32], head: Head, k: usize) -> Counts {
+    let outputs = head.outputs(k);
+    let mut c = Counts::new(k);
+    for (z, &t) in logits.chunks(outputs).zip(y) {
+        let t = t as usize;
+        c.loss_sum += match head {
+            // softplus(z) − y·z
+            Head::Sigmoid => {
+                let z = z[0] as f64;
+                z.max(0.0) + (-z.abs()).exp().ln_1p() - t as f64 * z
+            }
+            // logsumexp(z) − z_t
+            Head::Softmax => {
+                let m = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let s: f64 = z.iter().map(|&v| (v as f64 - m).exp()).sum();
+                m + s.ln() - z[t] as f64
+            }
+        };
+        c.record(t, predicted_class(z, head));
+    }
+    c
 }
 
 /// Fails on the first standardized value that is not finite (an input beyond what f32 holds
@@ -159,32 +216,44 @@ pub fn format_probability(p: f64) -> String {
     }
 }
 
-/// The CSV `predict` writes: a header `probability,predicted`, then one row per logit with the
-/// probability of the positive class and the predicted label in its original form (positive
-/// iff z ≥ 0).
-pub fn to_csv(logits: &[f32], label: &LabelMapping) -> String {
+/// The CSV `predict` writes, one row per input row. Sigmoid head: `probability,predicted`,
+/// the probability of the positive class and the predicted label in its original form
+/// (positive iff z ≥ 0). Softmax: `predicted` then `p_<class>` per class.
+pub fn to_csv(logits: &[f32], label: &LabelMapping, head: Head) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let write = |w: &mut csv::Writer<Vec<u8>>, a: &str, b: &str| {
-        w.write_record([a, b]).expect("writing CSV to memory");
+    let mut write = |fields: &[&str]| {
+        w.write_record(fields).expect("writing CSV to memory");
     };
-    write(&mut w, "probability", "predicted");
-    for &z in logits {
-        let class = if z >= 0.0 {
-            &label.positive
-        } else {
-            &label.negative
-        };
-        write(&mut w, &format_probability(probability(z)), class);
+    match head {
+        Head::Sigmoid => {
+            write(&["probability", "predicted"]);
+            for z in logits.chunks(1) {
+                let class = &label.classes[predicted_class(z, head)];
+                write(&[&format_probability(probability(z[0])), class]);
+            }
+        }
+        Head::Softmax => {
+            let mut header = vec!["predicted".to_string()];
+            header.extend(label.classes.iter().map(|c| format!("p_{c}")));
+            write(&header.iter().map(String::as_str).collect::<Vec<_>>());
+            for z in logits.chunks(label.k()) {
+                let mut row = vec![label.classes[predicted_class(z, head)].clone()];
+                row.extend(softmax(z).into_iter().map(format_probability));
+                write(&row.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
     }
+    drop(write);
     String::from_utf8(w.into_inner().expect("writing CSV to memory")).expect("UTF-8 CSV")
 }
 
-/// The metrics for people: one line of scores, one of confusion counts.
-pub fn metrics_text(m: &Metrics) -> String {
+/// The metrics for people: one line of scores, then the TP/FP/FN/TN counts (two classes) or
+/// the confusion matrix with class names.
+pub fn metrics_text(m: &FullMetrics) -> String {
     format!(
-        "metrics: loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}\n\
-         counts:  TP {}  FP {}  FN {}  TN {}",
-        m.loss, m.accuracy, m.precision, m.recall, m.f1, m.iou, m.tp, m.fp, m.fn_, m.tn
+        "metrics: {}\n{}",
+        report::scores_text(&m.metrics),
+        report::counts_text(m, "counts:  ")
     )
 }
 
@@ -195,11 +264,7 @@ mod tests {
     #[test]
     fn rows_are_read_by_feature_name_with_or_without_the_label() {
         let features = vec!["a".to_string(), "b".to_string()];
-        let label = LabelMapping {
-            column: "y".into(),
-            positive: "M".into(),
-            negative: "B".into(),
-        };
+        let label = LabelMapping::binary("y", "B", "M");
         let (d, labelled) =
             data::parse_csv_named("p.csv", b"b,x,a\n2,q,1\n4,r,3\n", &features, &label).unwrap();
         assert!(!labelled);
@@ -224,11 +289,7 @@ mod tests {
                 mean: vec![0.0, 0.0],
                 std: vec![1.0, std_b],
             }),
-            label: LabelMapping {
-                column: "y".into(),
-                positive: "M".into(),
-                negative: "B".into(),
-            },
+            label: LabelMapping::binary("y", "B", "M"),
             params: vec![1.0, 1.0, 0.0],
         }
     }
@@ -266,7 +327,7 @@ mod tests {
         );
         let r = rows(&m, "a,b,y\n1,2,M\n-3,1,B\n");
         let p = predict(&m, &r, BackendChoice::Cpu, None).ok().unwrap();
-        assert!(p.metrics.unwrap().loss.is_finite());
+        assert!(p.metrics.unwrap().metrics.loss.is_finite());
     }
 
     #[test]
@@ -277,14 +338,34 @@ mod tests {
         }
         assert_eq!(format_probability(0.5), "0.5");
         assert!(format_probability(probability(-30.0)).contains('e'));
-        let label = LabelMapping {
-            column: "y".into(),
-            positive: "yes, sure".into(),
-            negative: "no".into(),
-        };
+        let label = LabelMapping::binary("y", "no", "yes, sure");
         assert_eq!(
-            to_csv(&[0.0, -0.0, -1.0], &label),
+            to_csv(&[0.0, -0.0, -1.0], &label, Head::Sigmoid),
             "probability,predicted\n0.5,\"yes, sure\"\n0.5,\"yes, sure\"\n0.2689414213699951,no\n"
         );
+    }
+
+    #[test]
+    fn softmax_rows_predict_the_argmax_and_write_every_class() {
+        let label = LabelMapping {
+            column: "y".into(),
+            classes: vec!["a".into(), "b, c".into(), "d".into()],
+        };
+        // A tie goes to the lowest class.
+        let z = [0.0f32, 2.0, 2.0, -1.0, -1.0, -1.0];
+        assert_eq!(predicted_class(&z[..3], Head::Softmax), 1);
+        assert_eq!(predicted_class(&z[3..], Head::Softmax), 0);
+        let text = to_csv(&z, &label, Head::Softmax);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "predicted,p_a,\"p_b, c\",p_d");
+        assert!(lines[1].starts_with("\"b, c\",0.06"), "{}", lines[1]);
+        let third = 1.0f64 / 3.0;
+        assert_eq!(lines[2], format!("a,{third},{third},{third}"));
+        let p = softmax(&[1000.0, 0.0]);
+        assert_eq!(p, vec![1.0, 0.0]);
+        // Loss: logsumexp(z) − z_y, stable for large logits.
+        let c = counts_of(&[1000.0, 0.0, 0.0, 0.0], &[1.0, 0.0], Head::Softmax, 2);
+        assert_eq!(c.loss_sum, 1000.0 + 2f64.ln());
+        assert_eq!(c.matrix(), vec![vec![1, 0], vec![1, 0]]);
     }
 }

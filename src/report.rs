@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::backend::AdapterDesc;
-use crate::data::LabelMapping;
-use crate::metrics::Metrics;
-use crate::model::Activation;
+use crate::data::LabelJson;
+use crate::metrics::{ClassMetrics, Counts, Metrics};
+use crate::model::{Activation, Head};
 use crate::stop::{StopReason, StopRule};
 use crate::train::{Monitor, StopInfo};
 
@@ -20,9 +20,9 @@ pub struct Report {
     pub model: ModelInfo,
     pub stop: StopReport,
     /// Metrics of the returned weights on the training rows.
-    pub metrics: Metrics,
+    pub metrics: FullMetrics,
     /// ... and on the validation rows (null without validation data).
-    pub val_metrics: Option<Metrics>,
+    pub val_metrics: Option<FullMetrics>,
     pub max_iter: u64,
     pub eval_every: u64,
     pub restore_best: bool,
@@ -36,8 +36,12 @@ pub struct DataInfo {
     pub source: String,
     pub rows: usize,
     pub features: usize,
-    pub positives: usize,
-    pub label_mapping: LabelMapping,
+    /// Rows of class 1 (two classes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positives: Option<usize>,
+    /// The class values in index order.
+    pub classes: Vec<String>,
+    pub label_mapping: LabelJson,
     pub standardized: bool,
     /// The validation rows, if any.
     pub val: Option<ValInfo>,
@@ -47,13 +51,83 @@ pub struct DataInfo {
 pub struct ValInfo {
     pub source: String,
     pub rows: usize,
-    pub positives: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positives: Option<usize>,
+}
+
+/// The scalar metrics with the confusion matrix (rows: true class, columns: predicted) and
+/// each class's scores, keyed by the class value in index order.
+#[derive(Clone, Debug, Serialize)]
+pub struct FullMetrics {
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    pub confusion: Vec<Vec<u64>>,
+    pub per_class: PerClass,
+}
+
+/// Class value → its scores, serialized as a JSON object in class order.
+#[derive(Clone, Debug)]
+pub struct PerClass(pub Vec<(String, ClassMetrics)>);
+
+impl Serialize for PerClass {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl FullMetrics {
+    pub fn new(counts: &Counts, classes: &[String]) -> Self {
+        FullMetrics {
+            metrics: Metrics::from_counts(counts),
+            confusion: counts.matrix(),
+            per_class: PerClass(
+                classes
+                    .iter()
+                    .cloned()
+                    .zip(ClassMetrics::of(counts))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The most classes whose confusion matrix the human report prints.
+const MAX_SHOWN_CLASSES: usize = 16;
+
+/// The confusion matrix as a table with class names, rows true and columns predicted.
+pub fn confusion_text(counts: &[Vec<u64>], classes: &[String]) -> String {
+    let name_w = classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).max(4);
+    let cell_w = counts
+        .iter()
+        .flatten()
+        .map(|n| n.to_string().len())
+        .chain(classes.iter().map(|c| c.chars().count()))
+        .max()
+        .unwrap_or(1);
+    let mut s = format!("{:>name_w$}  predicted →\n", "true");
+    let _ = write!(s, "{:>name_w$}", "");
+    for c in classes {
+        let _ = write!(s, "  {c:>cell_w$}");
+    }
+    for (c, row) in classes.iter().zip(counts) {
+        let _ = write!(s, "\n{c:>name_w$}");
+        for n in row {
+            let _ = write!(s, "  {n:>cell_w$}");
+        }
+    }
+    s
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelInfo {
-    /// [inputs, hidden..., 1]
+    /// [inputs, hidden..., outputs]
     pub layers: Vec<usize>,
+    pub head: Head,
     /// The hidden layers' activation; null for logistic regression.
     pub activation: Option<Activation>,
     pub parameters: usize,
@@ -162,14 +236,11 @@ impl Report {
         let d = &self.data;
         let _ = writeln!(
             s,
-            "data:    {}: {} rows × {} features, {} positive (label \"{}\": {} = positive, {} = negative){}",
+            "data:    {}: {} rows × {} features, {}{}",
             d.source,
             d.rows,
             d.features,
-            d.positives,
-            d.label_mapping.column,
-            d.label_mapping.positive,
-            d.label_mapping.negative,
+            label_text(&d.label_mapping, d.positives),
             if d.standardized { ", standardized" } else { "" }
         );
         let layers: Vec<String> = self.model.layers.iter().map(|l| l.to_string()).collect();
@@ -192,35 +263,24 @@ impl Report {
         let m = &self.metrics;
         let _ = writeln!(
             s,
-            "{}loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
+            "{}{}",
             if self.val_metrics.is_some() {
                 "train:   "
             } else {
                 "metrics: "
             },
-            m.loss,
-            m.accuracy,
-            m.precision,
-            m.recall,
-            m.f1,
-            m.iou
+            scores_text(&m.metrics)
         );
-        let _ = writeln!(
-            s,
-            "counts:  TP {}  FP {}  FN {}  TN {}",
-            m.tp, m.fp, m.fn_, m.tn
-        );
+        let _ = writeln!(s, "{}", counts_text(m, "counts:  "));
         if let (Some(v), Some(vi)) = (&self.val_metrics, &self.data.val) {
             let _ = writeln!(
                 s,
-                "val:     {} rows ({}): loss {:.6}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  iou {:.4}",
-                vi.rows, vi.source, v.loss, v.accuracy, v.precision, v.recall, v.f1, v.iou
+                "val:     {} rows ({}): {}",
+                vi.rows,
+                vi.source,
+                scores_text(&v.metrics)
             );
-            let _ = writeln!(
-                s,
-                "         TP {}  FP {}  FN {}  TN {}",
-                v.tp, v.fp, v.fn_, v.tn
-            );
+            let _ = writeln!(s, "{}", counts_text(v, "         "));
         }
         let t = &self.timing;
         let _ = writeln!(
@@ -231,4 +291,64 @@ impl Report {
         let _ = write!(s, "weights: sha256 {}", self.model.checksum);
         s
     }
+}
+
+/// `label "y": 1 = positive, 0 = negative` for a sigmoid head, `label "y": 3 classes (a, b,
+/// c)` for softmax; `positives` in front for two classes.
+pub fn label_text(l: &LabelJson, positives: Option<usize>) -> String {
+    match l {
+        LabelJson::Binary {
+            column,
+            positive,
+            negative,
+        } => format!(
+            "{} positive (label \"{column}\": {positive} = positive, {negative} = negative)",
+            positives.unwrap_or(0)
+        ),
+        LabelJson::Classes { column, classes } => {
+            let shown: Vec<&str> = classes.iter().take(12).map(String::as_str).collect();
+            let etc = if classes.len() > 12 { ", ..." } else { "" };
+            format!(
+                "label \"{column}\": {} classes ({}{etc})",
+                classes.len(),
+                shown.join(", ")
+            )
+        }
+    }
+}
+
+/// `loss 0.123456  accuracy 0.9000  precision ...` (macro averages for K ≥ 3).
+pub fn scores_text(m: &Metrics) -> String {
+    let avg = if m.classes == 2 { "" } else { "macro " };
+    format!(
+        "loss {:.6}  accuracy {:.4}  {avg}precision {:.4}  {avg}recall {:.4}  {avg}f1 {:.4}  {avg}iou {:.4}",
+        m.loss, m.accuracy, m.precision, m.recall, m.f1, m.iou
+    )
+}
+
+/// `TP 3  FP 1  FN 2  TN 4` for two classes, the confusion matrix for more; each line
+/// after the first indented as the first's `lead`.
+pub fn counts_text(m: &FullMetrics, lead: &str) -> String {
+    if m.metrics.classes == 2 {
+        let b = &m.metrics;
+        return format!("{lead}TP {}  FP {}  FN {}  TN {}", b.tp, b.fp, b.fn_, b.tn);
+    }
+    let names: Vec<String> = m.per_class.0.iter().map(|c| c.0.clone()).collect();
+    if names.len() > MAX_SHOWN_CLASSES {
+        return format!(
+            "{lead}confusion matrix: {k} × {k} (too wide to show; see --json)",
+            k = names.len()
+        );
+    }
+    let pad = " ".repeat(lead.chars().count());
+    let table = confusion_text(&m.confusion, &names);
+    let mut out = String::new();
+    for (i, line) in table.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(if i == 0 { lead } else { &pad });
+        out.push_str(line);
+    }
+    out
 }

@@ -113,6 +113,8 @@ pub struct Outcome {
     pub metrics: Metrics,
     /// ... and on the validation rows, if any.
     pub val_metrics: Option<Metrics>,
+    /// The loss sum and confusion matrix those metrics come from.
+    pub counts: Evaluation,
     pub params: Vec<f32>,
     /// Forward passes run, t = 0 included.
     pub evaluations: u64,
@@ -147,6 +149,8 @@ pub fn train(
         start: Instant::now(),
         last: None,
         best: None,
+        last_eval: None,
+        best_eval: None,
         on_check,
     };
     let chunk_rule = ChunkRule {
@@ -172,6 +176,9 @@ struct Run<'a, F> {
     last: Option<Pair>,
     /// The metrics of the best check.
     best: Option<Pair>,
+    /// The counts behind `last` and `best`.
+    last_eval: Option<Evaluation>,
+    best_eval: Option<Evaluation>,
     on_check: F,
 }
 
@@ -185,7 +192,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         elapsed_s: f64,
     ) -> Result<(Step, Pair)> {
         let train = Metrics::from_counts(&e.train);
-        let val = e.val.map(|c| Metrics::from_counts(&c));
+        let val = e.val.as_ref().map(Metrics::from_counts);
         let monitored = match (self.opts.monitor, &val) {
             (Monitor::Train, _) => &train,
             (Monitor::Val, Some(v)) => v,
@@ -200,6 +207,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         let step = self.engine.observe(t, value, finite, clock);
         if step.improved {
             self.best = Some((train, val));
+            self.best_eval = Some(e.clone());
         }
         if step.checked || step.decision != Decision::Continue {
             (self.on_check)(&CheckRecord {
@@ -226,9 +234,10 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 Decision::Continue => {
                     session.update()?;
                     self.last = Some(now);
+                    self.last_eval = Some(e);
                     t += 1;
                 }
-                Decision::Stop(reason) => return self.finish(session, t, reason, now),
+                Decision::Stop(reason) => return self.finish(session, t, reason, now, e),
             }
         }
     }
@@ -284,10 +293,11 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                     step.decision
                 };
                 if let Decision::Stop(reason) = decision {
-                    return self.finish(session, t, reason, now);
+                    return self.finish(session, t, reason, now, en.eval.clone());
                 }
                 host_improved_last = step.improved;
                 self.last = Some(now);
+                self.last_eval = Some(en.eval.clone());
                 t += 1;
             }
             let paused = entries.last().is_some_and(|e| e.paused);
@@ -326,6 +336,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         t: u64,
         reason: StopReason,
         now: Pair,
+        now_eval: Evaluation,
     ) -> Result<Outcome> {
         let rule = &self.opts.rule;
         let restored = self
@@ -333,10 +344,20 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             .restore_best
             .then(|| self.engine.best().zip(self.best))
             .flatten();
-        let (iteration, (m, vm), params) = match (restored, reason, self.last) {
-            (Some(((bi, _), b)), _, _) => (bi, b, session.best_params()?),
-            (None, StopReason::NonFinite, Some(prev)) => (t - 1, prev, session.previous_params()?),
-            _ => (t, now, session.params()?),
+        let (iteration, (m, vm), counts, params) = match (restored, reason, self.last) {
+            (Some(((bi, _), b)), _, _) => (
+                bi,
+                b,
+                self.best_eval.clone().unwrap_or_default(),
+                session.best_params()?,
+            ),
+            (None, StopReason::NonFinite, Some(prev)) => (
+                t - 1,
+                prev,
+                self.last_eval.clone().unwrap_or_default(),
+                session.previous_params()?,
+            ),
+            _ => (t, now, now_eval, session.params()?),
         };
         let watched = |p: Pair| match self.opts.monitor {
             Monitor::Val => p.1.unwrap_or(p.0),
@@ -359,6 +380,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             },
             metrics: m,
             val_metrics: vm,
+            counts,
             params,
             evaluations: t + 1,
             train_s: self.start.elapsed().as_secs_f64(),

@@ -398,7 +398,7 @@ fn trace(s: &mut GpuSession, iters: u64) -> (Vec<(u64, [u64; 4])>, Vec<u32>) {
         for c in std::iter::once(&e.train).chain(&e.val) {
             out.push((
                 (c.loss_sum as f32).to_bits() as u64,
-                [c.tp, c.fp, c.fn_, c.tn],
+                [c.tp(), c.fp(), c.fn_(), c.tn()],
             ));
         }
         if t < iters {
@@ -470,7 +470,7 @@ fn segments_do_not_change_a_bit() {
         cpu.update().unwrap();
     }
     let c = cpu.evaluate().unwrap().val.unwrap();
-    assert_eq!(&ta[ta.len() - 1].1, &[c.tp, c.fp, c.fn_, c.tn]);
+    assert_eq!(&ta[ta.len() - 1].1, &[c.tp(), c.fp(), c.fn_(), c.tn()]);
     assert_eq!(bits(&a.logits().unwrap()).len(), 1000);
 }
 

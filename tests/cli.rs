@@ -115,23 +115,24 @@ fn label_with_one_value_is_reported() {
             &format!("{path}: "),
             "label column \"y\"",
             "only one distinct value (\"0\")",
-            "exactly two",
+            "at least two",
         ],
     );
 }
 
 #[test]
-fn label_with_three_values_is_reported() {
+fn label_with_more_values_than_a_model_has_classes_is_reported() {
     let f = Fixtures::new();
-    let path = f.file("three.csv", "a,b,y\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n");
+    let rows: String = (0..260).map(|i| format!("{i},{},c{i}\n", i % 7)).collect();
+    let path = f.file("many.csv", &format!("a,b,y\n{rows}"));
     let err = train_fails(&["--data", &path, "--backend", "cpu"]);
     assert_contains_all(
         &err,
         &[
-            &format!("{path}, line 4: "),
+            &format!("{path}, line 258: "),
             "label column \"y\"",
-            "more than two distinct values",
-            "(\"0\", \"1\", \"2\")",
+            "more than 256 distinct values",
+            "(\"c0\", \"c1\", \"c2\"",
             "--label",
         ],
     );

@@ -200,7 +200,7 @@ fn save_and_load_round_trip() {
     let m = &file.model;
     assert_eq!(m.spec.layers, vec![3, 4, 1]);
     assert_eq!(m.features, vec!["a", "b", "k"]);
-    assert_eq!(m.label.positive, "yes");
+    assert_eq!(m.label.positive(), "yes");
     // The weights read back are the returned weights, bit for bit.
     assert_eq!(wgtrain::model::checksum(&m.params), checksum_of(&report));
     assert_eq!(file.report.as_ref(), Some(&without_timing(&report)));

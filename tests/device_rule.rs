@@ -23,23 +23,16 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
 /// A random walk of confusion counts and losses with many exact repeats (plateaus).
 fn sequence(rng: &mut ChaCha8Rng, len: usize, rows: u64) -> Vec<Counts> {
     let pos = 1 + below(rng, rows - 1);
-    let mut c = Counts {
-        loss_sum: 0.7 * rows as f64,
-        tp: below(rng, pos + 1),
-        fp: 0,
-        fn_: 0,
-        tn: 0,
-    };
+    let mut loss_sum = 0.7 * rows as f64;
+    let (mut tp, mut tn) = (below(rng, pos + 1), 0u64);
     let mut out = Vec::new();
     for _ in 0..len {
         if below(rng, 3) != 0 {
-            c.tp = (c.tp as i64 + below(rng, 5) as i64 - 2).clamp(0, pos as i64) as u64;
-            c.tn = (c.tn as i64 + below(rng, 5) as i64 - 2).clamp(0, (rows - pos) as i64) as u64;
-            c.loss_sum = ((c.loss_sum * (0.9 + 0.15 * unit(rng))) as f32) as f64;
+            tp = (tp as i64 + below(rng, 5) as i64 - 2).clamp(0, pos as i64) as u64;
+            tn = (tn as i64 + below(rng, 5) as i64 - 2).clamp(0, (rows - pos) as i64) as u64;
+            loss_sum = ((loss_sum * (0.9 + 0.15 * unit(rng))) as f32) as f64;
         }
-        c.fn_ = pos - c.tp;
-        c.fp = rows - pos - c.tn;
-        let mut e = c;
+        let mut e = Counts::binary(loss_sum, tp, rows - pos - tn, pos - tp, tn);
         if below(rng, 40) == 0 {
             e.loss_sum = f64::NAN;
         }
@@ -72,14 +65,14 @@ fn device_rule_agrees_with_the_host_engine() {
         let val = (below(&mut rng, 2) == 0).then(|| sequence(&mut rng, len, val_rows));
         let seq: Vec<Evaluation> = (0..len)
             .map(|i| Evaluation {
-                train: train[i],
-                val: val.as_ref().map(|v| v[i]),
+                train: train[i].clone(),
+                val: val.as_ref().map(|v| v[i].clone()),
             })
             .collect();
         let monitor_val = val.is_some() && below(&mut rng, 2) == 0;
         let m = metric(&mut rng);
         let watched = |e: &Evaluation| {
-            let c = if monitor_val { e.val.unwrap() } else { e.train };
+            let c = if monitor_val { e.val.clone().unwrap() } else { e.train.clone() };
             Metrics::from_counts(&c).get(m)
         };
         // Bounds often equal to a value the sequence takes, to make exact ties.
@@ -119,7 +112,7 @@ fn device_rule_agrees_with_the_host_engine() {
         let mut host_stop = None;
         for (t, e) in seq.iter().enumerate() {
             let finite =
-                e.train.loss_sum.is_finite() && e.val.is_none_or(|v| v.loss_sum.is_finite());
+                e.train.loss_sum.is_finite() && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
             let step = host.observe(t as u64, watched(e), finite, 0.0);
             let Some(d) = device.get(t) else { break };
             let what = format!("case {case}, t {t}: rule {rule:?}, device {d:?}, host {step:?}");
@@ -144,7 +137,7 @@ fn device_rule_agrees_with_the_host_engine() {
         let mut replay = StopEngine::new(rule.clone());
         let stop_at = seq.iter().enumerate().position(|(t, e)| {
             let finite =
-                e.train.loss_sum.is_finite() && e.val.is_none_or(|v| v.loss_sum.is_finite());
+                e.train.loss_sum.is_finite() && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
             replay.observe(t as u64, watched(e), finite, 0.0).decision != Decision::Continue
         });
         if let Some(s) = stop_at {

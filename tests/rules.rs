@@ -263,15 +263,15 @@ fn validation_metrics_agree(hidden: &[usize]) {
         let (eg, ep) = (g.evaluate().unwrap(), p.evaluate().unwrap());
         let (vg, vp) = (eg.val.unwrap(), ep.val.unwrap());
         assert_eq!(
-            (vg.tp, vg.fp, vg.fn_, vg.tn),
-            (vp.tp, vp.fp, vp.fn_, vp.tn),
+            (vg.tp(), vg.fp(), vg.fn_(), vg.tn()),
+            (vp.tp(), vp.fp(), vp.fn_(), vp.tn()),
             "iteration {t}"
         );
         assert!(
             (vg.loss_sum - vp.loss_sum).abs() <= 1e-5 * vp.loss_sum.abs(),
             "iteration {t}"
         );
-        assert_eq!(vp.tp + vp.fp + vp.fn_ + vp.tn, c.val.rows as u64);
+        assert_eq!(vp.tp() + vp.fp() + vp.fn_() + vp.tn(), c.val.rows as u64);
         g.update().unwrap();
         p.update().unwrap();
     }

@@ -18,6 +18,8 @@ def parser(description):
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--hidden", type=int, default=0,
                    help="units of the one hidden layer (ReLU); 0: logistic regression")
+    p.add_argument("--classes", type=int, default=2,
+                   help="classes K: 2 is the sigmoid model, K >= 3 softmax over K logits")
     p.add_argument("--iters", type=int, default=100, help="updates per timed run")
     p.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up run")
     p.add_argument("--lr", type=float, default=0.1)
@@ -30,24 +32,43 @@ def check(args):
     for flag in ("rows", "features", "iters", "repeats"):
         if getattr(args, flag) < 1:
             raise SystemExit(f"--{flag} {getattr(args, flag)}: must be at least 1")
+    if args.classes < 2:
+        raise SystemExit(f"--classes {args.classes}: must be at least 2")
     if args.hidden < 0:
         raise SystemExit(f"--hidden {args.hidden}: must be 0 (logistic regression) or more")
 
 
-def make_data(rows, features, seed):
-    """float32 X [rows, features] standardized, y [rows] in {0, 1}."""
+def make_data(rows, features, seed, classes=2):
+    """float32 X [rows, features] standardized; y [rows] in {0, 1} (two classes: the side of a
+    random hyperplane) or, for K >= 3, int64 class indices: the argmax of K random linear
+    scores."""
     rng = np.random.default_rng(seed)
-    w = rng.standard_normal(features)
     x = rng.uniform(-1.0, 1.0, size=(rows, features))
-    y = (x @ w >= 0.0).astype(np.float32)
+    if classes == 2:
+        w = rng.standard_normal(features)
+        y = (x @ w >= 0.0).astype(np.float32)
+    else:
+        w = rng.standard_normal((features, classes))
+        y = np.argmax(x @ w, axis=1)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     return np.ascontiguousarray(x, dtype=np.float32), y
 
 
-def init_params(features, hidden, seed):
+def init_params(features, hidden, seed, classes=2):
     """Logistic regression: zeros. MLP: He-uniform first layer, Xavier-uniform output, zero
-    biases (wgtrain's initialisation, not its random stream)."""
+    biases (wgtrain's initialisation, not its random stream). K >= 3: a K-wide output."""
     rng = np.random.default_rng(seed + 1)
+    if classes > 2:
+        if hidden == 0:
+            return [np.zeros((features, classes), np.float32), np.zeros(classes, np.float32)]
+        b1 = np.sqrt(6.0 / features)
+        b2 = np.sqrt(6.0 / (hidden + classes))
+        return [
+            rng.uniform(-b1, b1, size=(features, hidden)).astype(np.float32),
+            np.zeros(hidden, np.float32),
+            rng.uniform(-b2, b2, size=(hidden, classes)).astype(np.float32),
+            np.zeros(classes, np.float32),
+        ]
     if hidden == 0:
         return [np.zeros(features, np.float32), np.zeros((), np.float32)]
     b1 = np.sqrt(6.0 / features)
@@ -61,9 +82,11 @@ def init_params(features, hidden, seed):
 
 
 def model_name(args):
+    k = getattr(args, "classes", 2)
+    out, head = ("1", "") if k == 2 else (f"{k}", ", softmax")
     if args.hidden == 0:
-        return f"logistic regression {args.features}->1"
-    return f"MLP {args.features}->{args.hidden}->1 (relu)"
+        return f"logistic regression {args.features}->{out}{head.replace(', ', ' (')}{')' if head else ''}"
+    return f"MLP {args.features}->{args.hidden}->{out} (relu{head})"
 
 
 def time_runs(run, iters, repeats):
@@ -98,6 +121,7 @@ def report(peer, device, args, per_iter, last, extra=None):
             "rows": args.rows,
             "features": args.features,
             "hidden": args.hidden,
+            "classes": getattr(args, "classes", 2),
             "iters": args.iters,
             "repeats": args.repeats,
             "per_iteration_s": per_iter,

@@ -42,7 +42,7 @@ pub struct SessionConfig {
 }
 
 /// The counts of one set of weights on the training rows and, if any, the validation rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluation {
     pub train: Counts,
     pub val: Option<Counts>,
@@ -93,7 +93,7 @@ pub struct ChunkStart {
 }
 
 /// One iteration of a chunk as the device ran it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChunkEntry {
     pub t: u64,
     pub eval: Evaluation,

@@ -45,12 +45,7 @@ pub fn activate_grad(act: Activation, a: f32) -> f32 {
 
 /// Adds one row's prediction (positive iff z ≥ 0) against its label to the confusion counts.
 pub fn count(c: &mut Counts, z: f32, y: f32) {
-    match (z >= 0.0, y == 1.0) {
-        (true, true) => c.tp += 1,
-        (true, false) => c.fp += 1,
-        (false, true) => c.fn_ += 1,
-        (false, false) => c.tn += 1,
-    }
+    c.record(usize::from(y == 1.0), usize::from(z >= 0.0));
 }
 
 /// The forward pass over the `n` rows of `x` ([n, f]): outs[l] is [n, outputs_l], the

@@ -60,6 +60,7 @@ pub fn bench_data(spec: &BenchSpec) -> Result<Dataset> {
         &DemoOptions {
             rows: Some(spec.rows),
             features: Some(spec.features),
+            classes: Some(spec.classes),
             noise: 0.0,
             seed: spec.seed,
         },
@@ -131,7 +132,7 @@ fn run_once(
 /// Runs the benchmark. `progress` hears one line per run (for stderr).
 pub fn run(spec: &BenchSpec, mut progress: impl FnMut(&str)) -> Result<BenchReport> {
     spec.validate()?;
-    let model = ModelSpec::new(spec.features, &spec.hidden, spec.activation)?;
+    let model = spec.model()?;
     progress(&format!(
         "generating {} rows × {} features",
         spec.rows, spec.features

@@ -7,7 +7,7 @@ use crate::backend;
 use crate::backend::MAX_CHUNK;
 use crate::data;
 use crate::error::{Error, Result};
-use crate::model::{Activation, ModelSpec};
+use crate::model::{Activation, Head, MAX_CLASSES, ModelSpec};
 use crate::train::SyncMode;
 
 /// A backend to measure (no `auto`: a benchmark says where it runs).
@@ -127,6 +127,8 @@ pub struct BenchSpec {
     pub features: usize,
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// Classes K of the generated data: 2 trains the sigmoid model, K ≥ 3 softmax.
+    pub classes: usize,
     /// Updates per run (the stop rule is only `max_iter`).
     pub iters: u64,
     /// Timed runs per configuration (after one discarded warm-up run).
@@ -177,16 +179,34 @@ impl BenchSpec {
                 )));
             }
         }
-        ModelSpec::new(self.features, &self.hidden, self.activation)?;
+        if !(2..=MAX_CLASSES).contains(&self.classes) {
+            return Err(Error::Config(format!(
+                "--classes {}: must be 2 to {MAX_CLASSES}",
+                self.classes
+            )));
+        }
+        self.model()?;
         data::check_demo_size(self.rows, Some(self.features))?;
         Ok(())
     }
 
     /// Layer sizes [features, hidden..., 1].
+    /// The model measured: a sigmoid head for two classes, softmax for more.
+    pub fn model(&self) -> Result<ModelSpec> {
+        let head = Head::for_classes(self.classes, None);
+        ModelSpec::with_head(
+            self.features,
+            &self.hidden,
+            self.activation,
+            head,
+            self.classes,
+        )
+    }
+
     pub fn layers(&self) -> Vec<usize> {
         let mut l = vec![self.features];
         l.extend_from_slice(&self.hidden);
-        l.push(1);
+        l.push(Head::for_classes(self.classes, None).outputs(self.classes));
         l
     }
 
@@ -221,6 +241,10 @@ pub struct BenchArgs {
     /// Activation of the hidden layers (only with --hidden) [default: relu].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// Classes of the generated data: 2 (a sigmoid output) or K ≥ 3 (K softmax outputs, the
+    /// label the largest of K random linear scores).
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub classes: usize,
     /// Updates per run (no early stopping: the only rule is this iteration count).
     #[arg(long, default_value_t = 100)]
     pub iters: u64,
@@ -290,6 +314,7 @@ impl BenchArgs {
             features: self.features,
             hidden: self.hidden.clone(),
             activation: self.activation.unwrap_or(Activation::Relu),
+            classes: self.classes,
             iters: self.iters,
             repeats: self.repeats,
             seed: self.seed,
@@ -428,6 +453,7 @@ mod tests {
             features: 64,
             hidden: vec![128],
             activation: Activation::Relu,
+            classes: 2,
             iters: 1,
             repeats: 1,
             seed: 0,

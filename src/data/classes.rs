@@ -1,89 +1,84 @@
-//! The two classes of a training file's label column, learned as the rows stream by and then
-//! mapped to 0/1: the larger number (compared exactly) or the text that sorts last is class 1,
-//! unless `--positive` names the other.
+//! The classes of a training file's label column, learned as the rows stream by and then
+//! put in order: ascending for numeric labels (compared exactly), sorted for text labels. Two
+//! classes map to 0/1 with the larger (or last-sorting) value as class 1, unless
+//! `--positive` names the other.
+
+use std::collections::HashMap;
 
 use super::LabelMapping;
 use super::label::{self, Decimal};
 use crate::error::{Error, Result};
+use crate::model::MAX_CLASSES;
 
-/// Distinct label values of training rows, found as the rows stream by: each row keeps a
-/// code (bit 0: it holds the second distinct text; bit 1: the second distinct number).
+/// Distinct label texts of the training rows, found as the rows stream by; each row keeps the
+/// index of its text.
 #[derive(Default)]
 pub(super) struct Learned {
-    /// Distinct texts in order of appearance (up to 7), each with its value if a number.
-    texts: Vec<(String, Option<Decimal>)>,
-    /// Distinct numbers in order of appearance (up to 7), each with its first text.
-    nums: Vec<(String, Decimal)>,
-    more_texts: bool,
-    more_nums: bool,
+    /// Distinct texts in order of appearance, each with its value if a number and the line
+    /// it first appeared on.
+    texts: Vec<(String, Option<Decimal>, u64)>,
+    index: HashMap<String, u32>,
+    /// Distinct numbers, each with the line it first appeared on.
+    nums: HashMap<Decimal, u64>,
     /// A label that is not a number was seen: labels compare as texts.
     some_text: bool,
-    /// The line of the first row holding a third distinct text, number.
-    third_text: Option<u64>,
-    third_num: Option<u64>,
-    codes: Vec<u8>,
+    /// Per row: its index in `texts`.
+    rows: Vec<u32>,
 }
 
-/// Distinct values kept for the message about too many.
-const SHOWN: usize = 7;
+/// Distinct values named in the message about too many.
+const SHOWN: usize = 6;
 
 impl Learned {
-    pub(super) fn add(&mut self, t: &str, line: u64) {
-        let ti = self.texts.iter().position(|c| c.0 == t);
-        let parsed;
-        let value = match ti {
-            Some(i) => self.texts[i].1.as_ref(),
+    /// Adds a row's label; an error once the column holds more classes than a model may have.
+    pub(super) fn add(&mut self, name: &str, column: &str, t: &str, line: u64) -> Result<()> {
+        let i = match self.index.get(t) {
+            Some(&i) => i,
             None => {
-                parsed = label::parse(t);
-                parsed.as_ref()
-            }
-        };
-        let mut code = 0u8;
-        if value.is_none() {
-            self.some_text = true;
-        }
-        let ni = value.and_then(|v| self.nums.iter().position(|c| c.1 == *v));
-        let new_num = match (value, ni) {
-            (Some(v), None) if !self.some_text => Some(v.clone()),
-            _ => None,
-        };
-        let new_text = ti.is_none().then(|| value.cloned());
-        match ti {
-            Some(i) => code |= u8::from(i == 1),
-            None => {
-                if let Some(v) = new_text {
-                    if self.texts.len() < SHOWN {
-                        self.texts.push((t.to_string(), v));
-                        code |= u8::from(self.texts.len() == 2);
-                        if self.texts.len() == 3 {
-                            self.third_text = Some(line);
-                        }
-                    } else {
-                        self.more_texts = true;
+                let value = label::parse(t);
+                match &value {
+                    None => self.some_text = true,
+                    Some(v) => {
+                        self.nums.entry(v.clone()).or_insert(line);
                     }
                 }
-            }
-        }
-        match (ni, new_num) {
-            (Some(i), _) => code |= u8::from(i == 1) << 1,
-            (None, Some(v)) => {
-                if self.nums.len() < SHOWN {
-                    self.nums.push((t.to_string(), v));
-                    code |= u8::from(self.nums.len() == 2) << 1;
-                    if self.nums.len() == 3 {
-                        self.third_num = Some(line);
-                    }
+                let i = self.texts.len() as u32;
+                self.texts.push((t.to_string(), value, line));
+                self.index.insert(t.to_string(), i);
+                let classes = if self.some_text {
+                    self.texts.len()
                 } else {
-                    self.more_nums = true;
+                    self.nums.len()
+                };
+                if classes > MAX_CLASSES {
+                    return Err(self.too_many(name, column, line));
                 }
+                i
             }
-            (None, None) => {}
-        }
-        self.codes.push(code);
+        };
+        self.rows.push(i);
+        Ok(())
     }
 
-    /// Maps the rows to 0/1. Numeric labels: the larger value is positive. Text labels: the
-    /// value that sorts last, unless `positive` names one.
+    fn too_many(&self, name: &str, column: &str, line: u64) -> Error {
+        let shown: Vec<String> = self
+            .texts
+            .iter()
+            .take(SHOWN)
+            .map(|c| format!("\"{}\"", c.0))
+            .collect();
+        Error::Data {
+            path: name.into(),
+            line: Some(line),
+            column: None,
+            msg: format!(
+                "the label column \"{column}\" has more than {MAX_CLASSES} distinct values ({}, ...); a model has at most {MAX_CLASSES} classes (pick the label with --label)",
+                shown.join(", ")
+            ),
+        }
+    }
+
+    /// Maps the rows to class indices. `positive` (two classes only) names class 1.
     pub(super) fn finish(
         self,
         name: &str,
@@ -91,79 +86,89 @@ impl Learned {
         positive: Option<&str>,
     ) -> Result<(Vec<f32>, LabelMapping)> {
         let numeric = !self.some_text;
-        let (classes, more, third, bit): (Vec<(String, Option<Decimal>)>, bool, _, u8) = if numeric
-        {
-            let classes = self.nums.into_iter().map(|(t, v)| (t, Some(v))).collect();
-            (classes, self.more_nums, self.third_num, 2)
+        // Each text's class key: its number, or its text.
+        let mut keys: Vec<(usize, &str)> = Vec::new(); // (first text index of the class, text)
+        let mut class_of_text = vec![0usize; self.texts.len()];
+        if numeric {
+            let mut order: Vec<(&Decimal, usize)> = Vec::new();
+            let mut seen: HashMap<&Decimal, usize> = HashMap::new();
+            for (i, (_, v, _)) in self.texts.iter().enumerate() {
+                let v = v.as_ref().expect("numeric labels parse");
+                let c = *seen.entry(v).or_insert_with(|| {
+                    order.push((v, i));
+                    order.len() - 1
+                });
+                class_of_text[i] = c;
+            }
+            let mut sorted: Vec<usize> = (0..order.len()).collect();
+            sorted.sort_by(|&a, &b| order[a].0.cmp(order[b].0));
+            let mut rank = vec![0usize; order.len()];
+            for (r, &c) in sorted.iter().enumerate() {
+                rank[c] = r;
+                keys.push((order[c].1, self.texts[order[c].1].0.as_str()));
+            }
+            for c in &mut class_of_text {
+                *c = rank[*c];
+            }
         } else {
-            let classes = self.texts.into_iter().map(|(t, _)| (t, None)).collect();
-            (classes, self.more_texts, self.third_text, 1)
-        };
+            let mut sorted: Vec<usize> = (0..self.texts.len()).collect();
+            sorted.sort_by(|&a, &b| self.texts[a].0.cmp(&self.texts[b].0));
+            for (r, &i) in sorted.iter().enumerate() {
+                class_of_text[i] = r;
+                keys.push((i, self.texts[i].0.as_str()));
+            }
+        }
+        let mut classes: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
         match classes.len() {
             0 => return Err(Error::data(name, "no data rows after the header")),
             1 => {
                 return Err(Error::data(
                     name,
                     format!(
-                        "the label column \"{column}\" has only one distinct value (\"{}\"); a binary classifier needs exactly two",
-                        classes[0].0
+                        "the label column \"{column}\" has only one distinct value (\"{}\"); a classifier needs at least two",
+                        classes[0]
                     ),
                 ));
             }
-            2 => {}
-            n => {
-                let shown: Vec<String> = classes
-                    .iter()
-                    .take(SHOWN - 1)
-                    .map(|c| format!("\"{}\"", c.0))
-                    .collect();
-                let etc = if more || n > SHOWN - 1 { ", ..." } else { "" };
-                return Err(Error::Data {
-                    path: name.into(),
-                    line: third,
-                    column: None,
-                    msg: format!(
-                        "the label column \"{column}\" has more than two distinct values ({}{etc}); a binary classifier needs exactly two (pick the label with --label)",
-                        shown.join(", ")
-                    ),
-                });
+            _ => {}
+        }
+        let mut swap = false;
+        if let Some(p) = positive {
+            let pv = label::parse(p);
+            let at = classes
+                .iter()
+                .position(|c| c == p || (numeric && pv.is_some() && label::parse(c) == pv));
+            match (classes.len(), at) {
+                (2, Some(i)) => swap = i == 0,
+                (2, None) => {
+                    return Err(Error::Config(format!(
+                        "--positive {p}: the label column \"{column}\" holds \"{}\" and \"{}\", not \"{p}\"",
+                        classes[0], classes[1]
+                    )));
+                }
+                (k, _) => {
+                    return Err(Error::Config(format!(
+                        "--positive {p}: applies to two-class labels; the label column \"{column}\" has {k} classes"
+                    )));
+                }
             }
         }
-        // Class 1 is the one holding the code bit; `hi` is the one that sorts last.
-        let hi = match (&classes[0].1, &classes[1].1) {
-            (Some(a), Some(b)) if numeric => usize::from(b > a),
-            _ => usize::from(classes[1].0 > classes[0].0),
-        };
-        let lo = 1 - hi;
-        let pos_idx = match positive {
-            None => hi,
-            Some(p) => {
-                let pv = label::parse(p);
-                classes
-                    .iter()
-                    .position(|c| c.0 == p || (numeric && pv.is_some() && c.1 == pv))
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "--positive {p}: the label column \"{column}\" holds \"{}\" and \"{}\", not \"{p}\"",
-                            classes[lo].0, classes[hi].0
-                        ))
-                    })?
-            }
-        };
+        if swap {
+            classes.swap(0, 1);
+        }
         let y = self
-            .codes
+            .rows
             .iter()
-            .map(|&c| {
-                let class = usize::from(c & bit != 0);
-                if class == pos_idx { 1.0 } else { 0.0 }
+            .map(|&t| {
+                let c = class_of_text[t as usize];
+                (if swap { 1 - c } else { c }) as f32
             })
             .collect();
         Ok((
             y,
             LabelMapping {
                 column: column.to_string(),
-                positive: classes[pos_idx].0.clone(),
-                negative: classes[1 - pos_idx].0.clone(),
+                classes,
             },
         ))
     }
@@ -179,18 +184,21 @@ mod tests {
         let d = parse("a,y\n1,1\n2,1.0\n3,0\n4,01\n", &CsvOptions::default()).unwrap();
         assert_eq!(d.y, vec![1.0, 1.0, 0.0, 1.0]);
         assert_eq!(
-            (d.label.positive.as_str(), d.label.negative.as_str()),
+            (d.label.positive(), d.label.negative()),
             ("1", "0")
         );
         // Spellings of one number are distinct texts once a label is not a number.
-        let e = err("a,y\n1,1\n2,1.0\n3,x\n", &CsvOptions::default());
-        assert!(e.contains("t.csv, line 4: "), "{e}");
-        assert!(e.contains("(\"1\", \"1.0\", \"x\")"), "{e}");
-        let e = err(
-            "a,y\n1,5\n2,9007199254740992\n3,9007199254740993\n",
+        let d = parse("a,y\n1,1\n2,1.0\n3,x\n", &CsvOptions::default()).unwrap();
+        assert_eq!(d.label.classes, ["1", "1.0", "x"]);
+        assert_eq!(d.y, vec![0.0, 1.0, 2.0]);
+        // 2^53 and 2^53 + 1 are two classes.
+        let d = parse(
+            "a,y\n1,5\n2,9007199254740992\n3,9007199254740993\n4,5.0\n",
             &CsvOptions::default(),
-        );
-        assert!(e.contains("t.csv, line 4: "), "{e}");
+        )
+        .unwrap();
+        assert_eq!(d.label.classes, ["5", "9007199254740992", "9007199254740993"]);
+        assert_eq!(d.y, vec![0.0, 1.0, 2.0, 0.0]);
         let text = "a,y\n1,-100000000000000000001\n2,-100000000000000000000\n";
         let d = parse(text, &CsvOptions::default()).unwrap();
         assert_eq!(d.y, vec![0.0, 1.0]);
@@ -199,22 +207,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(parse(text, &opts).unwrap().y, vec![1.0, 0.0]);
-        // Up to six values are shown, then "...".
-        let rows: String = (0..9).map(|i| format!("{i},{i}\n")).collect();
-        let e = err(&format!("a,y\n{rows}"), &CsvOptions::default());
-        assert!(
-            e.contains("(\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", ...)"),
-            "{e}"
-        );
-        assert!(e.contains("t.csv, line 4: "), "{e}");
+        // Numbers ascend by value, whatever their order of appearance.
+        let rows: String = (0..12).map(|i| format!("{i},{}\n", 11 - i)).collect();
+        let d = parse(&format!("a,y\n{rows}"), &CsvOptions::default()).unwrap();
+        let want: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(d.label.classes, want);
+        assert_eq!(d.y[0], 11.0);
+        // --positive names one of two classes only.
+        let opts = CsvOptions {
+            positive: Some("3".into()),
+            ..Default::default()
+        };
+        let e = err(&format!("a,y\n{rows}"), &opts);
+        assert!(e.contains("--positive 3: applies to two-class labels"), "{e}");
+        assert!(e.contains("has 12 classes"), "{e}");
     }
 
     #[test]
     fn numeric_labels_larger_is_positive() {
         let d = parse("a,b,y\n1,2,-1\n3,4,1\n5,6,-1\n", &CsvOptions::default()).unwrap();
         assert_eq!(d.y, vec![0.0, 1.0, 0.0]);
-        assert_eq!(d.label.positive, "1");
-        assert_eq!(d.label.negative, "-1");
+        assert_eq!(d.label.positive(), "1");
+        assert_eq!(d.label.negative(), "-1");
         assert_eq!(d.x, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 
@@ -229,6 +243,6 @@ mod tests {
         };
         let d = parse(text, &opts).unwrap();
         assert_eq!(d.y, vec![0.0, 1.0]);
-        assert_eq!(d.label.negative, "M");
+        assert_eq!(d.label.negative(), "M");
     }
 }

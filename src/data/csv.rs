@@ -265,6 +265,29 @@ impl Columns<'_> {
     }
 }
 
+/// Says that `lab` is none of the training data's classes, naming them (or some of them).
+fn unknown_label(lab: &str, mapping: &LabelMapping) -> String {
+    if mapping.k() == 2 {
+        return format!(
+            "label \"{lab}\" is neither \"{}\" (positive) nor \"{}\" (negative) as in the training data",
+            mapping.positive(),
+            mapping.negative()
+        );
+    }
+    let shown: Vec<String> = mapping
+        .classes
+        .iter()
+        .take(8)
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    let etc = if mapping.k() > 8 { ", ..." } else { "" };
+    format!(
+        "label \"{lab}\" is none of the training data's {} classes ({}{etc})",
+        mapping.k(),
+        shown.join(", ")
+    )
+}
+
 /// Makes room for one more row of `f` features, growing the capacity at most to `max`
 /// elements (beyond what the row itself needs); false if the memory cannot be had.
 fn reserve_row(x: &mut Vec<f32>, f: usize, max: usize) -> bool {
@@ -326,8 +349,8 @@ enum LabelSink<'a> {
     /// A known mapping (validation data, a saved model's rows).
     Fixed {
         mapping: &'a LabelMapping,
-        positive: Option<Decimal>,
-        negative: Option<Decimal>,
+        /// Each class's value if a number.
+        values: Vec<Option<Decimal>>,
         y: Vec<f32>,
     },
     /// No label column: every row reads as class 0.
@@ -450,17 +473,16 @@ fn parse_with<R: Read>(
         (Some(_), None) => LabelSink::Absent,
         (Some(mapping), Some(_)) => LabelSink::Fixed {
             mapping,
-            positive: label::parse(&mapping.positive),
-            negative: label::parse(&mapping.negative),
+            values: mapping.classes.iter().map(|c| label::parse(c)).collect(),
             y: Vec::new(),
         },
     };
 
     let f = feature_cols.len();
-    // The rows kept may take half the machine's memory: 4 bytes a feature, 5 a row (its
-    // label code now, its f32 label later).
+    // The rows kept may take half the machine's memory: 4 bytes a feature, 8 a row (its
+    // class index now, its f32 label later).
     let budget = limits.memory.bytes / 2;
-    let row_bytes = memory::sum([memory::f32_bytes(f as u64), Some(5)]);
+    let row_bytes = memory::sum([memory::f32_bytes(f as u64), Some(8)]);
     let max_x = usize::try_from(budget / 4).unwrap_or(usize::MAX);
     let mut x: Vec<f32> = Vec::new();
     let mut rows = 0usize;
@@ -512,30 +534,25 @@ fn parse_with<R: Read>(
             });
         }
         match &mut sink {
-            LabelSink::Learn(learned) => learned.add(lab, line),
-            LabelSink::Fixed {
-                mapping,
-                positive,
-                negative,
-                y,
-            } => {
-                let is = |text: &str, v: &Option<Decimal>| {
-                    lab == text || (v.is_some() && label::parse(lab) == *v)
-                };
-                if is(&mapping.positive, &*positive) {
-                    y.push(1.0);
-                } else if is(&mapping.negative, &*negative) {
-                    y.push(0.0);
-                } else {
-                    return Err(Error::Data {
-                        path: name.into(),
-                        line: Some(line),
-                        column: Some(column_name(l, &headers[l])),
-                        msg: format!(
-                            "label \"{lab}\" is neither \"{}\" (positive) nor \"{}\" (negative) as in the training data",
-                            mapping.positive, mapping.negative
-                        ),
-                    });
+            LabelSink::Learn(learned) => {
+                let column = &headers[l];
+                learned.add(name, column, lab, line)?
+            }
+            LabelSink::Fixed { mapping, values, y } => {
+                let at = mapping.classes.iter().position(|c| c == lab).or_else(|| {
+                    let v = label::parse(lab)?;
+                    values.iter().position(|c| c.as_ref() == Some(&v))
+                });
+                match at {
+                    Some(c) => y.push(c as f32),
+                    None => {
+                        return Err(Error::Data {
+                            path: name.into(),
+                            line: Some(line),
+                            column: Some(column_name(l, &headers[l])),
+                            msg: unknown_label(lab, mapping),
+                        });
+                    }
                 }
             }
             LabelSink::Absent => {}
@@ -810,13 +827,13 @@ pub(super) mod tests {
             input: None,
             record: MAX_RECORD_BYTES,
             memory: memory::Limit {
-                bytes: 2 * (3 * 13),
+                bytes: 2 * (3 * 16),
                 known: true,
             },
         };
         let opts = CsvOptions::default();
         let text = "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n";
-        // Each row keeps 2 · 4 + 5 bytes: three fit in half of 78 bytes, four do not.
+        // Each row keeps 2 · 4 + 8 bytes: three fit in half of 96 bytes, four do not.
         let e = parse_with(
             "m.csv",
             text.as_bytes(),
@@ -827,7 +844,7 @@ pub(super) mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.starts_with("m.csv, line 5: 4 rows of 2 features need 52 B, more than half of this machine's 78 B of memory"),
+            e.starts_with("m.csv, line 5: 4 rows of 2 features need 64 B, more than half of this machine's 96 B of memory"),
             "{e}"
         );
         let three = "a,b,y\n1,2,0\n3,4,1\n5,6,0\n";

@@ -1,4 +1,4 @@
-//! The built-in demo sets (xnor, blobs, moons, hyperplane): deterministic for a seed, with
+//! The built-in demo sets (xnor, blobs, moons, hyperplane, spirals): deterministic for a seed, with
 //! exact label noise, and checked against the machine's memory before anything is allocated.
 
 use rand_chacha::ChaCha8Rng;
@@ -7,18 +7,24 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use super::{Dataset, LabelMapping};
 use crate::error::{Error, Result};
 use crate::memory;
+use crate::model::MAX_CLASSES;
 
 /// The built-in data sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Demo {
     /// The four points (±1, ±1) labelled 1 where the signs agree: not linearly separable.
     Xnor,
-    /// Two Gaussian blobs (σ = 1) centred at (2, 2) and (−2, −2); 2 features.
+    /// Gaussian blobs (σ = 1), one per class: for two at (2, 2) and (−2, −2), for K ≥ 3
+    /// centred on a circle of radius 4; 2 features.
     Blobs,
     /// Two interleaving half circles with jitter σ = 0.1; 2 features.
     Moons,
-    /// Points uniform in [−1, 1]^F labelled by the side of a random hyperplane through 0.
+    /// Points uniform in [−1, 1]^F labelled by the side of a random hyperplane through 0; for
+    /// K ≥ 3 classes by the largest of K random linear scores (a linear softmax teacher).
     Hyperplane,
+    /// K interleaved spiral arms (default 3), each turning 1.3 times around the origin with
+    /// jitter: not linearly separable; 2 features.
+    Spirals,
 }
 
 impl Demo {
@@ -28,6 +34,7 @@ impl Demo {
             Demo::Blobs => "blobs",
             Demo::Moons => "moons",
             Demo::Hyperplane => "hyperplane",
+            Demo::Spirals => "spirals",
         }
     }
 }
@@ -39,7 +46,10 @@ pub struct DemoOptions {
     pub rows: Option<usize>,
     /// Features (hyperplane only; default 8).
     pub features: Option<usize>,
-    /// Fraction of labels flipped, in [0, 1]; exactly round(noise · rows) rows are flipped.
+    /// Classes (blobs and spirals only; default 2 for blobs, 3 for spirals).
+    pub classes: Option<usize>,
+    /// Fraction of labels flipped, in [0, 1]; exactly round(noise · rows) rows are flipped
+    /// (to another class, each equally likely, for K ≥ 3).
     pub noise: f64,
     pub seed: u64,
 }
@@ -49,6 +59,7 @@ impl Default for DemoOptions {
         DemoOptions {
             rows: None,
             features: None,
+            classes: None,
             noise: 0.0,
             seed: 0,
         }
@@ -103,6 +114,20 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
             kind.name()
         )));
     }
+    if opts.classes.is_some() && !matches!(kind, Demo::Blobs | Demo::Spirals | Demo::Hyperplane) {
+        return Err(Error::Config(format!(
+            "--classes applies to --demo blobs, spirals and hyperplane only ({} has two classes)",
+            kind.name()
+        )));
+    }
+    let k = opts
+        .classes
+        .unwrap_or(if kind == Demo::Spirals { 3 } else { 2 });
+    if !(2..=MAX_CLASSES).contains(&k) {
+        return Err(Error::Config(format!(
+            "--classes {k}: must be 2 to {MAX_CLASSES}"
+        )));
+    }
     if kind == Demo::Xnor && (opts.rows.is_some() || opts.noise > 0.0) {
         return Err(Error::Config(
             "--rows and --noise do not apply to --demo xnor (always its four points)".into(),
@@ -119,7 +144,7 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
     match kind {
         Demo::Xnor => {}
         Demo::Hyperplane => check_demo_size(rows, Some(features))?,
-        Demo::Blobs | Demo::Moons => check_demo_size(rows, None)?,
+        Demo::Blobs | Demo::Moons | Demo::Spirals => check_demo_size(rows, None)?,
     }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let (x, mut y, f): (Vec<f32>, Vec<f32>, usize) = match kind {
@@ -128,6 +153,32 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
             vec![1.0, 0.0, 0.0, 1.0],
             2,
         ),
+        Demo::Blobs if k > 2 => {
+            let mut x = Vec::with_capacity(rows * 2);
+            let mut y = Vec::with_capacity(rows);
+            for r in 0..rows {
+                let c = r % k;
+                let a = 2.0 * std::f64::consts::PI * c as f64 / k as f64;
+                x.push((4.0 * a.cos() + normal(&mut rng)) as f32);
+                x.push((4.0 * a.sin() + normal(&mut rng)) as f32);
+                y.push(c as f32);
+            }
+            (x, y, 2)
+        }
+        Demo::Spirals => {
+            let mut x = Vec::with_capacity(rows * 2);
+            let mut y = Vec::with_capacity(rows);
+            for r in 0..rows {
+                let c = r % k;
+                let t = uniform(&mut rng);
+                let a = 2.0 * std::f64::consts::PI * (c as f64 / k as f64 + 1.3 * t)
+                    + 0.15 * normal(&mut rng);
+                x.push((t * a.cos()) as f32);
+                x.push((t * a.sin()) as f32);
+                y.push(c as f32);
+            }
+            (x, y, 2)
+        }
         Demo::Blobs => {
             let mut x = Vec::with_capacity(rows * 2);
             let mut y = Vec::with_capacity(rows);
@@ -157,6 +208,31 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
             }
             (x, y, 2)
         }
+        Demo::Hyperplane if k > 2 => {
+            // w: [K, F]
+            let w: Vec<f64> = (0..k * features).map(|_| normal(&mut rng)).collect();
+            let mut x = Vec::with_capacity(rows * features);
+            let mut y = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                let row: Vec<f32> = (0..features)
+                    .map(|_| (2.0 * uniform(&mut rng) - 1.0) as f32)
+                    .collect();
+                let mut best = (0, f64::NEG_INFINITY);
+                for c in 0..k {
+                    let score: f64 = w[c * features..(c + 1) * features]
+                        .iter()
+                        .zip(&row)
+                        .map(|(wj, &v)| wj * v as f64)
+                        .sum();
+                    if score > best.1 {
+                        best = (c, score);
+                    }
+                }
+                x.extend_from_slice(&row);
+                y.push(best.0 as f32);
+            }
+            (x, y, features)
+        }
         Demo::Hyperplane => {
             let w: Vec<f64> = (0..features).map(|_| normal(&mut rng)).collect();
             let mut x = Vec::with_capacity(rows * features);
@@ -177,10 +253,16 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
     // Flip exactly round(noise · n) distinct rows, chosen by a partial Fisher–Yates shuffle.
     let flips = (opts.noise * n as f64).round() as usize;
     let mut idx: Vec<usize> = (0..n).collect();
-    for k in 0..flips {
-        let pick = k + (rng.next_u64() % (n - k) as u64) as usize;
-        idx.swap(k, pick);
-        y[idx[k]] = 1.0 - y[idx[k]];
+    for i in 0..flips {
+        let pick = i + (rng.next_u64() % (n - i) as u64) as usize;
+        idx.swap(i, pick);
+        let r = idx[i];
+        y[r] = if k == 2 {
+            1.0 - y[r]
+        } else {
+            let other = 1 + (rng.next_u64() % (k as u64 - 1)) as usize;
+            ((y[r] as usize + other) % k) as f32
+        };
     }
     Ok(Dataset {
         rows: n,
@@ -190,8 +272,7 @@ pub fn demo(kind: Demo, opts: &DemoOptions) -> Result<Dataset> {
         y,
         label: LabelMapping {
             column: "label".into(),
-            positive: "1".into(),
-            negative: "0".into(),
+            classes: (0..k).map(|c| c.to_string()).collect(),
         },
         source: format!("demo:{}", kind.name()),
     })
@@ -228,6 +309,52 @@ mod tests {
         let flipped = clean.y.iter().zip(&noisy.y).filter(|(a, b)| a != b).count();
         assert_eq!(flipped, 10); // round(0.1 * 101)
         assert_eq!(demo(Demo::Xnor, &DemoOptions::default()).unwrap().rows, 4);
+    }
+
+    #[test]
+    fn k_class_demos_have_k_balanced_classes_and_noise_changes_the_class() {
+        for (kind, k, default_k) in [(Demo::Blobs, 5, 2), (Demo::Spirals, 4, 3)] {
+            let o = DemoOptions {
+                rows: Some(103),
+                classes: Some(k),
+                seed: 3,
+                ..Default::default()
+            };
+            let d = demo(kind, &o).unwrap();
+            assert_eq!(d.label.classes, (0..k).map(|c| c.to_string()).collect::<Vec<_>>());
+            let counts = d.class_counts();
+            assert_eq!(counts.iter().sum::<usize>(), 103);
+            assert!(counts.iter().all(|&n| n == 103 / k || n == 103 / k + 1), "{counts:?}");
+            let noisy = demo(kind, &DemoOptions { noise: 0.2, ..o.clone() }).unwrap();
+            assert_eq!(noisy.x, d.x);
+            let changed = d.y.iter().zip(&noisy.y).filter(|(a, b)| a != b).count();
+            assert_eq!(changed, 21); // round(0.2 * 103), each to another class
+            assert!(noisy.y.iter().all(|&c| c >= 0.0 && (c as usize) < k));
+            let dflt = demo(kind, &DemoOptions { classes: None, ..o.clone() }).unwrap();
+            assert_eq!(dflt.label.k(), default_k);
+        }
+        let e = |kind, classes| {
+            let o = DemoOptions {
+                classes: Some(classes),
+                ..Default::default()
+            };
+            demo(kind, &o).unwrap_err().to_string()
+        };
+        assert!(e(Demo::Moons, 3).contains("--classes applies to --demo blobs, spirals"));
+        let h = demo(
+            Demo::Hyperplane,
+            &DemoOptions {
+                rows: Some(2000),
+                features: Some(6),
+                classes: Some(5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(h.label.k(), 5);
+        assert!(h.class_counts().iter().all(|&n| n > 100), "{:?}", h.class_counts());
+        assert!(e(Demo::Blobs, 1).contains("--classes 1: must be 2 to 256"));
+        assert!(e(Demo::Spirals, 257).contains("--classes 257: must be 2 to 256"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 /// A decimal number: `digits × 10^exp`, negative if `neg`. Normal form: no leading or
 /// trailing zero digit, and zero is `digits` empty, `neg` false, `exp` 0, so equal values
 /// have equal fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Decimal {
     neg: bool,
     digits: Vec<u8>,

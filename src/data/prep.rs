@@ -71,7 +71,8 @@ pub fn split_stratified(data: &Dataset, fraction: f64, seed: u64) -> Result<(Dat
     // A stream of its own, so the split does not shift with other uses of the seed.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5B11_7000_0001);
     let mut held = vec![false; data.rows];
-    for class in [0.0f32, 1.0] {
+    for class in 0..data.label.k() {
+        let class = class as f32;
         let mut idx: Vec<usize> = (0..data.rows).filter(|&r| data.y[r] == class).collect();
         let take = (fraction * idx.len() as f64).round() as usize;
         for k in 0..take {

@@ -58,11 +58,7 @@ pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> R
     );
     meta.insert(
         LABEL.to_string(),
-        json(&Label {
-            column: model.label.column.clone(),
-            positive: model.label.positive.clone(),
-            negative: model.label.negative.clone(),
-        }),
+        json(&model.label.json(model.spec.head == Head::Softmax)),
     );
     if let Some(r) = report {
         meta.insert(REPORT.to_string(), report_metadata(r, timings));

@@ -117,6 +117,7 @@ pub fn demo(kind: Demo, rows: usize, features: Option<usize>, noise: f64, seed: 
         &DemoOptions {
             rows: if kind == Demo::Xnor { None } else { Some(rows) },
             features,
+            classes: None,
             noise,
             seed,
         },

@@ -90,10 +90,7 @@ pub(super) fn loss_and_delta(
         tp += p & t;
     }
     let (pp, tt, tp) = (pp as u64, tt as u64, tp as u64);
-    c.tp += tp;
-    c.fp += pp - tp;
-    c.fn_ += tt - tp;
-    c.tn += z.len() as u64 + tp - pp - tt;
+    c.add_binary(tp, pp - tp, tt - tp, z.len() as u64 + tp - pp - tt);
     for ((d, &z), &y) in d.iter_mut().zip(z).zip(y) {
         let e = *d;
         let r = 1.0 / (1.0 + e);

@@ -215,9 +215,5 @@ impl Session for CpuSession {
 }
 
 fn add_counts(total: &mut Counts, c: &Counts) {
-    total.loss_sum += c.loss_sum;
-    total.tp += c.tp;
-    total.fp += c.fp;
-    total.fn_ += c.fn_;
-    total.tn += c.tn;
+    total.add(c);
 }

@@ -16,6 +16,7 @@ fn data(kind: Demo, rows: usize, features: Option<usize>, seed: u64) -> Dataset 
         &DemoOptions {
             rows: Some(rows),
             features,
+            classes: None,
             noise: 0.1,
             seed,
         },
@@ -105,8 +106,8 @@ fn fast_path_matches_the_reference() {
             assert!(e.val.is_none());
             let f = e.train;
             assert_eq!(
-                (f.tp, f.fp, f.fn_, f.tn),
-                (c.tp, c.fp, c.fn_, c.tn),
+                (f.tp(), f.fp(), f.fn_(), f.tn()),
+                (c.tp(), c.fp(), c.fn_(), c.tn()),
                 "{what}"
             );
             let rel = (f.loss_sum - c.loss_sum).abs() / c.loss_sum.abs().max(1e-30);
@@ -133,7 +134,7 @@ fn validation_rows_match_the_reference() {
     s.update().unwrap();
     let e = s.evaluate().unwrap().val.unwrap();
     let (c, _, _) = reference::evaluate(&v.x, &v.y, &s.params, &spec.layout(), spec.activation);
-    assert_eq!((e.tp, e.fp, e.fn_, e.tn), (c.tp, c.fp, c.fn_, c.tn));
+    assert_eq!((e.tp(), e.fp(), e.fn_(), e.tn()), (c.tp(), c.fp(), c.fn_(), c.tn()));
     assert!((e.loss_sum - c.loss_sum).abs() <= 1e-6 * c.loss_sum);
 }
 
@@ -151,7 +152,7 @@ fn results_do_not_depend_on_the_thread_count() {
             let mut losses = Vec::new();
             for _ in 0..5 {
                 let e = s.evaluate().unwrap().train;
-                losses.push((e.loss_sum.to_bits(), e.tp, e.fp, e.fn_, e.tn));
+                losses.push((e.loss_sum.to_bits(), e.tp(), e.fp(), e.fn_(), e.tn()));
                 s.update().unwrap();
             }
             let bits: Vec<u32> = s.params.iter().map(|p| p.to_bits()).collect();
@@ -184,7 +185,7 @@ fn instruction_sets_give_the_same_bits() {
             let mut seen = Vec::new();
             for _ in 0..4 {
                 let e = s.evaluate().unwrap().train;
-                seen.push((e.loss_sum.to_bits(), e.tp, e.fp, e.fn_, e.tn));
+                seen.push((e.loss_sum.to_bits(), e.tp(), e.fp(), e.fn_(), e.tn()));
                 s.update().unwrap();
             }
             (

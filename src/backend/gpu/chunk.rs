@@ -315,7 +315,7 @@ pub fn device_rule_trace(
         .zip(seq)
         .map(|(e, ev)| ChunkEntry {
             t: u64::from(e.t),
-            eval: *ev,
+            eval: ev.clone(),
             checked: e.checked(),
             improved: e.improved(),
             paused: e.paused(),

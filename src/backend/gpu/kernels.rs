@@ -382,22 +382,22 @@ impl SetStats {
     pub fn from_counts(c: &Counts) -> Self {
         SetStats {
             loss_bits: (c.loss_sum as f32).to_bits(),
-            tp: c.tp as u32,
-            fp: c.fp as u32,
-            fn_: c.fn_ as u32,
-            tn: c.tn as u32,
+            tp: c.tp() as u32,
+            fp: c.fp() as u32,
+            fn_: c.fn_() as u32,
+            tn: c.tn() as u32,
             ..Default::default()
         }
     }
 
     pub fn counts(&self) -> Counts {
-        Counts {
-            loss_sum: f32::from_bits(self.loss_bits) as f64,
-            tp: self.tp.into(),
-            fp: self.fp.into(),
-            fn_: self.fn_.into(),
-            tn: self.tn.into(),
-        }
+        Counts::binary(
+            f32::from_bits(self.loss_bits) as f64,
+            self.tp.into(),
+            self.fp.into(),
+            self.fn_.into(),
+            self.tn.into(),
+        )
     }
 }
 

@@ -670,6 +670,7 @@ mod tests {
         let opts = DemoOptions {
             rows: Some(10),
             features: None,
+            classes: None,
             noise: 0.0,
             seed: 0,
         };
