@@ -29,6 +29,7 @@ fn data() -> Dataset {
         &DemoOptions {
             rows: Some(ROWS),
             features: Some(FEATURES),
+            classes: None,
             noise: 0.0,
             seed: 0,
         },

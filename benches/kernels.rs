@@ -25,6 +25,7 @@ fn data(rows: usize, features: usize) -> Dataset {
         &DemoOptions {
             rows: Some(rows),
             features: Some(features),
+            classes: None,
             noise: 0.05,
             seed: 0,
         },

@@ -214,8 +214,7 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
     // Label values compare exactly (numbers by value, never through f64).
     let same = data::same_label;
     let (m, d) = (&model.label, &data.label);
-    let classes_match =
-        m.k() == d.k() && m.classes.iter().zip(&d.classes).all(|(a, b)| same(a, b));
+    let classes_match = m.k() == d.k() && m.classes.iter().zip(&d.classes).all(|(a, b)| same(a, b));
     if m.column != d.column || !classes_match {
         let describe = |l: &crate::data::LabelMapping| {
             if model.spec.head == Head::Sigmoid && l.k() == 2 {

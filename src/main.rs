@@ -10,8 +10,8 @@ use clap::Parser;
 use wgtrain::backend::gpu;
 use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, TrainArgs};
 use wgtrain::job;
-use wgtrain::stop::StopReason;
 use wgtrain::model::Head;
+use wgtrain::stop::StopReason;
 use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
 
 /// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.

@@ -338,15 +338,33 @@ mod tests {
         let per = ClassMetrics::of(&c);
         assert_eq!(
             per[0],
-            ClassMetrics { precision: 0.75, recall: 0.75, f1: 0.75, iou: 0.6, support: 4 }
+            ClassMetrics {
+                precision: 0.75,
+                recall: 0.75,
+                f1: 0.75,
+                iou: 0.6,
+                support: 4
+            }
         );
         assert_eq!(
             per[1],
-            ClassMetrics { precision: 0.0, recall: 0.0, f1: 0.0, iou: 0.0, support: 2 }
+            ClassMetrics {
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                iou: 0.0,
+                support: 2
+            }
         );
         assert_eq!(
             per[2],
-            ClassMetrics { precision: 0.5, recall: 2.0 / 3.0, f1: 4.0 / 7.0, iou: 0.4, support: 3 }
+            ClassMetrics {
+                precision: 0.5,
+                recall: 2.0 / 3.0,
+                f1: 4.0 / 7.0,
+                iou: 0.4,
+                support: 3
+            }
         );
         let m = Metrics::from_counts(&c);
         assert_eq!(m.accuracy, 5.0 / 9.0);
@@ -357,22 +375,32 @@ mod tests {
         close(m.iou, 1.0 / 3.0);
         assert_eq!((m.tp, m.fp, m.fn_, m.tn, m.classes), (0, 0, 0, 0, 3));
         let json = serde_json::to_value(m).unwrap();
-        assert!(json.get("tp").is_none() && json.get("f1").is_some(), "{json}");
+        assert!(
+            json.get("tp").is_none() && json.get("f1").is_some(),
+            "{json}"
+        );
     }
 
     #[test]
     fn macro_metrics_count_an_absent_class_as_zero() {
         // Class 2 has no rows and is predicted once; class 3 is absent and never predicted.
-        let c = counts(&[
-            &[2, 0, 1, 0],
-            &[0, 3, 0, 0],
-            &[0, 0, 0, 0],
-            &[0, 0, 0, 0],
-        ]);
+        let c = counts(&[&[2, 0, 1, 0], &[0, 3, 0, 0], &[0, 0, 0, 0], &[0, 0, 0, 0]]);
         let per = ClassMetrics::of(&c);
         assert_eq!(per[2].support, 0);
-        assert_eq!((per[2].precision, per[2].recall, per[2].f1), (0.0, 0.0, 0.0));
-        assert_eq!(per[3], ClassMetrics { precision: 0.0, recall: 0.0, f1: 0.0, iou: 0.0, support: 0 });
+        assert_eq!(
+            (per[2].precision, per[2].recall, per[2].f1),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(
+            per[3],
+            ClassMetrics {
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                iou: 0.0,
+                support: 0
+            }
+        );
         let m = Metrics::from_counts(&c);
         assert_eq!(m.accuracy, 5.0 / 6.0);
         // Class 0: P 1, R 2/3, F1 0.8, IoU 2/3; class 1: all 1; classes 2 and 3: 0.

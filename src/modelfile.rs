@@ -455,7 +455,10 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
                      negative \"{negative}\""
                 )));
             }
-            (LabelMapping::binary(&column, &negative, &positive), Head::Sigmoid)
+            (
+                LabelMapping::binary(&column, &negative, &positive),
+                Head::Sigmoid,
+            )
         }
         LabelJson::Classes { column, classes } => {
             if !(2..=MAX_CLASSES).contains(&classes.len()) {
@@ -478,9 +481,9 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
     if layers[layers.len() - 1] != outputs {
         return Err(invalid_arch(&match head {
             Head::Sigmoid => "the output layer has one unit".to_string(),
-            Head::Softmax => format!(
-                "the output layer has one unit per class of \"{LABEL}\" ({outputs})"
-            ),
+            Head::Softmax => {
+                format!("the output layer has one unit per class of \"{LABEL}\" ({outputs})")
+            }
         }));
     }
     let dense = layers.len() - 1;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::backend::{self, AdapterDesc, BackendChoice};
+use crate::backend::{self, AdapterDesc, BackendChoice, reference};
 use crate::data::{self, Dataset, LabelMapping};
 use crate::error::{Error, Result};
 use crate::metrics::Counts;
@@ -125,23 +125,6 @@ pub fn predict(
     })
 }
 
-/// The predicted class of one row's logits: z ≥ 0 for a sigmoid, else the argmax (a tie to
-/// the lowest class).
-pub fn predicted_class(z: &[f32], head: Head) -> usize {
-    match head {
-        Head::Sigmoid => usize::from(z[0] >= 0.0),
-        Head::Softmax => {
-            let mut best = 0;
-            for (i, &v) in z.iter().enumerate() {
-                if v > z[best] {
-                    best = i;
-                }
-            }
-            best
-        }
-    }
-}
-
 /// The softmax of one row's logits, in f64: exp(z_i − max z) / Σ_j exp(z_j − max z).
 pub fn softmax(z: &[f32]) -> Vec<f64> {
     let m = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
@@ -169,7 +152,7 @@ pub fn counts_of(logits: &[f32], y: &[f32], head: Head, k: usize) -> Counts {
                 m + s.ln() - z[t] as f64
             }
         };
-        c.record(t, predicted_class(z, head));
+        c.record(t, reference::predicted(z));
     }
     c
 }
@@ -228,7 +211,7 @@ pub fn to_csv(logits: &[f32], label: &LabelMapping, head: Head) -> String {
         Head::Sigmoid => {
             write(&["probability", "predicted"]);
             for z in logits.chunks(1) {
-                let class = &label.classes[predicted_class(z, head)];
+                let class = &label.classes[reference::predicted(z)];
                 write(&[&format_probability(probability(z[0])), class]);
             }
         }
@@ -237,13 +220,12 @@ pub fn to_csv(logits: &[f32], label: &LabelMapping, head: Head) -> String {
             header.extend(label.classes.iter().map(|c| format!("p_{c}")));
             write(&header.iter().map(String::as_str).collect::<Vec<_>>());
             for z in logits.chunks(label.k()) {
-                let mut row = vec![label.classes[predicted_class(z, head)].clone()];
+                let mut row = vec![label.classes[reference::predicted(z)].clone()];
                 row.extend(softmax(z).into_iter().map(format_probability));
                 write(&row.iter().map(String::as_str).collect::<Vec<_>>());
             }
         }
     }
-    drop(write);
     String::from_utf8(w.into_inner().expect("writing CSV to memory")).expect("UTF-8 CSV")
 }
 
@@ -353,8 +335,8 @@ mod tests {
         };
         // A tie goes to the lowest class.
         let z = [0.0f32, 2.0, 2.0, -1.0, -1.0, -1.0];
-        assert_eq!(predicted_class(&z[..3], Head::Softmax), 1);
-        assert_eq!(predicted_class(&z[3..], Head::Softmax), 0);
+        assert_eq!(reference::predicted(&z[..3]), 1);
+        assert_eq!(reference::predicted(&z[3..]), 0);
         let text = to_csv(&z, &label, Head::Softmax);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "predicted,p_a,\"p_b, c\",p_d");

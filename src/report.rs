@@ -101,7 +101,12 @@ const MAX_SHOWN_CLASSES: usize = 16;
 
 /// The confusion matrix as a table with class names, rows true and columns predicted.
 pub fn confusion_text(counts: &[Vec<u64>], classes: &[String]) -> String {
-    let name_w = classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).max(4);
+    let name_w = classes
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(4);
     let cell_w = counts
         .iter()
         .flatten()

@@ -85,7 +85,11 @@ fn two_class_checksums_are_unchanged() {
         assert_eq!(r["model"]["checksum"], sum, "{b} {args}");
         assert_eq!(r["model"]["head"], "sigmoid");
         assert_eq!(r["data"]["classes"], serde_json::json!(["0", "1"]));
-        assert!(r["metrics"]["tp"].is_u64(), "binary fields stay: {}", r["metrics"]);
+        assert!(
+            r["metrics"]["tp"].is_u64(),
+            "binary fields stay: {}",
+            r["metrics"]
+        );
     }
 }
 
@@ -190,30 +194,64 @@ fn two_classes_with_a_softmax_head() {
     let f = Fixtures::new();
     let model = f.path("m.safetensors");
     let r = train_json(&[
-        "--demo", "moons", "--head", "softmax", "--hidden", "8", "--max-iter", "50",
-        "--backend", "cpu", "--save", &model,
+        "--demo",
+        "moons",
+        "--head",
+        "softmax",
+        "--hidden",
+        "8",
+        "--max-iter",
+        "50",
+        "--backend",
+        "cpu",
+        "--save",
+        &model,
     ]);
     assert_eq!(r["model"]["layers"], serde_json::json!([2, 8, 2]));
-    assert_eq!(r["data"]["label_mapping"]["classes"], serde_json::json!(["0", "1"]));
+    assert_eq!(
+        r["data"]["label_mapping"]["classes"],
+        serde_json::json!(["0", "1"])
+    );
     // Two classes keep the positive-class scores and counts.
     assert!(r["metrics"]["tp"].is_u64());
     let data = f.file("m.csv", "x1,x2,label\n0.5,0.2,1\n-1,0.5,0\n");
-    let (out, _) = ok(&["predict", "--model", &model, "--data", &data, "--backend", "cpu"]);
+    let (out, _) = ok(&[
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--backend",
+        "cpu",
+    ]);
     assert!(out.starts_with("predicted,p_0,p_1\n"), "{out}");
 }
 
 #[test]
 fn text_labels_sort_and_numeric_labels_ascend() {
     let f = Fixtures::new();
-    let data = f.file("t.csv", "a,y\n1,zeta\n2,alpha\n3,mid\n4,alpha\n5,zeta\n6,mid\n");
+    let data = f.file(
+        "t.csv",
+        "a,y\n1,zeta\n2,alpha\n3,mid\n4,alpha\n5,zeta\n6,mid\n",
+    );
     let r = train_json(&["--data", &data, "--max-iter", "3", "--backend", "cpu"]);
-    assert_eq!(r["data"]["classes"], serde_json::json!(["alpha", "mid", "zeta"]));
+    assert_eq!(
+        r["data"]["classes"],
+        serde_json::json!(["alpha", "mid", "zeta"])
+    );
     let data = f.file("n.csv", "a,y\n1,10\n2,9\n3,-1\n4,1e1\n5,9.0\n6,-1\n");
     let r = train_json(&["--data", &data, "--max-iter", "3", "--backend", "cpu"]);
     // 10 and 1e1 are one class, named as first written; ascending by value.
     assert_eq!(r["data"]["classes"], serde_json::json!(["-1", "9", "10"]));
     let human = train_human(&["--data", &data, "--max-iter", "3", "--backend", "cpu"]);
-    assert_contains_all(&human, &["label \"y\": 3 classes (-1, 9, 10)", "macro f1", "predicted"]);
+    assert_contains_all(
+        &human,
+        &[
+            "label \"y\": 3 classes (-1, 9, 10)",
+            "macro f1",
+            "predicted",
+        ],
+    );
 }
 
 #[test]
@@ -229,7 +267,10 @@ fn head_and_positive_flags_are_checked() {
     assert_contains_all(&e, &["--positive x", "sigmoid head"]);
     let one = f.file("one.csv", "a,y\n1,x\n2,x\n");
     let e = train_fails(&["--data", &one, "--backend", "cpu"]);
-    assert_contains_all(&e, &["one.csv", "only one distinct value (\"x\")", "at least two"]);
+    assert_contains_all(
+        &e,
+        &["one.csv", "only one distinct value (\"x\")", "at least two"],
+    );
     let e = train_fails(&["--demo", "moons", "--classes", "3"]);
     assert_contains_all(&e, &["--classes 3", "blobs, spirals and hyperplane"]);
     let e = train_fails(&["--demo", "blobs", "--classes", "1"]);
@@ -245,8 +286,31 @@ fn a_softmax_model_refuses_labels_it_does_not_know() {
     let f = Fixtures::new();
     let data = f.file("t.csv", "a,y\n1,x\n2,y\n3,z\n");
     let model = f.path("m.safetensors");
-    stop_of(&["--data", &data, "--max-iter", "3", "--backend", "cpu", "--save", &model]);
+    stop_of(&[
+        "--data",
+        &data,
+        "--max-iter",
+        "3",
+        "--backend",
+        "cpu",
+        "--save",
+        &model,
+    ]);
     let other = f.file("o.csv", "a,y\n1,x\n2,w\n");
-    let e = fails(&["eval", "--model", &model, "--data", &other, "--backend", "cpu"]);
-    assert_contains_all(&e, &["o.csv, line 3", "label \"w\" is none of the training data's 3 classes (\"x\", \"y\", \"z\")"]);
+    let e = fails(&[
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        &other,
+        "--backend",
+        "cpu",
+    ]);
+    assert_contains_all(
+        &e,
+        &[
+            "o.csv, line 3",
+            "label \"w\" is none of the training data's 3 classes (\"x\", \"y\", \"z\")",
+        ],
+    );
 }

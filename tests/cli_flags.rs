@@ -60,7 +60,10 @@ fn demo_flags_with_a_csv_file_or_the_wrong_demo_are_errors() {
 #[test]
 fn a_demo_set_of_one_class_is_an_error_as_a_csv_file_would_be() {
     let e = train_fails(&["--demo", "moons", "--rows", "1", "--backend", "cpu"]);
-    assert_contains_all(&e, &["--demo moons --rows 1", "1 row", "at least two classes"]);
+    assert_contains_all(
+        &e,
+        &["--demo moons --rows 1", "1 row", "at least two classes"],
+    );
 }
 
 #[test]

@@ -72,7 +72,11 @@ fn device_rule_agrees_with_the_host_engine() {
         let monitor_val = val.is_some() && below(&mut rng, 2) == 0;
         let m = metric(&mut rng);
         let watched = |e: &Evaluation| {
-            let c = if monitor_val { e.val.clone().unwrap() } else { e.train.clone() };
+            let c = if monitor_val {
+                e.val.clone().unwrap()
+            } else {
+                e.train.clone()
+            };
             Metrics::from_counts(&c).get(m)
         };
         // Bounds often equal to a value the sequence takes, to make exact ties.
@@ -111,8 +115,8 @@ fn device_rule_agrees_with_the_host_engine() {
         let mut host = StopEngine::new(rule.clone());
         let mut host_stop = None;
         for (t, e) in seq.iter().enumerate() {
-            let finite =
-                e.train.loss_sum.is_finite() && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
+            let finite = e.train.loss_sum.is_finite()
+                && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
             let step = host.observe(t as u64, watched(e), finite, 0.0);
             let Some(d) = device.get(t) else { break };
             let what = format!("case {case}, t {t}: rule {rule:?}, device {d:?}, host {step:?}");
@@ -136,8 +140,8 @@ fn device_rule_agrees_with_the_host_engine() {
         // Where the host stops, the device has paused at or before.
         let mut replay = StopEngine::new(rule.clone());
         let stop_at = seq.iter().enumerate().position(|(t, e)| {
-            let finite =
-                e.train.loss_sum.is_finite() && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
+            let finite = e.train.loss_sum.is_finite()
+                && e.val.as_ref().is_none_or(|v| v.loss_sum.is_finite());
             replay.observe(t as u64, watched(e), finite, 0.0).decision != Decision::Continue
         });
         if let Some(s) = stop_at {

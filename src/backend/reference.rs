@@ -2,7 +2,10 @@
 //!
 //! The fast CPU path and the GPU kernels are held to it. Shapes are row-major; `n` is the
 //! row count, `f` the feature count, and each layer's W is [outputs, inputs] and b is
-//! [outputs] in the flat parameter vector (see `ModelSpec::layout`).
+//! [outputs] in the flat parameter vector (see `ModelSpec::layout`). The output layer's
+//! width K decides the head: one logit is a sigmoid (binary cross-entropy, class 1 iff
+//! z ≥ 0), K ≥ 2 logits a softmax (cross-entropy logsumexp(z) − z_y, class argmax z with a
+//! tie going to the lowest class). Labels y are class indices as f32.
 
 use crate::backend::cpu::apply_update;
 use crate::metrics::Counts;
@@ -43,9 +46,40 @@ pub fn activate_grad(act: Activation, a: f32) -> f32 {
     }
 }
 
-/// Adds one row's prediction (positive iff z ≥ 0) against its label to the confusion counts.
-pub fn count(c: &mut Counts, z: f32, y: f32) {
-    c.record(usize::from(y == 1.0), usize::from(z >= 0.0));
+/// logsumexp(z) − z_y, the cross-entropy of a row's K logits z ([K]) for class y, stable
+/// for any finite z: m + ln Σ_j exp(z_j − m) − z_y with m = max z.
+pub fn softmax_ce(z: &[f32], y: usize) -> f32 {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f32 = z.iter().map(|&v| (v - m).exp()).sum();
+    m + s.ln() - z[y]
+}
+
+/// The softmax of a row's logits z ([K]): exp(z_j − m) / Σ exp(z − m), m = max z.
+pub fn softmax(z: &[f32]) -> Vec<f32> {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = z.iter().map(|&v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|&v| v / s).collect()
+}
+
+/// The class a row's logits predict: 1 iff z ≥ 0 for one logit, else the argmax (the
+/// lowest class among equals).
+pub fn predicted(z: &[f32]) -> usize {
+    if z.len() == 1 {
+        return usize::from(z[0] >= 0.0);
+    }
+    let mut best = 0;
+    for (j, &v) in z.iter().enumerate() {
+        if v > z[best] {
+            best = j;
+        }
+    }
+    best
+}
+
+/// Adds one row's prediction from its logits z ([outputs]) against its class y.
+pub fn count(c: &mut Counts, z: &[f32], y: f32) {
+    c.record(y as usize, predicted(z));
 }
 
 /// The forward pass over the `n` rows of `x` ([n, f]): outs[l] is [n, outputs_l], the
@@ -81,7 +115,7 @@ pub fn forward(
     outs
 }
 
-/// The output layer's logits of the rows of `x` ([n, f]): [n, outputs] (outputs = 1 today).
+/// The output layer's logits of the rows of `x` ([n, f]): [n, outputs].
 pub fn logits(
     x: &[f32],
     n: usize,
@@ -92,17 +126,41 @@ pub fn logits(
     forward(x, n, params, layout, act).pop().unwrap_or_default()
 }
 
-/// The BCE sum and confusion counts of logits z ([n]) against labels y ([n]).
-pub fn loss_and_counts(z: &[f32], y: &[f32]) -> Counts {
-    let mut c = Counts::default();
-    for (&z, &y) in z.iter().zip(y) {
-        c.loss_sum += bce_from_logit(z, y) as f64;
+/// The loss sum (each row's loss in f32, summed in f64) and the K × K confusion counts of
+/// logits z ([n, outputs]) against labels y ([n]); K = 2 for one output.
+pub fn loss_and_counts(z: &[f32], y: &[f32], outputs: usize) -> Counts {
+    let k = outputs.max(2);
+    let mut c = Counts::new(k);
+    for (z, &y) in z.chunks(outputs).zip(y) {
+        c.loss_sum += if outputs == 1 {
+            bce_from_logit(z[0], y)
+        } else {
+            softmax_ce(z, y as usize)
+        } as f64;
         count(&mut c, z, y);
     }
     c
 }
 
-/// ∇ of the mean BCE over the rows, laid out as `params`, by backpropagation from the
+/// ∂L/∂z of the mean loss for the logits z ([n, outputs]) of labels y ([n]):
+/// (σ(z) − y)/n for one output, (softmax(z)_j − [j = y])/n for K.
+pub fn output_delta(z: &[f32], y: &[f32], outputs: usize) -> Vec<f32> {
+    let inv_n = 1.0 / y.len() as f32;
+    let mut d = Vec::with_capacity(z.len());
+    for (z, &y) in z.chunks(outputs).zip(y) {
+        if outputs == 1 {
+            d.push((sigmoid(z[0]) - y) * inv_n);
+        } else {
+            for (j, p) in softmax(z).into_iter().enumerate() {
+                let t = if j == y as usize { 1.0 } else { 0.0 };
+                d.push((p - t) * inv_n);
+            }
+        }
+    }
+    d
+}
+
+/// ∇ of the mean loss over the rows, laid out as `params`, by backpropagation from the
 /// forward pass `outs` (of [`forward`]) of `x` ([n, f]) with labels y ([n]).
 pub fn gradient(
     x: &[f32],
@@ -114,13 +172,8 @@ pub fn gradient(
 ) -> Vec<f32> {
     let n = y.len();
     let last = layout.len() - 1;
-    // D = ∂L/∂z = (σ(z) − y)/n of the logits: [n, 1].
-    let inv_n = 1.0 / n as f32;
-    let mut d: Vec<f32> = outs[last]
-        .iter()
-        .zip(y)
-        .map(|(&z, &y)| (sigmoid(z) - y) * inv_n)
-        .collect();
+    // D = ∂L/∂z of the logits: [n, outputs].
+    let mut d = output_delta(&outs[last], y, layout[last].outputs);
     // Backward, last layer first.
     let mut grad = vec![0.0; params.len()];
     for l in (0..layout.len()).rev() {
@@ -160,7 +213,7 @@ pub fn gradient(
 }
 
 /// One iteration's evaluation of `n` rows of `x` ([n, f]) with labels `y` ([n]): the
-/// counts, ∇ of the mean BCE laid out as `params`, and the logits ([n]).
+/// counts, ∇ of the mean loss laid out as `params`, and the logits ([n, outputs]).
 pub fn evaluate(
     x: &[f32],
     y: &[f32],
@@ -171,7 +224,7 @@ pub fn evaluate(
     let n = y.len();
     let outs = forward(x, n, params, layout, act);
     let logits = outs[layout.len() - 1].clone();
-    let c = loss_and_counts(&logits, y);
+    let c = loss_and_counts(&logits, y, layout[layout.len() - 1].outputs);
     let grad = gradient(x, y, params, layout, act, &outs);
     (c, grad, logits)
 }
@@ -184,21 +237,27 @@ pub fn update(params: &mut [f32], grad: &[f32], lr: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelSpec;
+    use crate::model::{Head, ModelSpec};
 
-    /// The gradient against central differences of the mean loss, for each activation.
+    /// The gradient against central differences of the mean loss, for each activation, with
+    /// a sigmoid head and with softmax heads of 2 and 3 classes.
     #[test]
     fn gradient_matches_finite_differences() {
         let (n, f) = (5, 3);
         let x: Vec<f32> = (0..n * f).map(|i| (i as f32 * 0.7).sin()).collect(); // [n, f]
-        let y: Vec<f32> = (0..n).map(|r| (r % 2) as f32).collect(); // [n]
-        for act in [Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
-            let spec = ModelSpec::new(f, &[4], act).unwrap();
+        let heads = [(Head::Sigmoid, 2), (Head::Softmax, 2), (Head::Softmax, 3)];
+        for (act, (head, k)) in [Activation::Relu, Activation::Tanh, Activation::Sigmoid]
+            .into_iter()
+            .flat_map(|a| heads.map(|h| (a, h)))
+        {
+            let y: Vec<f32> = (0..n).map(|r| (r % k) as f32).collect(); // [n]
+            let spec = ModelSpec::with_head(f, &[4], act, head, k).unwrap();
             let layout = spec.layout();
             let params = spec.init_params(1);
             let (_, grad, _) = evaluate(&x, &y, &params, &layout, act);
+            let outputs = spec.outputs();
             let mean_loss = |p: &[f32]| {
-                loss_and_counts(&logits(&x, n, p, &layout, act), &y).loss_sum / n as f64
+                loss_and_counts(&logits(&x, n, p, &layout, act), &y, outputs).loss_sum / n as f64
             };
             let eps = 1e-2f32;
             for k in 0..params.len() {
@@ -213,6 +272,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn softmax_loss_is_stable_and_ties_go_to_the_lowest_class() {
+        assert_eq!(softmax_ce(&[1000.0, 0.0], 0), 0.0);
+        assert_eq!(softmax_ce(&[0.0, 1000.0], 0), 1000.0);
+        assert!((softmax_ce(&[0.0, 0.0, 0.0], 2) - 3f32.ln()).abs() < 1e-7);
+        assert_eq!(predicted(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(predicted(&[-1.0]), 0);
+        assert_eq!(predicted(&[0.0]), 1);
+        let c = loss_and_counts(&[0.0, 2.0, 2.0, 1.0, 5.0, 0.0], &[2.0, 0.0], 3);
+        assert_eq!(
+            c.matrix(),
+            vec![vec![0, 1, 0], vec![0, 0, 0], vec![0, 1, 0]]
+        );
     }
 
     #[test]

@@ -183,10 +183,7 @@ mod tests {
     fn numeric_labels_compare_exactly() {
         let d = parse("a,y\n1,1\n2,1.0\n3,0\n4,01\n", &CsvOptions::default()).unwrap();
         assert_eq!(d.y, vec![1.0, 1.0, 0.0, 1.0]);
-        assert_eq!(
-            (d.label.positive(), d.label.negative()),
-            ("1", "0")
-        );
+        assert_eq!((d.label.positive(), d.label.negative()), ("1", "0"));
         // Spellings of one number are distinct texts once a label is not a number.
         let d = parse("a,y\n1,1\n2,1.0\n3,x\n", &CsvOptions::default()).unwrap();
         assert_eq!(d.label.classes, ["1", "1.0", "x"]);
@@ -197,7 +194,10 @@ mod tests {
             &CsvOptions::default(),
         )
         .unwrap();
-        assert_eq!(d.label.classes, ["5", "9007199254740992", "9007199254740993"]);
+        assert_eq!(
+            d.label.classes,
+            ["5", "9007199254740992", "9007199254740993"]
+        );
         assert_eq!(d.y, vec![0.0, 1.0, 2.0, 0.0]);
         let text = "a,y\n1,-100000000000000000001\n2,-100000000000000000000\n";
         let d = parse(text, &CsvOptions::default()).unwrap();
@@ -219,7 +219,10 @@ mod tests {
             ..Default::default()
         };
         let e = err(&format!("a,y\n{rows}"), &opts);
-        assert!(e.contains("--positive 3: applies to two-class labels"), "{e}");
+        assert!(
+            e.contains("--positive 3: applies to two-class labels"),
+            "{e}"
+        );
         assert!(e.contains("has 12 classes"), "{e}");
     }
 

@@ -321,16 +321,36 @@ mod tests {
                 ..Default::default()
             };
             let d = demo(kind, &o).unwrap();
-            assert_eq!(d.label.classes, (0..k).map(|c| c.to_string()).collect::<Vec<_>>());
+            assert_eq!(
+                d.label.classes,
+                (0..k).map(|c| c.to_string()).collect::<Vec<_>>()
+            );
             let counts = d.class_counts();
             assert_eq!(counts.iter().sum::<usize>(), 103);
-            assert!(counts.iter().all(|&n| n == 103 / k || n == 103 / k + 1), "{counts:?}");
-            let noisy = demo(kind, &DemoOptions { noise: 0.2, ..o.clone() }).unwrap();
+            assert!(
+                counts.iter().all(|&n| n == 103 / k || n == 103 / k + 1),
+                "{counts:?}"
+            );
+            let noisy = demo(
+                kind,
+                &DemoOptions {
+                    noise: 0.2,
+                    ..o.clone()
+                },
+            )
+            .unwrap();
             assert_eq!(noisy.x, d.x);
             let changed = d.y.iter().zip(&noisy.y).filter(|(a, b)| a != b).count();
             assert_eq!(changed, 21); // round(0.2 * 103), each to another class
             assert!(noisy.y.iter().all(|&c| c >= 0.0 && (c as usize) < k));
-            let dflt = demo(kind, &DemoOptions { classes: None, ..o.clone() }).unwrap();
+            let dflt = demo(
+                kind,
+                &DemoOptions {
+                    classes: None,
+                    ..o.clone()
+                },
+            )
+            .unwrap();
             assert_eq!(dflt.label.k(), default_k);
         }
         let e = |kind, classes| {
@@ -352,7 +372,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.label.k(), 5);
-        assert!(h.class_counts().iter().all(|&n| n > 100), "{:?}", h.class_counts());
+        assert!(
+            h.class_counts().iter().all(|&n| n > 100),
+            "{:?}",
+            h.class_counts()
+        );
         assert!(e(Demo::Blobs, 1).contains("--classes 1: must be 2 to 256"));
         assert!(e(Demo::Spirals, 257).contains("--classes 257: must be 2 to 256"));
     }

@@ -134,7 +134,10 @@ fn validation_rows_match_the_reference() {
     s.update().unwrap();
     let e = s.evaluate().unwrap().val.unwrap();
     let (c, _, _) = reference::evaluate(&v.x, &v.y, &s.params, &spec.layout(), spec.activation);
-    assert_eq!((e.tp(), e.fp(), e.fn_(), e.tn()), (c.tp(), c.fp(), c.fn_(), c.tn()));
+    assert_eq!(
+        (e.tp(), e.fp(), e.fn_(), e.tn()),
+        (c.tp(), c.fp(), c.fn_(), c.tn())
+    );
     assert!((e.loss_sum - c.loss_sum).abs() <= 1e-6 * c.loss_sum);
 }
 
