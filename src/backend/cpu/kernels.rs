@@ -1,5 +1,6 @@
-//! The fast path's kernels: e^−|z|, the loss and ∂L/∂z of a tile, dot products (baseline
-//! and AVX2), register-tiled matrix products, activations and their derivatives.
+//! The fast path's kernels: e^−|z|, the loss and ∂L/∂z of a tile (sigmoid or softmax), dot
+//! products (baseline and AVX2), register-tiled matrix products, activations and their
+//! derivatives.
 //!
 //! Loops are written so that LLVM vectorises them for the baseline x86-64 target (SSE2)
 //! without `unsafe`; the exceptions are the prefetches and the AVX2 dot products.
@@ -96,6 +97,75 @@ pub(super) fn loss_and_delta(
         let r = 1.0 / (1.0 + e);
         let s = if z >= 0.0 { r } else { e * r }; // σ(z)
         *d = (s - y) * inv_n;
+    }
+}
+
+/// Rows per step of [`softmax_loss_and_delta`]: its per-row maxima live on the stack.
+const SOFTMAX_ROWS: usize = 64;
+
+/// The softmax cross-entropy of logits z ([rows, k], k ≥ 2) against class indices y
+/// ([rows], checked below k by the session): adds each row's loss, in f32 as
+/// `reference::softmax_ce` writes it (m + ln Σ_j e^(z_j − m) − z_y, m = max z), to `loss`
+/// and its (class, argmax) to `confusion` ([k, k], a tie going to the lowest class); and
+/// writes d = ∂L/∂z = (softmax(z) − one-hot(y))·inv_n ([rows, k], also the scratch for
+/// m − z and its exponential). The exponentials run in one flat loop over the rows, so that
+/// they vectorise whatever k is; e^(z_j − m) is [`exp_neg`] of m − z_j, which is −(z_j − m)
+/// exactly.
+#[inline(always)]
+pub(super) fn softmax_loss_and_delta(
+    z: &[f32],
+    y: &[f32],
+    d: &mut [f32],
+    k: usize,
+    inv_n: f32,
+    loss: &mut f64,
+    confusion: &mut [u64],
+) {
+    let step = SOFTMAX_ROWS * k;
+    for ((z, d), y) in z
+        .chunks(step)
+        .zip(d.chunks_mut(step))
+        .zip(y.chunks(SOFTMAX_ROWS))
+    {
+        let mut max = [0.0f32; SOFTMAX_ROWS];
+        for (((zr, dr), &y), m) in z
+            .chunks_exact(k)
+            .zip(d.chunks_exact_mut(k))
+            .zip(y)
+            .zip(&mut max)
+        {
+            // m as the reference folds it; the argmax as `reference::predicted` walks it
+            // (the first of equals, nothing beating a NaN first logit), without branches.
+            *m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (mut best, mut top) = (0, zr[0]);
+            for (j, &v) in zr.iter().enumerate().skip(1) {
+                let gt = v > top;
+                best = if gt { j } else { best };
+                top = if gt { v } else { top };
+            }
+            confusion[y as usize * k + best] += 1;
+            for (a, &v) in dr.iter_mut().zip(zr) {
+                *a = *m - v;
+            }
+        }
+        for a in d.iter_mut() {
+            *a = exp_neg(*a);
+        }
+        for (((zr, dr), &y), &m) in z
+            .chunks_exact(k)
+            .zip(d.chunks_exact_mut(k))
+            .zip(y)
+            .zip(&max)
+        {
+            let y = y as usize;
+            let s: f32 = dr.iter().sum();
+            *loss += (m + s.ln() - zr[y]) as f64;
+            let ey = dr[y];
+            for e in dr.iter_mut() {
+                *e = *e / s * inv_n;
+            }
+            dr[y] = (ey / s - 1.0) * inv_n;
+        }
     }
 }
 
