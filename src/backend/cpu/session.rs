@@ -15,8 +15,8 @@ use crate::model::{Activation, LayerLayout, ModelSpec};
 
 /// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
 /// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n, K]
-/// (K the output layer's width), the weights five times (params, wt, prev, best, grad), and per block its tiles' scratch and, for
-/// the training rows, a partial gradient [p].
+/// (K the output layer's width), the weights five times (params, wt, prev, best, grad), and
+/// per block its tiles' scratch and, for the training rows, a partial gradient [p].
 pub(super) fn working_bytes(
     n: usize,
     n_val: usize,

@@ -559,10 +559,21 @@ const SOFTMAX_CASES: &[SoftmaxCase] = &[
         20,
     ),
     (Demo::Blobs, 300, None, &[8], Activation::Relu, 37, 37),
+    (
+        Demo::Hyperplane,
+        129,
+        Some(16),
+        &[16],
+        Activation::Tanh,
+        16,
+        16,
+    ),
+    (Demo::Blobs, 300, None, &[], Activation::Relu, 256, 256),
+    (Demo::Blobs, 70, None, &[5], Activation::Sigmoid, 256, 256),
 ];
 
-/// The fast path against the plain reference with softmax heads of K = 2, 3, 4, 10, 20 and
-/// 37, iteration by iteration: loss, confusion matrix, gradient and logits.
+/// The fast path against the plain reference with softmax heads of K = 2 to 256, iteration
+/// by iteration: loss, confusion matrix, gradient and logits.
 #[test]
 fn softmax_fast_path_matches_the_reference() {
     for (i, &(kind, rows, features, hidden, act, k, present)) in SOFTMAX_CASES.iter().enumerate() {
@@ -601,6 +612,19 @@ fn softmax_validation_rows_match_the_reference() {
     assert_eq!(val.k(), 5);
     assert_eq!(val.rows(), v.rows as u64);
     same_counts(&val, &c, "validation");
+}
+
+#[test]
+fn softmax_working_memory_counts_k_logits_per_row() {
+    let spec = ModelSpec::with_head(2, &[], Activation::Relu, Head::Softmax, 3).unwrap();
+    let layout = spec.layout();
+    // Rows 2·10·3 + logits 10·3 + weights 5·9 + one block's scratch 2·64·3 + 512 and
+    // gradient 9, in f32.
+    assert_eq!(
+        working_bytes(10, 0, 2, &layout, 9),
+        Some(4 * (60 + 30 + 45 + 384 + 512 + 9))
+    );
+    assert_eq!(working_bytes(usize::MAX / 3, 0, 2, &layout, 9), None);
 }
 
 /// A softmax session refuses labels that are not class indices below K.
