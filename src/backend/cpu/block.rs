@@ -33,6 +33,14 @@ pub(super) fn transpose_weights(layout: &[LayerLayout], params: &[f32], wt: &mut
     }
 }
 
+/// Floats of a block's softmax scratch: [K, TILE_ROWS] for K logits, none for one.
+pub(super) fn softmax_scratch(layout: &[LayerLayout]) -> usize {
+    match layout.last() {
+        Some(l) if l.outputs > 1 => TILE_ROWS * l.outputs,
+        _ => 0,
+    }
+}
+
 /// Whether a layer's forward pass uses dot products with W rather than rows of Wᵀ.
 fn is_narrow(lay: &LayerLayout) -> bool {
     lay.outputs < LANES
@@ -58,6 +66,8 @@ pub(super) struct Block {
     ds: Vec<Vec<f32>>,
     /// [GEMM_K · GEMM_ROWS], [`gemm_acc`]'s copy of A.
     pack: Vec<[f32; 4]>,
+    /// [K, TILE_ROWS], a softmax tile's transposed logits (empty for one logit).
+    soft: Vec<f32>,
 }
 
 impl Block {
@@ -87,6 +97,7 @@ impl Block {
                 outs: scratch(),
                 ds: scratch(),
                 pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
+                soft: vec![0.0; softmax_scratch(layout)],
             })
             .collect()
     }
@@ -148,8 +159,8 @@ impl Block {
             if out == 1 {
                 loss_and_delta(z, y, d, inv_n, &mut self.bce, &mut self.counts);
             } else {
-                let confusion = &mut self.counts.confusion;
-                softmax_loss_and_delta(z, y, d, out, inv_n, &mut self.ce, confusion);
+                let (t, confusion) = (&mut self.soft, &mut self.counts.confusion);
+                softmax_loss_and_delta(z, y, d, t, out, inv_n, &mut self.ce, confusion);
             }
             if let Some((_, logits)) = train.as_mut() {
                 logits[t0 * out..(t0 + rows) * out].copy_from_slice(z);
@@ -176,6 +187,7 @@ impl Block {
                     .collect(),
                 ds: Vec::new(),
                 pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
+                soft: Vec::new(),
             })
             .collect()
     }

@@ -100,22 +100,29 @@ pub(super) fn loss_and_delta(
     }
 }
 
-/// Rows per step of [`softmax_loss_and_delta`]: its per-row maxima live on the stack.
-const SOFTMAX_ROWS: usize = 64;
+/// Rows per step of [`softmax_loss_and_delta`] (its per-row values live on the stack): a
+/// tile's, so that its scratch is [TILE_ROWS, K].
+pub(super) const SOFTMAX_ROWS: usize = super::TILE_ROWS;
 
 /// The softmax cross-entropy of logits z ([rows, k], k ≥ 2) against class indices y
 /// ([rows], checked below k by the session): adds each row's loss, in f32 as
 /// `reference::softmax_ce` writes it (m + ln Σ_j e^(z_j − m) − z_y, m = max z), to `loss`
 /// and its (class, argmax) to `confusion` ([k, k], a tie going to the lowest class); and
-/// writes d = ∂L/∂z = (softmax(z) − one-hot(y))·inv_n ([rows, k], also the scratch for
-/// m − z and its exponential). The exponentials run in one flat loop over the rows, so that
-/// they vectorise whatever k is; e^(z_j − m) is [`exp_neg`] of m − z_j, which is −(z_j − m)
-/// exactly.
+/// writes d = ∂L/∂z = (softmax(z) − one-hot(y))·inv_n ([rows, k]).
+///
+/// The logits are first transposed into `t` ([k, rows], at least [k, SOFTMAX_ROWS] of
+/// scratch), so that every step but the logarithm runs across rows in vectors: a row's own
+/// chain (its max, its sum in class order) would serialise on the adder's latency. e^(z_j −
+/// m) is [`exp_neg`] of m − z_j, which is −(z_j − m) exactly. m is the row's first largest
+/// logit, which the reference's fold of `f32::max` equals unless the row holds a NaN, and a
+/// NaN makes the row's sum, and so its loss and deltas, NaN either way.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn softmax_loss_and_delta(
     z: &[f32],
     y: &[f32],
     d: &mut [f32],
+    t: &mut [f32],
     k: usize,
     inv_n: f32,
     loss: &mut f64,
@@ -127,44 +134,58 @@ pub(super) fn softmax_loss_and_delta(
         .zip(d.chunks_mut(step))
         .zip(y.chunks(SOFTMAX_ROWS))
     {
-        let mut max = [0.0f32; SOFTMAX_ROWS];
-        for (((zr, dr), &y), m) in z
-            .chunks_exact(k)
-            .zip(d.chunks_exact_mut(k))
-            .zip(y)
-            .zip(&mut max)
-        {
-            // m as the reference folds it; the argmax as `reference::predicted` walks it
-            // (the first of equals, nothing beating a NaN first logit), without branches.
-            *m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let (mut best, mut top) = (0, zr[0]);
-            for (j, &v) in zr.iter().enumerate().skip(1) {
-                let gt = v > top;
-                best = if gt { j } else { best };
-                top = if gt { v } else { top };
-            }
-            confusion[y as usize * k + best] += 1;
-            for (a, &v) in dr.iter_mut().zip(zr) {
-                *a = *m - v;
+        let rows = y.len();
+        let t = &mut t[..rows * k]; // [k, rows]
+        for (r, zr) in z.chunks_exact(k).enumerate() {
+            for (j, &v) in zr.iter().enumerate() {
+                t[j * rows + r] = v;
             }
         }
-        for a in d.iter_mut() {
-            *a = exp_neg(*a);
+        // The argmax as `reference::predicted` walks it (nothing beats an earlier equal or
+        // a NaN first logit), one class at a time for all rows.
+        let (mut top, mut best) = ([0.0f32; SOFTMAX_ROWS], [0u32; SOFTMAX_ROWS]);
+        let (top, best) = (&mut top[..rows], &mut best[..rows]);
+        top.copy_from_slice(&t[..rows]);
+        for (j, col) in t.chunks_exact(rows).enumerate().skip(1) {
+            for ((m, b), &v) in top.iter_mut().zip(best.iter_mut()).zip(col) {
+                let gt = v > *m;
+                *b = if gt { j as u32 } else { *b };
+                *m = if gt { v } else { *m };
+            }
         }
-        for (((zr, dr), &y), &m) in z
+        for col in t.chunks_exact_mut(rows) {
+            for (a, &m) in col.iter_mut().zip(top.iter()) {
+                *a = exp_neg(m - *a);
+            }
+        }
+        // Σ_j e^(z_j − m) in class order, as the reference sums it.
+        let mut sum = [0.0f32; SOFTMAX_ROWS];
+        let sum = &mut sum[..rows];
+        for col in t.chunks_exact(rows) {
+            for (s, &e) in sum.iter_mut().zip(col) {
+                *s += e;
+            }
+        }
+        for (((zr, &y), (&m, &s)), &b) in z
             .chunks_exact(k)
-            .zip(d.chunks_exact_mut(k))
             .zip(y)
-            .zip(&max)
+            .zip(top.iter().zip(sum.iter()))
+            .zip(best.iter())
         {
             let y = y as usize;
-            let s: f32 = dr.iter().sum();
             *loss += (m + s.ln() - zr[y]) as f64;
-            let ey = dr[y];
-            for e in dr.iter_mut() {
-                *e = *e / s * inv_n;
+            confusion[y * k + b as usize] += 1;
+        }
+        for (j, col) in t.chunks_exact_mut(rows).enumerate() {
+            for ((a, &s), &y) in col.iter_mut().zip(sum.iter()).zip(y) {
+                let hot = if y == j as f32 { 1.0 } else { 0.0 };
+                *a = (*a / s - hot) * inv_n;
             }
-            dr[y] = (ey / s - 1.0) * inv_n;
+        }
+        for (r, dr) in d.chunks_exact_mut(k).enumerate() {
+            for (j, dv) in dr.iter_mut().enumerate() {
+                *dv = t[j * rows + r];
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{Block, Net, transpose_weights};
+use super::block::{Block, Net, softmax_scratch, transpose_weights};
 use super::kernels::{GEMM_K, GEMM_ROWS};
 use super::{BLOCK_ROWS, Simd, TILE_ROWS, apply_update};
 use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig, check_shapes};
@@ -16,7 +16,8 @@ use crate::model::{Activation, LayerLayout, ModelSpec};
 /// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
 /// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n, K]
 /// (K the output layer's width), the weights five times (params, wt, prev, best, grad), and
-/// per block its tiles' scratch and, for the training rows, a partial gradient [p].
+/// per block its tiles' scratch (and a softmax's [K, TILE_ROWS]) and, for the training rows,
+/// a partial gradient [p].
 pub(super) fn working_bytes(
     n: usize,
     n_val: usize,
@@ -27,7 +28,11 @@ pub(super) fn working_bytes(
     use memory::mul;
     let rows = |n: usize| mul(n, f.checked_add(1)?);
     let widths = memory::sum(layout.iter().map(|l| Some(l.outputs as u64)))?;
-    let scratch = memory::sum([mul(2 * TILE_ROWS, widths), mul(4, GEMM_K * GEMM_ROWS)]);
+    let scratch = memory::sum([
+        mul(2 * TILE_ROWS, widths),
+        mul(4, GEMM_K * GEMM_ROWS),
+        Some(softmax_scratch(layout) as u64),
+    ]);
     let blocks = |n: usize| n.div_ceil(BLOCK_ROWS);
     let outputs = layout.last()?.outputs;
     let floats = memory::sum([

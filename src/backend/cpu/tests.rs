@@ -618,11 +618,11 @@ fn softmax_validation_rows_match_the_reference() {
 fn softmax_working_memory_counts_k_logits_per_row() {
     let spec = ModelSpec::with_head(2, &[], Activation::Relu, Head::Softmax, 3).unwrap();
     let layout = spec.layout();
-    // Rows 2·10·3 + logits 10·3 + weights 5·9 + one block's scratch 2·64·3 + 512 and
-    // gradient 9, in f32.
+    // Rows 2·10·3 + logits 10·3 + weights 5·9 + one block's scratch 2·64·3 + 512 + 3·64
+    // and gradient 9, in f32.
     assert_eq!(
         working_bytes(10, 0, 2, &layout, 9),
-        Some(4 * (60 + 30 + 45 + 384 + 512 + 9))
+        Some(4 * (60 + 30 + 45 + 384 + 512 + 192 + 9))
     );
     assert_eq!(working_bytes(usize::MAX / 3, 0, 2, &layout, 9), None);
 }
@@ -762,8 +762,8 @@ fn softmax_kernel_matches_the_reference_on_awkward_logits() {
     let y = [0.0, 1.0, 2.0, 2.0, 0.0];
     let inv_n = 1.0 / y.len() as f32;
     let mut d = [0.0; 15];
-    let (mut loss, mut confusion) = (0.0, vec![0u64; k * k]);
-    softmax_loss_and_delta(&z, &y, &mut d, k, inv_n, &mut loss, &mut confusion);
+    let (mut loss, mut confusion, mut t) = (0.0, vec![0u64; k * k], vec![0.0; k * TILE_ROWS]);
+    softmax_loss_and_delta(&z, &y, &mut d, &mut t, k, inv_n, &mut loss, &mut confusion);
     let c = reference::loss_and_counts(&z, &y, k);
     assert_eq!(confusion, c.confusion);
     assert!(
@@ -778,7 +778,16 @@ fn softmax_kernel_matches_the_reference_on_awkward_logits() {
     // A NaN logit gives a NaN loss and NaN deltas in its row, as in the reference.
     let z = [0.0, f32::NAN, 1.0];
     let (mut loss, mut confusion, mut d) = (0.0, vec![0u64; 9], [0.0; 3]);
-    softmax_loss_and_delta(&z, &[0.0], &mut d, k, 1.0, &mut loss, &mut confusion);
+    softmax_loss_and_delta(
+        &z,
+        &[0.0],
+        &mut d,
+        &mut t,
+        k,
+        1.0,
+        &mut loss,
+        &mut confusion,
+    );
     let c = reference::loss_and_counts(&z, &[0.0], k);
     assert!(loss.is_nan() && c.loss_sum.is_nan());
     assert_eq!(confusion, c.confusion);
