@@ -3,7 +3,7 @@
 
 use super::kernels::{
     BceSum, GEMM_K, GEMM_ROWS, LANES, Strided, activate_all, backprop_activation, forward_narrow,
-    gemm_acc, loss_and_delta, sum,
+    gemm_acc, loss_and_delta, softmax_loss_and_delta, sum,
 };
 use super::{BLOCK_ROWS, Simd, TILE_ROWS};
 use crate::metrics::Counts;
@@ -33,6 +33,14 @@ pub(super) fn transpose_weights(layout: &[LayerLayout], params: &[f32], wt: &mut
     }
 }
 
+/// Floats of a block's softmax scratch: [K, TILE_ROWS] for K logits, none for one.
+pub(super) fn softmax_scratch(layout: &[LayerLayout]) -> usize {
+    match layout.last() {
+        Some(l) if l.outputs > 1 => TILE_ROWS * l.outputs,
+        _ => 0,
+    }
+}
+
 /// Whether a layer's forward pass uses dot products with W rather than rows of Wᵀ.
 fn is_narrow(lay: &LayerLayout) -> bool {
     lay.outputs < LANES
@@ -44,8 +52,11 @@ pub(super) struct Block {
     pub(super) start: usize,
     pub(super) rows: usize,
     pub(super) counts: Counts,
+    /// The loss sum of a sigmoid head (one logit).
     bce: BceSum,
-    /// Σ over the block's rows of ∇ of the mean BCE, laid out as the parameters (empty for
+    /// The loss sum of a softmax head (K logits), each row's loss in f32 added in row order.
+    ce: f64,
+    /// Σ over the block's rows of ∇ of the mean loss, laid out as the parameters (empty for
     /// validation rows).
     pub(super) grad: Vec<f32>,
     /// outs[l]: [TILE_ROWS, outputs_l], the activation output of layer l for one tile.
@@ -55,15 +66,19 @@ pub(super) struct Block {
     ds: Vec<Vec<f32>>,
     /// [GEMM_K · GEMM_ROWS], [`gemm_acc`]'s copy of A.
     pack: Vec<[f32; 4]>,
+    /// [K, TILE_ROWS], a softmax tile's transposed logits (empty for one logit).
+    soft: Vec<f32>,
 }
 
 impl Block {
-    /// The blocks covering `n` rows, with partial gradients if `train`.
+    /// The blocks covering `n` rows, with partial gradients if `train`; the counts have
+    /// `classes` classes.
     pub(super) fn cover(
         n: usize,
         layout: &[LayerLayout],
         params: usize,
         train: bool,
+        classes: usize,
     ) -> Vec<Block> {
         let scratch = || -> Vec<Vec<f32>> {
             layout
@@ -75,19 +90,21 @@ impl Block {
             .map(|i| Block {
                 start: i * BLOCK_ROWS,
                 rows: BLOCK_ROWS.min(n - i * BLOCK_ROWS),
-                counts: Counts::default(),
+                counts: Counts::new(classes),
                 bce: BceSum::new(),
+                ce: 0.0,
                 grad: if train { vec![0.0; params] } else { Vec::new() },
                 outs: scratch(),
                 ds: scratch(),
                 pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
+                soft: vec![0.0; softmax_scratch(layout)],
             })
             .collect()
     }
 
     /// One pass over the block's rows of `x` ([n, f]) and `y` ([n]): counts and, when `train`
-    /// is given (1/n and the block's slice of the logits), the partial gradient; compiled for
-    /// the instruction set `simd`.
+    /// is given (1/n and the block's slice of the logits, [rows, outputs]), the partial
+    /// gradient; compiled for the instruction set `simd`.
     pub(super) fn run(
         &mut self,
         net: &Net,
@@ -122,9 +139,12 @@ impl Block {
     ) {
         let f = net.layout[0].inputs;
         let last = net.layout.len() - 1;
+        let out = net.layout[last].outputs;
         let inv_n = train.as_ref().map_or(0.0, |t| t.0);
-        self.counts = Counts::default();
+        self.counts.loss_sum = 0.0;
+        self.counts.confusion.fill(0);
         self.bce = BceSum::new();
+        self.ce = 0.0;
         self.grad.fill(0.0);
         for t0 in (0..self.rows).step_by(TILE_ROWS) {
             let r0 = self.start + t0;
@@ -134,15 +154,20 @@ impl Block {
             let x = &x[r0 * f..(r0 + rows) * f]; // [rows, f]
             let y = &y[r0..r0 + rows]; // [rows]
             self.forward::<AVX2>(net, x, rows, ahead);
-            let z = &self.outs[last][..rows];
-            let d = &mut self.ds[last][..rows];
-            loss_and_delta(z, y, d, inv_n, &mut self.bce, &mut self.counts);
+            let z = &self.outs[last][..rows * out];
+            let d = &mut self.ds[last][..rows * out];
+            if out == 1 {
+                loss_and_delta(z, y, d, inv_n, &mut self.bce, &mut self.counts);
+            } else {
+                let (t, confusion) = (&mut self.soft, &mut self.counts.confusion);
+                softmax_loss_and_delta(z, y, d, t, out, inv_n, &mut self.ce, confusion);
+            }
             if let Some((_, logits)) = train.as_mut() {
-                logits[t0..t0 + rows].copy_from_slice(z);
+                logits[t0 * out..(t0 + rows) * out].copy_from_slice(z);
                 self.backward(net, x, rows);
             }
         }
-        self.counts.loss_sum = self.bce.total();
+        self.counts.loss_sum = if out == 1 { self.bce.total() } else { self.ce };
     }
 
     /// The blocks covering `n` rows for forward passes only: tile outputs, no gradient and no
@@ -154,6 +179,7 @@ impl Block {
                 rows: BLOCK_ROWS.min(n - i * BLOCK_ROWS),
                 counts: Counts::default(),
                 bce: BceSum::new(),
+                ce: 0.0,
                 grad: Vec::new(),
                 outs: layout
                     .iter()
@@ -161,6 +187,7 @@ impl Block {
                     .collect(),
                 ds: Vec::new(),
                 pack: vec![[0.0; 4]; GEMM_K * GEMM_ROWS],
+                soft: Vec::new(),
             })
             .collect()
     }

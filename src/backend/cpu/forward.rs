@@ -12,11 +12,11 @@ use crate::memory;
 use crate::model::{LayerLayout, ModelSpec};
 
 /// The logits of the output layer for every row of `data` with weights `params` (laid out
-/// as `spec.layout()`): [rows, out] row-major, out = the last layer's width (1 today). The
-/// rows run in the session's fixed blocks, in parallel, through the same forward pass, so
-/// the logits are bit-identical to [`super::CpuSession`]'s of the same weights. Only the
-/// memory it needs (the logits, transposed weights, per-block tile scratch) is allocated,
-/// after checking that it fits.
+/// as `spec.layout()`): [rows, out] row-major, out = the last layer's width (1 for a
+/// sigmoid head, K for softmax). The rows run in the session's fixed blocks, in parallel,
+/// through the same forward pass, so the logits are bit-identical to [`super::CpuSession`]'s
+/// of the same weights. Only the memory it needs (the logits, transposed weights, per-block
+/// tile scratch) is allocated, after checking that it fits.
 pub fn forward_logits(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Vec<f32>> {
     if spec.parameter_count() != params.len() || spec.layers[0] != data.features {
         return Err(Error::Config(

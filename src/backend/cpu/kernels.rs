@@ -1,5 +1,6 @@
-//! The fast path's kernels: e^−|z|, the loss and ∂L/∂z of a tile, dot products (baseline
-//! and AVX2), register-tiled matrix products, activations and their derivatives.
+//! The fast path's kernels: e^−|z|, the loss and ∂L/∂z of a tile (sigmoid or softmax), dot
+//! products (baseline and AVX2), register-tiled matrix products, activations and their
+//! derivatives.
 //!
 //! Loops are written so that LLVM vectorises them for the baseline x86-64 target (SSE2)
 //! without `unsafe`; the exceptions are the prefetches and the AVX2 dot products.
@@ -96,6 +97,96 @@ pub(super) fn loss_and_delta(
         let r = 1.0 / (1.0 + e);
         let s = if z >= 0.0 { r } else { e * r }; // σ(z)
         *d = (s - y) * inv_n;
+    }
+}
+
+/// Rows per step of [`softmax_loss_and_delta`] (its per-row values live on the stack): a
+/// tile's, so that its scratch is [TILE_ROWS, K].
+pub(super) const SOFTMAX_ROWS: usize = super::TILE_ROWS;
+
+/// The softmax cross-entropy of logits z ([rows, k], k ≥ 2) against class indices y
+/// ([rows], checked below k by the session): adds each row's loss, in f32 as
+/// `reference::softmax_ce` writes it (m + ln Σ_j e^(z_j − m) − z_y, m = max z), to `loss`
+/// and its (class, argmax) to `confusion` ([k, k], a tie going to the lowest class); and
+/// writes d = ∂L/∂z = (softmax(z) − one-hot(y))·inv_n ([rows, k]).
+///
+/// The logits are first transposed into `t` ([k, rows], at least [k, SOFTMAX_ROWS] of
+/// scratch), so that every step but the logarithm runs across rows in vectors: a row's own
+/// chain (its max, its sum in class order) would serialise on the adder's latency. e^(z_j −
+/// m) is [`exp_neg`] of m − z_j, which is −(z_j − m) exactly. m is the row's first largest
+/// logit, which the reference's fold of `f32::max` equals unless the row holds a NaN, and a
+/// NaN makes the row's sum, and so its loss and deltas, NaN either way.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn softmax_loss_and_delta(
+    z: &[f32],
+    y: &[f32],
+    d: &mut [f32],
+    t: &mut [f32],
+    k: usize,
+    inv_n: f32,
+    loss: &mut f64,
+    confusion: &mut [u64],
+) {
+    let step = SOFTMAX_ROWS * k;
+    for ((z, d), y) in z
+        .chunks(step)
+        .zip(d.chunks_mut(step))
+        .zip(y.chunks(SOFTMAX_ROWS))
+    {
+        let rows = y.len();
+        let t = &mut t[..rows * k]; // [k, rows]
+        for (r, zr) in z.chunks_exact(k).enumerate() {
+            for (j, &v) in zr.iter().enumerate() {
+                t[j * rows + r] = v;
+            }
+        }
+        // The argmax as `reference::predicted` walks it (nothing beats an earlier equal or
+        // a NaN first logit), one class at a time for all rows.
+        let (mut top, mut best) = ([0.0f32; SOFTMAX_ROWS], [0u32; SOFTMAX_ROWS]);
+        let (top, best) = (&mut top[..rows], &mut best[..rows]);
+        top.copy_from_slice(&t[..rows]);
+        for (j, col) in t.chunks_exact(rows).enumerate().skip(1) {
+            for ((m, b), &v) in top.iter_mut().zip(best.iter_mut()).zip(col) {
+                let gt = v > *m;
+                *b = if gt { j as u32 } else { *b };
+                *m = if gt { v } else { *m };
+            }
+        }
+        for col in t.chunks_exact_mut(rows) {
+            for (a, &m) in col.iter_mut().zip(top.iter()) {
+                *a = exp_neg(m - *a);
+            }
+        }
+        // Σ_j e^(z_j − m) in class order, as the reference sums it.
+        let mut sum = [0.0f32; SOFTMAX_ROWS];
+        let sum = &mut sum[..rows];
+        for col in t.chunks_exact(rows) {
+            for (s, &e) in sum.iter_mut().zip(col) {
+                *s += e;
+            }
+        }
+        for (((zr, &y), (&m, &s)), &b) in z
+            .chunks_exact(k)
+            .zip(y)
+            .zip(top.iter().zip(sum.iter()))
+            .zip(best.iter())
+        {
+            let y = y as usize;
+            *loss += (m + s.ln() - zr[y]) as f64;
+            confusion[y * k + b as usize] += 1;
+        }
+        for (j, col) in t.chunks_exact_mut(rows).enumerate() {
+            for ((a, &s), &y) in col.iter_mut().zip(sum.iter()).zip(y) {
+                let hot = if y == j as f32 { 1.0 } else { 0.0 };
+                *a = (*a / s - hot) * inv_n;
+            }
+        }
+        for (r, dr) in d.chunks_exact_mut(k).enumerate() {
+            for (j, dv) in dr.iter_mut().enumerate() {
+                *dv = t[j * rows + r];
+            }
+        }
     }
 }
 

@@ -11,8 +11,12 @@
 //!
 //! The fast path computes the same quantities as the reference, in other orders of
 //! summation (so to within rounding): dot products in eight lanes, four rows at a time,
-//! matrix products in register tiles, e^−|z| by a polynomial that vectorises, and the loss's
-//! logarithms one per few hundred rows (all in `kernels`). All of a session's scratch is
+//! matrix products in register tiles, e^−|z| by a polynomial that vectorises, and the
+//! sigmoid loss's logarithms one per few hundred rows (all in `kernels`). A softmax head's
+//! K logits take the same tile pass: the forward pass writes [rows, K] logits, one kernel
+//! gives each row's loss (one logarithm per row), argmax and (softmax − one-hot)/n on the
+//! tile's logits transposed, so that each step runs across rows in vectors, and the
+//! backward pass is the MLP's, K wide. All of a session's scratch is
 //! allocated in [`CpuSession::new`]; an iteration allocates nothing.
 //!
 //! - `kernels`: the SIMD kernels (dots, gemm, exp, loss and ∂L/∂z of a tile).

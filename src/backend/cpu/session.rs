@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{Block, Net, transpose_weights};
+use super::block::{Block, Net, softmax_scratch, transpose_weights};
 use super::kernels::{GEMM_K, GEMM_ROWS};
 use super::{BLOCK_ROWS, Simd, TILE_ROWS, apply_update};
 use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig, check_shapes};
@@ -14,9 +14,10 @@ use crate::metrics::Counts;
 use crate::model::{Activation, LayerLayout, ModelSpec};
 
 /// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
-/// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n], the
-/// weights five times (params, wt, prev, best, grad), and per block its tiles' scratch and, for
-/// the training rows, a partial gradient [p].
+/// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n, K]
+/// (K the output layer's width), the weights five times (params, wt, prev, best, grad), and
+/// per block its tiles' scratch (and a softmax's [K, TILE_ROWS]) and, for the training rows,
+/// a partial gradient [p].
 pub(super) fn working_bytes(
     n: usize,
     n_val: usize,
@@ -27,12 +28,17 @@ pub(super) fn working_bytes(
     use memory::mul;
     let rows = |n: usize| mul(n, f.checked_add(1)?);
     let widths = memory::sum(layout.iter().map(|l| Some(l.outputs as u64)))?;
-    let scratch = memory::sum([mul(2 * TILE_ROWS, widths), mul(4, GEMM_K * GEMM_ROWS)]);
+    let scratch = memory::sum([
+        mul(2 * TILE_ROWS, widths),
+        mul(4, GEMM_K * GEMM_ROWS),
+        Some(softmax_scratch(layout) as u64),
+    ]);
     let blocks = |n: usize| n.div_ceil(BLOCK_ROWS);
+    let outputs = layout.last()?.outputs;
     let floats = memory::sum([
         mul(2, rows(n)?),
         mul(2, rows(n_val)?),
-        Some(n as u64),
+        mul(n, outputs),
         mul(5, p),
         mul(blocks(n), scratch?.checked_add(p as u64)?),
         mul(blocks(n_val), scratch?),
@@ -76,6 +82,8 @@ pub struct CpuSession {
     pub(super) act: Activation,
     pub(super) layout: Vec<LayerLayout>,
     pub(super) lr: f32,
+    /// K: 2 for a sigmoid head, the output width for softmax.
+    pub(super) classes: usize,
     pub(super) params: Vec<f32>,
     /// The params' layout with each W transposed, refreshed by every evaluate().
     pub(super) wt: Vec<f32>,
@@ -83,7 +91,7 @@ pub struct CpuSession {
     pub(super) best: Vec<f32>,
     /// ∇L of the last evaluate(), same layout as params.
     pub(super) grad: Vec<f32>,
-    /// [n], the training logits of the last evaluate().
+    /// [n, outputs], the training logits of the last evaluate().
     pub(super) logits: Vec<f32>,
     pub(super) evaluated: bool,
     pub(super) simd: Simd,
@@ -97,23 +105,32 @@ impl CpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         check_shapes(data, val, spec, cfg)?;
+        let classes = spec.classes();
+        if spec.outputs() > 1 {
+            check_classes(&data.y, classes, "training")?;
+            if let Some(v) = val {
+                check_classes(&v.y, classes, "validation")?;
+            }
+        }
         check_memory(data, val, spec)?;
         let layout = spec.layout();
         let p = cfg.params.len();
+        let cover = |n, train| Block::cover(n, &layout, p, train, classes);
         Ok(CpuSession {
             x: data.x.clone(),
             y: data.y.clone(),
             val: val.map(|v| (v.x.clone(), v.y.clone())),
-            blocks: Block::cover(data.rows, &layout, p, true),
-            val_blocks: val.map_or_else(Vec::new, |v| Block::cover(v.rows, &layout, p, false)),
+            blocks: cover(data.rows, true),
+            val_blocks: val.map_or_else(Vec::new, |v| cover(v.rows, false)),
             act: spec.activation,
             lr: cfg.lr,
+            classes,
             params: cfg.params.clone(),
             wt: vec![0.0; p],
             prev: cfg.params.clone(),
             best: cfg.params.clone(),
             grad: vec![0.0; p],
-            logits: vec![0.0; data.rows],
+            logits: vec![0.0; data.rows * spec.outputs()],
             layout,
             evaluated: false,
             simd: Simd::detect(),
@@ -145,13 +162,14 @@ impl Session for CpuSession {
         };
         let inv_n = 1.0 / self.y.len() as f32;
         let (x, y, simd) = (&self.x, &self.y, self.simd);
+        let out = self.layout[self.layout.len() - 1].outputs;
         self.blocks
             .par_iter_mut()
-            .zip(self.logits.par_chunks_mut(BLOCK_ROWS))
+            .zip(self.logits.par_chunks_mut(BLOCK_ROWS * out))
             .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits)), simd));
         // The blocks' partials, added in block order.
         self.grad.fill(0.0);
-        let mut train = Counts::default();
+        let mut train = Counts::new(self.classes);
         for b in &self.blocks {
             add_counts(&mut train, &b.counts);
             for (g, p) in self.grad.iter_mut().zip(&b.grad) {
@@ -162,7 +180,7 @@ impl Session for CpuSession {
             self.val_blocks
                 .par_iter_mut()
                 .for_each(|b| b.run(&net, x, y, None, simd));
-            let mut c = Counts::default();
+            let mut c = Counts::new(self.classes);
             for b in &self.val_blocks {
                 add_counts(&mut c, &b.counts);
             }
@@ -216,4 +234,19 @@ impl Session for CpuSession {
 
 fn add_counts(total: &mut Counts, c: &Counts) {
     total.add(c);
+}
+
+/// Fails unless every label of a softmax head's rows is a class index below `classes`
+/// (the kernels index the confusion matrix and the logits with it).
+fn check_classes(y: &[f32], classes: usize, which: &str) -> Result<()> {
+    match y
+        .iter()
+        .position(|&v| !(v >= 0.0 && v < classes as f32 && v.fract() == 0.0))
+    {
+        Some(r) => Err(Error::Config(format!(
+            "{which} row {r}: the label {} is not a class index below {classes}",
+            y[r]
+        ))),
+        None => Ok(()),
+    }
 }
