@@ -26,8 +26,8 @@
 //   10 val_y   storage, read        f32[..]    validation y [val_rows]
 //   11 grad    storage, read_write  f32[P]     ∇L of the last evaluation: written by each
 //                                              one, read by an update_first step
-//   12 result  storage, read_write  Reduction  the last evaluation (training rows, then
-//                                              validation rows)
+//   12 result  storage, read_write  u32[..]    the last evaluation's record (reduction.wgsl,
+//                                              K = 2: training rows, then validation rows)
 //   13 zs      storage, read_write  f32[rows]  z, written only when cfg.keep_z = 1 (for
 //                                              logits(); training skips it)
 // Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
@@ -38,7 +38,8 @@
 // first one of an update_first dispatch included) is the one statement below, so chunked and
 // per-iteration runs agree bit for bit.
 // Per row: z = b + Σ_q dot(x_q, w_q); loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
-// ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0.
+// ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0. One logit only (a sigmoid head):
+// the planner sends softmax heads to lr_pass.wgsl.
 
 struct Loop {
     rows: u32,
@@ -74,7 +75,7 @@ const GS: u32 = MAX_F4 + 1u;  // vec4s per partial gradient in gpart
 @group(0) @binding(9) var<storage, read> val_x: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read> val_y: array<f32>;
 @group(0) @binding(11) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(12) var<storage, read_write> result: Reduction;
+@group(0) @binding(12) var<storage, read_write> result: array<u32>;
 @group(0) @binding(13) var<storage, read_write> zs: array<f32>;
 
 var<workgroup> w: array<f32, MAX_P>;
@@ -85,6 +86,11 @@ var<workgroup> cpart: array<vec4<u32>, MAX_WG>;
 var<workgroup> vlpart: array<f32, MAX_WG>;
 var<workgroup> vcpart: array<vec4<u32>, MAX_WG>;
 var<workgroup> verdict: u32;
+var<workgroup> rec: array<u32, HEAD_WORDS + 8u>;  // the record, K = 2
+
+fn record_at(i: u32) -> u32 {
+    return rec[i];
+}
 
 fn bce(z: f32, y: f32) -> f32 {
     return max(z, 0.0) + log(1.0 + exp(-abs(z))) - y * z;
@@ -201,12 +207,21 @@ fn main(@builtin(local_invocation_index) k: u32) {
                 vl += vlpart[j];
                 vs += vcpart[j];
             }
-            let res = Reduction(SetStats(bitcast<u32>(l), s.x, s.y, s.z, s.w, 0u, 0u, 0u),
-                                SetStats(bitcast<u32>(vl), vs.x, vs.y, vs.z, vs.w, 0u, 0u, 0u));
-            result = res;
+            // Counts (TP, FP, FN, TN) as the [true][predicted] matrix (TN, FP, FN, TP).
+            let words = array<u32, HEAD_WORDS + 8u>(bitcast<u32>(l), bitcast<u32>(vl), 2u, 0u,
+                                                    s.w, s.y, s.z, s.x, vs.w, vs.y, vs.z, vs.x);
+            for (var j = 0u; j < HEAD_WORDS + 8u; j += 1u) {
+                rec[j] = words[j];
+                result[j] = words[j];
+            }
             var flags = 0u;
             if (cfg.judge != 0u) {
-                flags = judge(res);
+                class_sums(0u, 1u);
+                flags = judge(rec[0], rec[1]);
+                let e = entry_base(stop.head.slot - 1u) + HEAD_WORDS;
+                for (var j = 0u; j < HEAD_WORDS + 8u; j += 1u) {
+                    history[e + j] = rec[j];
+                }
             }
             verdict = flags;
         }

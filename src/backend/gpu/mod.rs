@@ -20,7 +20,7 @@ pub use chunk::device_rule_trace;
 pub use device::{GpuContext, NO_ADAPTER_HELP, instance, list_adapters};
 pub use forward::forward_logits;
 pub use kernels::LOOP_MAX_WORKGROUP;
-pub use plan::{KernelPath, LOOP_MAX_ELEMENTS, check_limits, kernel_path};
+pub use plan::{KernelPath, LOOP_MAX_ELEMENTS, LR_PASS_MAX_K, check_limits, kernel_path};
 pub use session::GpuSession;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::backend::{
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;
+use crate::metrics::Counts;
 use crate::model::ModelSpec;
 
 pub struct GpuSession {
@@ -35,8 +36,12 @@ pub struct GpuSession {
     pub(super) cur: usize,
     /// The weights kept by `save_best`.
     pub(super) best: wgpu::Buffer,
-    /// The last evaluation: a [`Reduction`].
+    /// The last evaluation's record ([`RecordHead`], then each set's K × K counts).
     pub(super) result: wgpu::Buffer,
+    /// Each set's confusion counts while an evaluation runs (zeroed by reduce_stats).
+    pub(super) tally: wgpu::Buffer,
+    /// K (2 for a sigmoid head).
+    pub(super) classes: usize,
     pub(super) result_staging: wgpu::Buffer,
     pub(super) params_staging: wgpu::Buffer,
     pub(super) param_bytes: u64,
@@ -88,13 +93,14 @@ impl GpuSession {
         ];
         let best = ctx.storage("best", &cfg.params);
         let partials = ctx.storage("partials", &vec![0.0f32; parts * stride]);
-        let result_bytes = std::mem::size_of::<Reduction>() as u64;
-        let result = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("result"),
-            size: result_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let classes = spec.classes();
+        let none = Evaluation {
+            train: Counts::new(classes),
+            val: None,
+        };
+        let result = ctx.storage_of("result", &encode_record(&none, classes));
+        let result_bytes = 4 * record_words(classes) as u64;
+        let tally = ctx.storage_of("tally", &vec![0u32; 2 * classes * classes]);
         let param_bytes = 4 * p as u64;
         let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
@@ -114,6 +120,7 @@ impl GpuSession {
             params: &params,
             partials: &partials,
             result: &result,
+            tally: &tally,
             spec,
             layout: &layout,
             stride,
@@ -175,7 +182,7 @@ impl GpuSession {
                     | wgpu::BufferUsages::COPY_DST,
             });
 
-        let chunks = chunk_kit(&ctx, &result, &params, &best, &args)?;
+        let chunks = chunk_kit(&ctx, &result, &params, &best, &args, classes)?;
         let looped = match &loop_data {
             None => None,
             Some(bufs) => {
@@ -269,6 +276,8 @@ impl GpuSession {
             cur: 0,
             best,
             result,
+            tally,
+            classes,
             result_staging,
             params_staging,
             param_bytes,
@@ -324,8 +333,13 @@ impl GpuSession {
         }
         self.ctx.queue.submit([enc.finish()]);
         self.ctx.wait()?;
+        let elapsed = began.elapsed();
+        // Passes without their reduce_stats leave counts in the tally.
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.tally, 0, None);
+        self.ctx.queue.submit([enc.finish()]);
         self.evaluated = false;
-        Ok(began.elapsed())
+        Ok(elapsed)
     }
 
     /// How many parts (blocks of rows with their own partial sums) the training rows have.
@@ -371,12 +385,9 @@ impl GpuSession {
         enc
     }
 
-    /// The training and validation counts of an evaluation.
-    pub(super) fn decode(&self, r: &Reduction) -> Evaluation {
-        Evaluation {
-            train: r.train.counts(),
-            val: self.has_val.then(|| r.val.counts()),
-        }
+    /// The training and validation counts of a record's words.
+    pub(super) fn decode(&self, words: &[u32]) -> Evaluation {
+        decode_record(words, self.has_val)
     }
 
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
@@ -401,16 +412,12 @@ impl Session for GpuSession {
                 self.record(&mut pass, d, self.cur);
             }
         }
-        // The validation rows' stats only where there are some.
-        let sets = if self.has_val { 2 } else { 1 };
-        let bytes = (sets * std::mem::size_of::<SetStats>()) as u64;
+        let bytes = 4 * record_words(self.classes) as u64;
         let read = self
             .ctx
             .read(enc, &self.result, &self.result_staging, bytes)?;
-        let mut r = Reduction::default();
-        bytemuck::bytes_of_mut(&mut r)[..read.len()].copy_from_slice(&read);
         self.evaluated = true;
-        Ok(self.decode(&r))
+        Ok(self.decode(&bytemuck::pod_collect_to_vec(&read)))
     }
 
     fn update(&mut self) -> Result<()> {
