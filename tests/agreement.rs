@@ -641,28 +641,61 @@ fn took(got: Option<(KernelPath, usize)>, want: KernelPath) {
     assert!(got.is_none_or(|(p, _)| p == want), "{got:?}, not {want:?}");
 }
 
-/// Logistic regression with K = 3 and 10 on the blocked kernel (the planner's choice: the
-/// one-workgroup kernel takes one logit) and the layered kernels; rows not a multiple of
-/// the workgroup.
+/// Logistic regression with K = 3 and 10: K = 3 in one workgroup (the planner's choice,
+/// with 2, 8 and 64 invocations), K = 10 past its registers on the blocked kernel (the
+/// planner's choice, and where the one-workgroup kernel is forced, an error); both blocked
+/// and layered too; rows not a multiple of the workgroup.
 #[test]
 fn softmax_logistic_on_every_path() {
     for k in [3, 10] {
         let d = demo_k(Demo::Hyperplane, 65, Some(7), k, 0.1, k as u64);
+        let planned = if k == 3 {
+            KernelPath::OneWorkgroup
+        } else {
+            KernelPath::Blocked
+        };
         took(
             agree_k(gpu_context(), &d, &[], Activation::Relu, k, 6),
-            KernelPath::Blocked,
+            planned,
         );
-        let layered = gpu_context_on(KernelPath::Layered);
-        took(
-            agree_k(layered, &d, &[], Activation::Relu, k, 6),
-            KernelPath::Layered,
-        );
+        for path in [KernelPath::Blocked, KernelPath::Layered] {
+            took(
+                agree_k(gpu_context_on(path), &d, &[], Activation::Relu, k, 6),
+                path,
+            );
+        }
+        if k == 3 {
+            for wg in [2, 8, 64] {
+                let ctx = gpu_context_loop_workgroup(wg);
+                took(agree_k(ctx, &d, &[], Activation::Relu, k, 6), planned);
+            }
+            continue;
+        }
         let Some(ctx) = gpu_context_on(KernelPath::OneWorkgroup) else {
             return;
         };
         let sp = spec_k(&d, &[], Activation::Relu, k);
         let err = GpuSession::new(ctx, &d, None, &sp, &config(&sp, 0.5, 1)).err();
         assert!(matches!(err, Some(wgtrain::Error::Config(_))), "{err:?}");
+    }
+}
+
+/// The one-workgroup kernel at its register limits: 8 logits over 4 features, 2 over 28, 3
+/// over 16 (each K·(⌈F/4⌉ + 1) ≤ 17 vec4s); one feature more goes blocked.
+#[test]
+fn softmax_one_workgroup_register_limits() {
+    for (k, f) in [(8, 4), (2, 28), (3, 16), (2, 29), (8, 5)] {
+        let d = demo_k(Demo::Hyperplane, 37, Some(f), k, 0.1, f as u64);
+        let fits = (k * (f.div_ceil(4) + 1)) <= 17;
+        let want = if fits {
+            KernelPath::OneWorkgroup
+        } else {
+            KernelPath::Blocked
+        };
+        took(
+            agree_k(gpu_context(), &d, &[], Activation::Relu, k, 5),
+            want,
+        );
     }
 }
 
@@ -725,7 +758,7 @@ fn softmax_wide_data() {
 }
 
 /// Tall data: more rows than one block, and rows cut in segments by a 16 KiB binding, on
-/// every path.
+/// every path (the one-workgroup kernel over 1,000 rows, more than its invocations).
 #[test]
 fn softmax_tall_data_in_segments() {
     let d = demo_k(Demo::Hyperplane, 1000, Some(3), 3, 0.1, 4);
@@ -837,6 +870,41 @@ fn softmax_forward_logits_match_the_reference() {
                     "K {k}: logit {i}: {g} vs {c}"
                 );
             }
+        }
+    }
+}
+
+/// Whole trajectories: 400 iterations of spirals (three classes) with a softmax head on the
+/// one-pass MLP and in one workgroup, against the reference stepping its own weights from the
+/// same start: the losses stay within 1e-4 relative.
+#[test]
+fn softmax_trajectories_follow_the_reference() {
+    use wgtrain::backend::reference;
+    let d = demo_k(Demo::Spirals, 600, None, 3, 0.0, 12);
+    for (hidden, path) in [
+        (&[32][..], KernelPath::OnePassMlp),
+        (&[][..], KernelPath::OneWorkgroup),
+    ] {
+        let Some(ctx) = gpu_context() else { return };
+        let act = Activation::Tanh;
+        let sp = spec_k(&d, hidden, act, 3);
+        let cfg = config(&sp, 0.5, 12);
+        let layout = sp.layout();
+        let mut gpu = GpuSession::new(ctx, &d, None, &sp, &cfg).unwrap();
+        assert_eq!(gpu.path(), path);
+        let mut w = cfg.params.clone();
+        for t in 0..=400 {
+            let g = gpu.evaluate().unwrap().train;
+            let (c, grad, _) = reference::evaluate(&d.x, &d.y, &w, &layout, act);
+            let rel = (g.loss_sum - c.loss_sum).abs() / c.loss_sum;
+            assert!(
+                rel <= 1e-4,
+                "{path:?}, iteration {t}: loss {} vs {}",
+                g.loss_sum,
+                c.loss_sum
+            );
+            reference::update(&mut w, &grad, cfg.lr);
+            gpu.update().unwrap();
         }
     }
 }

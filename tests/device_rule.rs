@@ -94,7 +94,7 @@ fn sequence_k(rng: &mut ChaCha8Rng, len: usize, rows: u64, k: usize) -> Vec<Coun
 
 #[test]
 fn device_rule_agrees_with_the_host_engine() {
-    agree_on_walks(7, 300, |rng, len, rows| sequence(rng, len, rows), 100);
+    agree_on_walks(7, 300, sequence, 100);
 }
 
 /// Macro averages over K ≥ 3 classes (and accuracy and the loss) on random K × K walks.

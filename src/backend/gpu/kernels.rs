@@ -35,6 +35,9 @@ const _: () = assert!(MLP_WORKGROUP == MLP_MAX_H / 4 * (MLP_MAX_F / 8));
 pub(super) const LOOP_MAX_FEATURES: usize = 64;
 /// The most invocations of `lr_loop.wgsl`'s workgroup.
 pub const LOOP_MAX_WORKGROUP: u32 = 64;
+/// The most logits `lr_loop.wgsl` takes; each invocation also keeps K·(⌈F/4⌉ + 1) ≤
+/// LOOP_MAX_FEATURES / 4 + 1 vec4s of partial gradient.
+pub(super) const LOOP_MAX_K: usize = 8;
 /// The most classes of a softmax head (a sigmoid head counts two).
 pub(super) const MAX_CLASSES: usize = crate::model::MAX_CLASSES;
 /// Confusion cells a kernel counts in workgroup memory before adding them to the set's tally
@@ -64,7 +67,7 @@ const ENTRY_PAUSED: u32 = 4;
 /// The WGSL `const` lines every kernel starts with: the limits above, defined only here.
 pub(super) fn prelude() -> String {
     let u = |v: usize| v as u64;
-    let consts: [(&str, u64); 31] = [
+    let consts: [(&str, u64); 32] = [
         ("WORKGROUP", u(WORKGROUP)),
         ("LOSS_WORKGROUP", u(LOSS_WORKGROUP)),
         ("STATS_WORKGROUP", u(STATS_WORKGROUP)),
@@ -76,6 +79,7 @@ pub(super) fn prelude() -> String {
         ("MLP_MAX_H", u(MLP_MAX_H)),
         ("LOOP_MAX_FEATURES", u(LOOP_MAX_FEATURES)),
         ("LOOP_MAX_WORKGROUP", u64::from(LOOP_MAX_WORKGROUP)),
+        ("LOOP_MAX_K", u(LOOP_MAX_K)),
         ("MAX_CLASSES", u(MAX_CLASSES)),
         ("HIST_CELLS", u(HIST_CELLS)),
         ("STOP_WORKGROUP", u(STOP_WORKGROUP)),

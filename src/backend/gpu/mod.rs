@@ -28,10 +28,11 @@ mod tests {
     use super::*;
 
     /// Every kernel compiles on the adapter: its source, the prelude and the shared files it
-    /// is assembled from are valid WGSL together (lr_loop.wgsl at its largest constants).
+    /// is assembled from are valid WGSL together (lr_loop.wgsl at its most features and at its
+    /// most logits).
     #[test]
     fn every_kernel_compiles() {
-        use super::kernels::{Kernel, LOOP_MAX_FEATURES};
+        use super::kernels::{Kernel, LOOP_MAX_FEATURES, LOOP_MAX_K};
         let ctx = match GpuContext::open(None) {
             Ok(c) => c,
             Err(e) => {
@@ -43,14 +44,24 @@ mod tests {
                 return;
             }
         };
-        for k in Kernel::ALL {
+        let wg = f64::from(LOOP_MAX_WORKGROUP);
+        let widest = [("F", LOOP_MAX_FEATURES as f64), ("WG", wg), ("K", 1.0)];
+        // The most logits, over the features its registers then hold.
+        let most = [("F", 4.0), ("WG", wg), ("K", LOOP_MAX_K as f64)];
+        for (k, constants) in Kernel::ALL
+            .iter()
+            .map(|&k| (k, &[][..]))
+            .chain([(Kernel::LrLoop, &most[..])])
+        {
+            let constants = if k == Kernel::LrLoop && constants.is_empty() {
+                &widest[..]
+            } else {
+                constants
+            };
             let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let f = LOOP_MAX_FEATURES as f64;
-            let constants = [("F", f), ("WG", f64::from(LOOP_MAX_WORKGROUP))];
-            let constants: &[(&str, f64)] = if k == Kernel::LrLoop { &constants } else { &[] };
             ctx.pipeline_with(k, constants);
             let err = pollster::block_on(scope.pop());
-            assert!(err.is_none(), "{}: {err:?}", k.name());
+            assert!(err.is_none(), "{} {constants:?}: {err:?}", k.name());
         }
     }
 }

@@ -329,9 +329,10 @@ pub fn check_limits(
 /// The kernel path a session on `ctx` over these shapes takes: `ctx.force_path` where it
 /// applies and fits (else an error saying why), or the planner's choice: one workgroup where
 /// logistic regression's data fits it, else blocked; one pass where the MLP fits it, else
-/// layered. For a softmax head of K logits: the one-workgroup kernel takes one logit only
-/// (K ≥ 2 go blocked), the blocked kernel at most [`LR_PASS_MAX_K`] (48; more go layered), and
-/// the one-pass MLP at most `MLP_MAX_K` (16; more go layered).
+/// layered. For a softmax head of K logits: the one-workgroup kernel takes at most
+/// `LOOP_MAX_K` (8) with K·(⌈F/4⌉ + 1) ≤ 17 (else blocked), the blocked kernel at most
+/// [`LR_PASS_MAX_K`] (48; more go layered), and the one-pass MLP at most `MLP_MAX_K` (16;
+/// more go layered).
 pub fn kernel_path(
     ctx: &GpuContext,
     data: &Dataset,
@@ -366,8 +367,9 @@ fn choose_path(
         }
         Some(KernelPath::OneWorkgroup) => {
             return Err(Error::Config(format!(
-                "{} rows × {} features with {k} logits do not fit one workgroup (one logit, at \
-                 most {LOOP_MAX_FEATURES} features and {LOOP_MAX_ELEMENTS} elements)",
+                "{} rows × {} features with {k} logits do not fit one workgroup (at most \
+                 {LOOP_MAX_FEATURES} features, {LOOP_MAX_K} logits within its registers and \
+                 {LOOP_MAX_ELEMENTS} elements)",
                 data.rows, data.features
             )));
         }
@@ -613,9 +615,18 @@ pub(super) fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64)
     Ok(())
 }
 
-/// Whether `lr_loop.wgsl` takes this logistic regression: one logit (a sigmoid head), data
-/// within [`LOOP_MAX_ELEMENTS`], the loop budget and one storage binding, on a device that
-/// binds its buffers.
+/// Whether `lr_loop.wgsl`'s registers hold `k` logits of `f` features: at most
+/// [`LOOP_MAX_FEATURES`] features, and for K ≥ 2 at most `LOOP_MAX_K` logits with
+/// K·(⌈f/4⌉ + 1) ≤ LOOP_MAX_FEATURES / 4 + 1 vec4s of partial gradient.
+pub(super) fn loop_holds(f: usize, k: usize) -> bool {
+    let slots = LOOP_MAX_FEATURES / 4 + 1;
+    f <= LOOP_MAX_FEATURES && (k == 1 || (k <= LOOP_MAX_K && k * (f.div_ceil(4) + 1) <= slots))
+}
+
+/// Whether `lr_loop.wgsl` takes this logistic regression: logits and features its registers
+/// hold ([`loop_holds`]), data of at most [`LOOP_MAX_ELEMENTS`] (rows × (features + 1) ×
+/// logits), within the loop budget and one storage binding, on a device that binds its
+/// buffers.
 fn loop_fits(
     ctx: &GpuContext,
     data: &Dataset,
@@ -623,14 +634,14 @@ fn loop_fits(
     layout: &[LayerLayout],
 ) -> bool {
     let f = data.features;
+    let k = layout[0].outputs;
     let val_rows = val.map_or(0, |v| v.rows);
     let rows = data.rows + val_rows;
-    let edges = loop_edges(data.rows, val_rows, f, ctx.loop_workgroup);
+    let edges = loop_edges(data.rows, val_rows, f, k, ctx.loop_workgroup);
     let padded = loop_row_floats(f);
     layout.len() == 1
-        && layout[0].outputs == 1
-        && f <= LOOP_MAX_FEATURES
-        && rows.saturating_mul(f + 1) <= LOOP_MAX_ELEMENTS
+        && loop_holds(f, k)
+        && rows.saturating_mul(f + 1).saturating_mul(k) <= LOOP_MAX_ELEMENTS
         && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
         && memory::mul(data.rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
         && memory::mul(val_rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
@@ -658,23 +669,38 @@ pub(super) fn pad_rows(d: &Dataset) -> Vec<f32> {
 /// one more step each time it runs: the row loops (two loops over a training row's vec4s, one
 /// over a validation row's), the loops over the parameters (the dispatch's first load
 /// charged to every iteration) and the vec4s, the `wg` partials invocation 0 adds, each
-/// owner's `wg`/2 and four, judge() with its class sums and the record's copies (60).
-pub(super) fn loop_edges(rows: usize, val_rows: usize, f: usize, wg: u32) -> u64 {
+/// owner's `wg`/2 and four, judge() with its class sums and the record's copies (60). With
+/// `k` ≥ 2 logits each row's loops run per logit, with the softmax's three over the logits,
+/// and the counts and the record take K² more.
+pub(super) fn loop_edges(rows: usize, val_rows: usize, f: usize, k: usize, wg: u32) -> u64 {
     let wg = u64::from(wg.max(1));
     let trips = |n: u64| n.div_ceil(wg);
     let f4 = loop_row_floats(f) as u64 / 4;
-    let np = f as u64 + 1;
-    let owners = trips(f4 + 1);
-    (trips(rows as u64) * (1 + 2 * (f4 + 1)) + 1)
-        + (trips(val_rows as u64) * (1 + f4 + 1) + 1)
+    let (k, kk) = (k as u64, (k * k) as u64);
+    let np = k * (f as u64 + 1);
+    let owners = trips(k * (f4 + 1));
+    let (row, val_row, extra) = if k == 1 {
+        (1 + 2 * (f4 + 1), 1 + f4 + 1, 0)
+    } else {
+        let soft = 3 * (k + 1) + 1;
+        let row = (f4 + 1) + k * (f4 + 2) + soft + k * (f4 + 2) + 2;
+        (
+            row,
+            k * (f4 + 2) + soft + 2,
+            6 * kk + k * (f4 + 1) + trips(2 * kk) + 2,
+        )
+    };
+    (trips(rows as u64) * row + 1)
+        + (trips(val_rows as u64) * val_row + 1)
         + 3 * (trips(np) + 1)
-        + (f4 + 1)
-        + 2 * (f4 + 2)
+        + k * (f4 + 1)
+        + 2 * (k * (f4 + 1) + 1)
         + (wg + 1)
         + owners * (1 + (wg / 2 + 1) + 5)
         + 1
         + 60
         + 2
+        + extra
 }
 
 #[cfg(test)]

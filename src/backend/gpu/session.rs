@@ -106,11 +106,17 @@ impl GpuSession {
         let params_staging = ctx.readback("params staging", param_bytes);
         let looped = path == KernelPath::OneWorkgroup;
         let wg = ctx.loop_workgroup;
-        // lr_loop.wgsl is specialised to the data's features; the other kernels are generic.
+        // lr_loop.wgsl is specialised to the data's features and the logits; the other kernels
+        // are generic.
         let mut pipelines: Vec<wgpu::ComputePipeline> =
             Kernel::ITERATION.iter().map(|&k| ctx.pipeline(k)).collect();
+        let outputs = spec.outputs();
         if looped {
-            let constants = [("F", data.features as f64), ("WG", f64::from(wg))];
+            let constants = [
+                ("F", data.features as f64),
+                ("WG", f64::from(wg)),
+                ("K", outputs as f64),
+            ];
             pipelines.push(ctx.pipeline_with(Kernel::LrLoop, &constants));
         }
         let shared = Shared {
@@ -130,7 +136,7 @@ impl GpuSession {
             // X in rows padded to whole vec4s; z in a buffer of its own.
             let n = data.rows;
             let acts = ctx.storage("training rows", &pad_rows(data));
-            let z = ctx.storage("logits", &vec![0.0f32; n]);
+            let z = ctx.storage("logits", &vec![0.0f32; n * outputs]);
             let (vx, vy) = match val {
                 Some(v) if v.rows > 0 => (pad_rows(v), v.y.clone()),
                 _ => (vec![0.0; 4], vec![0.0]),
@@ -142,7 +148,7 @@ impl GpuSession {
                 ctx.storage("validation labels", &vy),
                 z.clone(),
             ];
-            let logits = vec![(z, 0, n)];
+            let logits = vec![(z, 0, n * outputs)];
             (Vec::new(), Vec::new(), logits, Some(buffers))
         } else {
             let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
@@ -233,7 +239,7 @@ impl GpuSession {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let edges = loop_edges(n, nv, f, wg);
+                let edges = loop_edges(n, nv, f, outputs, wg);
                 let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
                     u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
                 });
