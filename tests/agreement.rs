@@ -496,7 +496,7 @@ fn rows_wider_than_a_storage_binding_are_a_clear_error() {
 
 /// Chunks on the device over data cut in segments stop where `--sync every` does, with the
 /// same weights bit for bit (an MLP in three segments on either MLP path; chunks of 1,024
-/// asked for, capped at the 51 entries the small binding's history holds).
+/// asked for, capped at the 64 entries of 64 bytes the small binding's history holds).
 #[test]
 fn chunks_over_segments_match_every() {
     chunks_over_segments(300, KernelPath::Layered);
@@ -528,7 +528,7 @@ fn chunks_over_segments(rows: usize, path: KernelPath) {
     let (Some(every), Some(chunk)) = (run(SyncMode::Every), run(SyncMode::Chunk)) else {
         return;
     };
-    assert!(every.0 > 51, "the case must outlast one chunk: {every:?}");
+    assert!(every.0 > 64, "the case must outlast one chunk: {every:?}");
     assert_eq!(every, chunk);
 }
 

@@ -148,8 +148,10 @@ impl GpuSession {
         (self.param_bytes / 4).div_ceil(WORKGROUP as u64)
     }
 
-    /// The most iterations one chunk runs under `r`, or `None` where the rule's bounds or
-    /// the best-weights copy do not fit the device's words and grids.
+    /// The most iterations one chunk runs under `r`: the history's capacity
+    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries) and, in one
+    /// workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
+    /// copy do not fit the device's words and grids.
     pub(super) fn chunk_capacity(&self, r: &ChunkRule) -> Option<u32> {
         let fits = r.rule.max_iter < u64::from(u32::MAX)
             && r.rule.eval_every <= u64::from(u32::MAX)

@@ -41,8 +41,9 @@ pub(super) const LOOP_MAX_K: usize = 8;
 /// The most classes of a softmax head (a sigmoid head counts two).
 pub(super) const MAX_CLASSES: usize = crate::model::MAX_CLASSES;
 /// Confusion cells a kernel counts in workgroup memory before adding them to the set's tally
-/// (`tally.wgsl`); with more cells each row adds to the tally directly.
-pub(super) const HIST_CELLS: usize = 1024;
+/// (`tally.wgsl`), K ≤ 16; with more cells each row adds to the tally directly. 1 KiB keeps
+/// lr_pass.wgsl and mlp_pass.wgsl within the 16 KiB of workgroup memory every adapter has.
+pub(super) const HIST_CELLS: usize = 256;
 /// Invocations of stop_rule.wgsl's one workgroup (each sums the counts of its classes).
 pub(super) const STOP_WORKGROUP: usize = 64;
 /// The most logits of `mlp_pass.wgsl`, and the output-layer weights each invocation keeps
@@ -656,6 +657,9 @@ mod tests {
         for (k, name, rust) in cases {
             assert_eq!(wgsl_size(k, name), rust, "{name} of {}", k.name());
         }
+        // The heads before the counts are HEAD_WORDS long.
+        assert_eq!(size_of::<RecordHead>(), 4 * HEAD_WORDS);
+        assert_eq!(size_of::<EntryHead>(), 4 * HEAD_WORDS);
         // Uniforms are read in 16-byte rows.
         for (k, name, rust) in &cases[..10] {
             assert_eq!(rust % 16, 0, "{name} of {}", k.name());

@@ -2,16 +2,18 @@
 //!
 //! Device setup ([`GpuContext`], `device.rs`) is kept apart from the work ([`GpuSession`],
 //! `session.rs`) so tests and tools can open a device once and reuse the pieces. `plan.rs`
-//! decides the [`KernelPath`] and the cuts from the shapes alone; `kernels.rs` holds the
-//! kernel table, the limits it hands to WGSL and the host↔WGSL layouts; `sets.rs` records a
-//! set of rows' dispatches; `chunk.rs` runs chunks under the device stop rule; `forward.rs`
-//! computes logits without training. All buffers, pipelines and bind groups are made when the
+//! decides the [`KernelPath`] and the cuts from the shapes alone, and `limits.rs` checks the
+//! model's buffers against the adapter; `kernels.rs` holds the kernel table, the limits it
+//! hands to WGSL and the host↔WGSL layouts; `sets.rs` records a set of rows' dispatches;
+//! `chunk.rs` runs chunks under the device stop rule; `forward.rs` computes logits without
+//! training. All buffers, pipelines and bind groups are made when the
 //! session opens; an iteration only records dispatches.
 
 mod chunk;
 mod device;
 mod forward;
 mod kernels;
+mod limits;
 mod plan;
 mod session;
 mod sets;

@@ -4,6 +4,7 @@
 
 use super::device::GpuContext;
 use super::kernels::*;
+use super::limits::{check_layer_loops, check_model, check_records};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;
@@ -257,8 +258,9 @@ fn mlp_pass_edges(block: usize, f: usize, h: usize, k: usize) -> u64 {
 
 /// At most how many loop back-edges one invocation of the layered kernels takes:
 /// `dense_forward` (per input 9), `dense_grad` (per row of a part 9), `dense_backprop` (per
-/// output 1) and `loss_metrics` (per LOSS_WORKGROUP rows of a segment of `rows` 1, and with K
-/// logits its loops over them).
+/// output 1) and `loss_metrics`: with one logit 1 per LOSS_WORKGROUP rows a segment holds;
+/// with K logits 3K + 4 per LOSS_WORKGROUP rows of the largest segment of `rows`, and the
+/// histogram's flush.
 fn layered_edges(layout: &[LayerLayout], cut: Cut, rows: usize) -> u64 {
     let widest = layout
         .iter()
@@ -266,9 +268,11 @@ fn layered_edges(layout: &[LayerLayout], cut: Cut, rows: usize) -> u64 {
         .max()
         .unwrap_or(0);
     let k = layout.last().map_or(1, |l| l.outputs);
-    let per_row = if k == 1 { 1 } else { 3 * k + 4 };
-    let seg = cut.seg_rows.min(rows);
-    let loss = seg.div_ceil(LOSS_WORKGROUP) * per_row + HIST_CELLS / LOSS_WORKGROUP;
+    let loss = if k == 1 {
+        cut.seg_rows / LOSS_WORKGROUP
+    } else {
+        cut.seg_rows.min(rows).div_ceil(LOSS_WORKGROUP) * (3 * k + 4) + HIST_CELLS / LOSS_WORKGROUP
+    };
     (9 * widest.max(cut.block) + loss + 64) as u64
 }
 
@@ -418,6 +422,7 @@ pub(super) fn plan(
     spec: &ModelSpec,
 ) -> Result<Plan> {
     check_model(ctx, spec, true)?;
+    check_records(ctx, spec.classes())?;
     let layout = spec.layout();
     let path = choose_path(ctx, data, val, &layout)?;
     let fused = path.logistic();
@@ -507,112 +512,6 @@ pub(super) fn plan(
 /// The most bytes one storage binding of `ctx` holds.
 pub(super) fn binding_bytes(ctx: &GpuContext) -> u64 {
     4 * binding_words(ctx) as u64
-}
-
-/// The model's buffers against one storage binding: each hidden layer's activations of one
-/// row, each layer's weights, all parameters (one buffer), and with `gradient` one block's
-/// partial gradient.
-pub(super) fn check_model(ctx: &GpuContext, spec: &ModelSpec, gradient: bool) -> Result<()> {
-    let limit = binding_bytes(ctx);
-    let hint = if spec.is_logistic() {
-        "fewer features"
-    } else {
-        "smaller hidden layers"
-    };
-    let check = |what: String, words: Option<u64>| -> Result<()> {
-        match words.and_then(memory::f32_bytes) {
-            Some(b) if b <= limit => Ok(()),
-            bytes => Err(Error::TooLarge(format!(
-                "{what} needs a {} buffer; the adapter {} binds at most {} per buffer; use {hint} \
-                 or --backend cpu",
-                memory::size_text(bytes),
-                ctx.adapter.name,
-                memory::fmt_bytes(limit)
-            ))),
-        }
-    };
-    let last = spec.layers.len() - 2;
-    for (i, w) in spec.layers.windows(2).enumerate() {
-        let (inputs, units) = (w[0], w[1]);
-        let layer = if i == last {
-            format!(
-                "the output layer (on {} inputs)",
-                memory::fmt_count(inputs as u64)
-            )
-        } else {
-            format!(
-                "the hidden layer {} ({} units)",
-                i + 1,
-                memory::fmt_count(units as u64)
-            )
-        };
-        if i < last {
-            check(
-                format!("{layer} for one row's activations"),
-                Some(units as u64),
-            )?;
-        }
-        let weights = memory::mul(inputs, units).and_then(|x| x.checked_add(units as u64));
-        check(
-            format!(
-                "{layer} with {} weights and biases",
-                memory::count_text(weights)
-            ),
-            weights,
-        )?;
-    }
-    let p = spec.parameter_count() as u64;
-    check(
-        format!(
-            "the model {} with {} parameters",
-            crate::model::layers_text(&spec.layers),
-            memory::fmt_count(p)
-        ),
-        Some(p),
-    )?;
-    if !gradient {
-        return Ok(());
-    }
-    check(
-        format!(
-            "one block's partial gradient ({} parameters and {STAT_WORDS} sums)",
-            memory::fmt_count(p)
-        ),
-        p.checked_add(STAT_WORDS as u64),
-    )
-}
-
-/// The layered kernels loop over the widest layer: a layer past the driver's loop budget
-/// whatever the rows is named.
-pub(super) fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64) -> Result<()> {
-    // layered_edges with blocks no wider than the layer and no segment.
-    let fits = |width: usize| (9 * width as u64).saturating_add(64) <= budget;
-    let most = budget.saturating_sub(64) / 9;
-    let too_long = |what: String| {
-        Error::TooLarge(format!(
-            "{what} needs longer shader loops than {} runs (llvmpipe stops every loop of an \
-             invocation after 65,535 steps, silently): a layer of {} units or more never fits, \
-             and somewhat narrower ones may not either; use smaller layers or --backend cpu",
-            ctx.adapter.name,
-            memory::fmt_count(most + 1)
-        ))
-    };
-    if !fits(spec.layers[0]) {
-        return Err(too_long(format!(
-            "the input layer ({} features)",
-            memory::fmt_count(spec.layers[0] as u64)
-        )));
-    }
-    for (i, &units) in spec.layers[1..spec.layers.len() - 1].iter().enumerate() {
-        if !fits(units) {
-            return Err(too_long(format!(
-                "the hidden layer {} ({} units)",
-                i + 1,
-                memory::fmt_count(units as u64)
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Whether `lr_loop.wgsl`'s registers hold `k` logits of `f` features: at most
@@ -782,5 +681,38 @@ mod tests {
         }
         let fits = ModelSpec::new(2, &[16], Activation::Relu).unwrap();
         assert!(check_limits(&ctx, &data, Some(&data), &fits).is_ok());
+    }
+
+    /// K classes' records are checked before anything is allocated: 256 classes need a
+    /// 512 KiB history entry, past a 256 KiB binding; 16 classes fit.
+    #[test]
+    fn many_classes_past_the_binding_limit_are_named() {
+        use crate::data::{Demo, DemoOptions};
+        use crate::model::{Activation, Head};
+        let ctx = match GpuContext::open_with_limits(None, |l| {
+            l.max_storage_buffer_binding_size = 256 << 10;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no GPU adapter is available: {e}"
+                );
+                eprintln!("SKIPPED: no GPU adapter for the binding-limit checks: {e}");
+                return;
+            }
+        };
+        let opts = DemoOptions {
+            rows: Some(300),
+            classes: Some(16),
+            ..Default::default()
+        };
+        let data = crate::data::demo(Demo::Blobs, &opts).unwrap();
+        let spec = |k| ModelSpec::with_head(2, &[], Activation::Relu, Head::Softmax, k).unwrap();
+        let e = check_limits(&ctx, &data, None, &spec(256)).unwrap_err();
+        assert!(matches!(e, Error::TooLarge(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("256 classes") && e.contains("512.0 KiB"), "{e}");
+        assert!(check_limits(&ctx, &data, None, &spec(16)).is_ok());
     }
 }

@@ -22,7 +22,8 @@ pub struct GpuSession {
     pub(super) ctx: GpuContext,
     /// Parts of the training rows in `partials`.
     pub(super) train_parts: usize,
-    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
+    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, words
+    /// (rows × outputs, row-major).
     pub(super) train_logits: Vec<(wgpu::Buffer, u64, usize)>,
     pub(super) pipelines: Vec<wgpu::ComputePipeline>,
     /// The training rows' evaluation (per segment: lr_pass, or each layer's forward and the
