@@ -2,7 +2,7 @@
 // iteration the update, then the logits, loss, counts and gradient of every training row, the
 // validation rows' loss and counts, and (in a chunk) the stop rule, judge() of
 // stop_rule_core.wgsl; the update is apply_update() of update.wgsl (this file is appended to
-// reduction.wgsl, stop_rule_core.wgsl and update.wgsl). A chunk of K iterations is one dispatch,
+// reduction.wgsl, stop_rule_core.wgsl and update.wgsl). A chunk of iterations is one dispatch,
 // where the layered path needs four per iteration; a pause breaks out of the loop.
 //
 // Pipeline constants: F, the features (1..=LOOP_MAX_FEATURES), WG, the invocations (a power
@@ -33,14 +33,14 @@
 //   13 zs      storage, read_write  f32[rows, K]  z, written only when cfg.keep_z = 1 (for
 //                                              logits(); training skips it)
 // Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
-// and keeps its own partial gradient (per logit c, F4 vec4s at c(F4 + 1), then the bias's in
-// the next slot), loss and (one logit) counts; with K logits rows are counted with u32
-// atomics in workgroup memory (exact in any order);
-// the gradient partials of k + WG/2 are added onto k's, then the owner of vec4 q (invocation
-// q mod WG) adds the WG/2 in order, and invocation 0 adds the WG loss and count partials in
-// order. No atomics, so results are bit-identical run to run; every update of a run (the
-// first one of an update_first dispatch included) is the one statement below, so chunked and
-// per-iteration runs agree bit for bit.
+// and keeps its own partial gradient (per logit c, F4 vec4s from slot c(F4 + 1), then the
+// bias's in the next slot), loss and, with one logit, counts; with K logits rows are counted
+// in khist with u32 atomics (exact in any order). The gradient partials of k + WG/2 are
+// added onto k's, then the owner of vec4 q (invocation q mod WG) adds the WG/2 in order, and
+// invocation 0 adds the WG loss (and count) partials in order. No float atomics, so results
+// are bit-identical run to run; every update of a run (the first one of an update_first
+// dispatch included) is the one statement below, so chunked and per-iteration runs agree
+// bit for bit.
 // Per row, one logit: z = b + Σ_q dot(x_q, w_q); loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
 // ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0. K logits: z_c = b_c +
 // Σ_q dot(x_q, W_c,q); m = max z, s = Σ_c exp(z_c − m); loss = m + log(s) − z_y;

@@ -17,9 +17,9 @@
 //                                              only with grad = 1), then at [P] Σ loss (f32
 //                                              bits)
 //   4  cfg       uniform              Mlp
-//   5  tally     storage, read_write  atomic<u32>[..]  the set's confusion counts at
-//                                              tally_off (tally.wgsl, appended after this
-//                                              file's activation.wgsl; [2, 2] for one logit)
+//   5  tally     storage, read_write  atomic<u32>[..]  the set's [K, K] confusion counts
+//                                              at tally_off ([2, 2] for one logit; tally.wgsl,
+//                                              which this file is appended to)
 // Workgroup: 256 invocations; one workgroup per block of `block` rows on a grid
 // (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x. Limits: F ≤ MLP_MAX_F (64),
 // H ≤ MLP_MAX_H (128), K ≤ MLP_MAX_K (16), from the prelude (as WG = MLP_WORKGROUP and
