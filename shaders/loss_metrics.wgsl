@@ -1,13 +1,14 @@
 // loss_metrics.wgsl: loss, confusion counts and ∂L/∂z of the output logits of one segment.
 //
 // Bindings (group 0):
-//   0  acts     storage, read        f32[..]  logits z [rows, outputs] at logit_off
+//   0  acts     storage, read        f32[..]  logits z [rows, K] at logit_off
 //   1  labels   storage, read        f32[rows] y, class indices (0 or 1 for one logit)
-//   2  deltas   storage, read_write  f32[..]  ∂L/∂z [rows, outputs] written at delta_off
+//   2  deltas   storage, read_write  f32[..]  ∂L/∂z [rows, K] written at delta_off
 //   3  result   storage, read_write  u32[..]  Σ loss (f32 bits) at result_off
 //   4  cfg      uniform              LossCfg
 //   5  tally    storage, read_write  atomic<u32>[..]  the set's [K, K] counts at tally_off
 //                                    (tally.wgsl, which this file is appended to)
+// Pipeline constant: K, the logits per row (1: a sigmoid head, whose counts are [2, 2]).
 // Workgroup: exactly one workgroup of LOSS_WORKGROUP (256, from the prelude) invocations.
 // Invocation k handles rows k, k+256, ... in order; the 256 partial loss sums then meet in a
 // fixed binary tree, so the result does not depend on scheduling (no float atomics). Per row,
@@ -24,7 +25,7 @@ struct LossCfg {
     delta_off: u32,
     inv_rows: f32,
     result_off: u32,
-    outputs: u32,
+    pad_k: u32,
     tally_off: u32,
     pad0: u32,
 }
@@ -36,12 +37,15 @@ struct LossCfg {
 @group(0) @binding(4) var<uniform> cfg: LossCfg;
 @group(0) @binding(5) var<storage, read_write> tally: array<atomic<u32>>;
 
+// Logits per row: 1 (a sigmoid head) or the K ≥ 2 classes of a softmax head.
+override K: u32 = 1u;
+
 var<workgroup> loss_part: array<f32, LOSS_WORKGROUP>;
 
 @compute @workgroup_size(LOSS_WORKGROUP)
 fn main(@builtin(local_invocation_index) k: u32) {
     var loss = 0.0;
-    let kk = cfg.outputs;
+    let kk = K;
     let classes = max(kk, 2u);
     let cells = classes * classes;
     for (var r = k; r < cfg.rows; r += LOSS_WORKGROUP) {

@@ -1,7 +1,7 @@
 // lr_pass.wgsl: one pass of logistic regression over a block of rows: the logits, loss,
 // confusion counts and ∂L/∂z of each row, and the block's partial gradient, reading each row of
 // X from memory once (the gradient re-reads the block while it is still in cache). One logit
-// per row (a sigmoid head, outputs = 1) or K (a softmax head, outputs = K ≥ 2).
+// per row (a sigmoid head) or K ≥ 2 (a softmax head): the pipeline constant K.
 //
 // Bindings (group 0):
 //   0  params    storage, read        f32[K(f + 1)]  W [K, f] then the biases b [K]
@@ -42,7 +42,7 @@ struct Pass {
     grad: u32,
     inv_rows: f32,
     block: u32,
-    outputs: u32,       // 1 (sigmoid) or K (softmax)
+    pad_k: u32,
     tally_off: u32,
     pad0: u32,
     pad1: u32,
@@ -54,6 +54,9 @@ struct Pass {
 @group(0) @binding(3) var<storage, read_write> partials: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: Pass;
 @group(0) @binding(5) var<storage, read_write> tally: array<atomic<u32>>;
+
+// Logits per row: 1 (a sigmoid head) or the K ≥ 2 classes of a softmax head.
+override K: u32 = 1u;
 
 var<workgroup> dz: array<f32, MAX_BLOCK>;
 var<workgroup> loss_part: array<f32, WORKGROUP>;
@@ -71,7 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     let r0 = blk * cfg.block;
     let n = min(cfg.block, cfg.rows - r0);
     var loss = 0.0;
-    let kk = cfg.outputs;
+    let kk = K;
     let cells = max(kk, 2u) * max(kk, 2u);
     if (kk > 1u) {
         loss = softmax_rows(k, r0, n);
@@ -142,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 // then each row's loss (returned, summed in row order), counts and ∂L/∂z (into dz).
 fn softmax_rows(k: u32, r0: u32, n: u32) -> f32 {
     let f = cfg.features;
-    let kk = cfg.outputs;
+    let kk = K;
     let cells = kk * kk;
     let bo = kk * f;
     var loss = 0.0;
@@ -212,7 +215,7 @@ fn softmax_rows(k: u32, r0: u32, n: u32) -> f32 {
 // summed over the block's rows in row order.
 fn softmax_grad(k: u32, r0: u32, n: u32, base: u32) {
     let f = cfg.features;
-    let kk = cfg.outputs;
+    let kk = K;
     let fg = (f + 4u) / 4u;
     let items = fg * ((kk + 3u) / 4u);
     for (var it = k; it < items; it += WORKGROUP) {

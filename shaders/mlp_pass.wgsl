@@ -6,8 +6,8 @@
 //
 // Bindings (group 0):
 //   0  params    storage, read        f32[P]   W0 [H, F] at w0, b0 [H] at b0, W1 [K, H] at w1,
-//                                              b1 [K] at b1 (K = outputs: 1 for a sigmoid
-//                                              head, else the classes of a softmax head)
+//                                              b1 [K] at b1 (K, a pipeline constant: 1 for a
+//                                              sigmoid head, else a softmax head's classes)
 //   1  acts      storage, read_write  f32[..]  X [rows, F] at 0 (read); z [rows, K] at z_off
 //                                              (written, for logits())
 //   2  labels    storage, read        f32[rows] y, class indices (0 or 1 for one logit)
@@ -63,7 +63,7 @@ struct Mlp {
     w1: u32,
     b1: u32,
     params: u32,
-    outputs: u32,       // K: 1 (sigmoid) or the classes (softmax)
+    pad_k: u32,
     tally_off: u32,
     pad0: u32,
     pad1: u32,
@@ -86,6 +86,9 @@ const FO: u32 = MAX_F / 8u;
 @group(0) @binding(3) var<storage, read_write> partials: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: Mlp;
 @group(0) @binding(5) var<storage, read_write> tally: array<atomic<u32>>;
+
+// Logits per row: 1 (a sigmoid head) or the K ≥ 2 classes of a softmax head.
+override K: u32 = 1u;
 
 var<workgroup> xs: array<f32, S * MAX_F>;  // [S, f], packed
 var<workgroup> hs: array<f32, S * MAX_H>;  // [S, h], packed
@@ -115,7 +118,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     var gb0 = 0.0;
     var gb1 = 0.0;
     var loss = 0.0;
-    let kk = cfg.outputs;
+    let kk = K;
     let cells = max(kk, 2u) * max(kk, 2u);
     for (var r0 = begin; r0 < end; r0 += S) {
         let n = min(S, end - r0);

@@ -119,14 +119,12 @@ pub(super) fn chunk_kit(
     })
 }
 
-/// The state (head and integers) and the first `n` history entries (each its head and its
-/// record's words) from a chunk's readback for K classes.
-#[allow(clippy::type_complexity)]
-fn decode_chunk(
-    bytes: &[u8],
-    k: usize,
-    n: usize,
-) -> ((State, Vec<u32>), Vec<(EntryHead, Vec<u32>)>) {
+/// A chunk's readback: the stop state (head and integers) and the history entries (each its
+/// head and its record's words).
+type Readback = ((State, Vec<u32>), Vec<(EntryHead, Vec<u32>)>);
+
+/// The state and the first `n` history entries from a chunk's readback for K classes.
+fn decode_chunk(bytes: &[u8], k: usize, n: usize) -> Readback {
     let words: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
     let head = size_of::<State>() / 4;
     let (state, rest) = words.split_at(head + state_ints(k));

@@ -273,9 +273,8 @@ pub(super) struct LossCfg {
     pub delta_off: u32,
     pub inv_rows: f32,
     pub result_off: u32,
-    /// Logits per row: 1 (sigmoid) or K (softmax).
-    pub outputs: u32,
-    /// The set's tally in `tally` ([K, K] at tally_off; K = 2 for one logit).
+    pub pad_k: u32,
+    /// The set's counts in the tally ([K, K] at tally_off; K = 2 for one logit).
     pub tally_off: u32,
     pub pad0: u32,
 }
@@ -324,8 +323,8 @@ pub(super) struct Pass {
     pub grad: u32,
     pub inv_rows: f32,
     pub block: u32,
-    /// Logits per row (1: sigmoid, K: softmax) and the set's tally offset.
-    pub outputs: u32,
+    pub pad_k: u32,
+    /// The set's counts in the tally.
     pub tally_off: u32,
     pub pad0: u32,
     pub pad1: u32,
@@ -350,7 +349,7 @@ pub(super) struct Mlp {
     pub w1: u32,
     pub b1: u32,
     pub params: u32,
-    pub outputs: u32,
+    pub pad_k: u32,
     pub tally_off: u32,
     pub pad0: u32,
     pub pad1: u32,

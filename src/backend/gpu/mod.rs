@@ -31,7 +31,7 @@ mod tests {
 
     /// Every kernel compiles on the adapter: its source, the prelude and the shared files it
     /// is assembled from are valid WGSL together (lr_loop.wgsl at its most features and at its
-    /// most logits).
+    /// most logits; the loss kernels with one logit and with ten).
     #[test]
     fn every_kernel_compiles() {
         use super::kernels::{Kernel, LOOP_MAX_FEATURES, LOOP_MAX_K};
@@ -50,10 +50,13 @@ mod tests {
         let widest = [("F", LOOP_MAX_FEATURES as f64), ("WG", wg), ("K", 1.0)];
         // The most logits, over the features its registers then hold.
         let most = [("F", 4.0), ("WG", wg), ("K", LOOP_MAX_K as f64)];
+        // The loss kernels with ten logits.
+        let ten = [("K", 10.0)];
         for (k, constants) in Kernel::ALL
             .iter()
             .map(|&k| (k, &[][..]))
             .chain([(Kernel::LrLoop, &most[..])])
+            .chain([Kernel::LossMetrics, Kernel::LrPass, Kernel::MlpPass].map(|k| (k, &ten[..])))
         {
             let constants = if k == Kernel::LrLoop && constants.is_empty() {
                 &widest[..]

@@ -107,11 +107,18 @@ impl GpuSession {
         let params_staging = ctx.readback("params staging", param_bytes);
         let looped = path == KernelPath::OneWorkgroup;
         let wg = ctx.loop_workgroup;
-        // lr_loop.wgsl is specialised to the data's features and the logits; the other kernels
-        // are generic.
-        let mut pipelines: Vec<wgpu::ComputePipeline> =
-            Kernel::ITERATION.iter().map(|&k| ctx.pipeline(k)).collect();
+        // The kernels that compute the loss are specialised to the logits, lr_loop.wgsl also
+        // to the data's features; the others are generic.
         let outputs = spec.outputs();
+        let mut pipelines: Vec<wgpu::ComputePipeline> = Kernel::ITERATION
+            .iter()
+            .map(|&k| match k {
+                Kernel::LossMetrics | Kernel::LrPass | Kernel::MlpPass => {
+                    ctx.pipeline_with(k, &[("K", outputs as f64)])
+                }
+                _ => ctx.pipeline(k),
+            })
+            .collect();
         if looped {
             let constants = [
                 ("F", data.features as f64),

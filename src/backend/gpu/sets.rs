@@ -134,7 +134,6 @@ impl Shared<'_> {
                     grad: u32::from(train),
                     inv_rows,
                     block: u(cut.block),
-                    outputs: u(k),
                     tally_off,
                     ..Default::default()
                 };
@@ -156,7 +155,6 @@ impl Shared<'_> {
                         w1: u(l1.w_off),
                         b1: u(l1.b_off),
                         params: u(params_len),
-                        outputs: u(k),
                         tally_off,
                         ..Default::default()
                     };
@@ -219,7 +217,6 @@ impl Shared<'_> {
                 delta_off: if train { u(d_off[last]) } else { 0 },
                 inv_rows,
                 result_off: u((part0 + r0 / cut.block) * self.stride + params_len),
-                outputs: u(k),
                 tally_off,
                 ..Default::default()
             };
