@@ -1,5 +1,6 @@
 //! Criterion benchmarks of one training iteration (evaluate + update) on the CPU and the GPU:
-//! logistic regression on 10,000 × 64 and an MLP 64 → 128 → 1 (ReLU) on the same 10,000 rows.
+//! logistic regression on 10,000 × 64 and an MLP 64 → 128 → 1 (ReLU) on the same 10,000 rows,
+//! and both with a softmax head of ten classes (64 → 10, 64 → 128 → 10).
 //!
 //! `cargo bench --bench iteration`. The GPU half opens the default adapter
 //! (`GpuContext::open(None)`; WGPU_ADAPTER_NAME picks another) and is skipped with a notice
@@ -18,18 +19,18 @@ use wgtrain::backend::cpu::CpuSession;
 use wgtrain::backend::gpu::{GpuContext, GpuSession};
 use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
-use wgtrain::model::{Activation, ModelSpec};
+use wgtrain::model::{Activation, Head, ModelSpec};
 
 const ROWS: usize = 10_000;
 const FEATURES: usize = 64;
 
-fn data() -> Dataset {
+fn data(classes: Option<usize>) -> Dataset {
     let mut d = data::demo(
         Demo::Hyperplane,
         &DemoOptions {
             rows: Some(ROWS),
             features: Some(FEATURES),
-            classes: None,
+            classes,
             noise: 0.0,
             seed: 0,
         },
@@ -45,8 +46,13 @@ fn iteration(session: &mut dyn Session) {
     session.update().expect("update");
 }
 
-fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], data: &Dataset) {
-    let spec = ModelSpec::new(FEATURES, hidden, Activation::Relu).expect("model");
+/// `k`: a softmax head of k classes (`None`: sigmoid).
+fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], data: &Dataset, k: Option<usize>) {
+    let spec = match k {
+        None => ModelSpec::new(FEATURES, hidden, Activation::Relu),
+        Some(k) => ModelSpec::with_head(FEATURES, hidden, Activation::Relu, Head::Softmax, k),
+    }
+    .expect("model");
     let cfg = SessionConfig {
         params: spec.init_params(0),
         lr: 0.1,
@@ -83,9 +89,18 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], data: &Dataset) 
 }
 
 fn benches(c: &mut Criterion) {
-    let data = data();
-    bench_model(c, "logistic_10000x64", &[], &data);
-    bench_model(c, "mlp_64-128-1_10000", &[128], &data);
+    let data2 = data(None);
+    bench_model(c, "logistic_10000x64", &[], &data2, None);
+    bench_model(c, "mlp_64-128-1_10000", &[128], &data2, None);
+    let data10 = data(Some(10));
+    bench_model(c, "softmax10_logistic_10000x64", &[], &data10, Some(10));
+    bench_model(
+        c,
+        "softmax10_mlp_64-128-10_10000",
+        &[128],
+        &data10,
+        Some(10),
+    );
 }
 
 criterion_group!(iteration_benches, benches);

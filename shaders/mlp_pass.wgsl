@@ -1,40 +1,48 @@
-// mlp_pass.wgsl: one pass of a one-hidden-layer MLP (F → H → 1) over a block of rows: the
-// hidden layer, the logit, loss and confusion counts of each row, and (training) the block's
+// mlp_pass.wgsl: one pass of a one-hidden-layer MLP (F → H → K) over a block of rows: the
+// hidden layer, the logits, loss and confusion counts of each row, and (training) the block's
 // partial gradient of every parameter, reading each row of X from memory once: a tile of S
 // rows is loaded into workgroup memory, and both the hidden layer and the first layer's
 // gradient read it there.
 //
 // Bindings (group 0):
-//   0  params    storage, read        f32[P]   W0 [H, F] at w0, b0 [H] at b0, W1 [1, H] at w1,
-//                                              b1 [1] at b1
-//   1  acts      storage, read_write  f32[..]  X [rows, F] at 0 (read); z [rows] at z_off
+//   0  params    storage, read        f32[P]   W0 [H, F] at w0, b0 [H] at b0, W1 [K, H] at w1,
+//                                              b1 [K] at b1 (K, a pipeline constant: 1 for a
+//                                              sigmoid head, else a softmax head's classes)
+//   1  acts      storage, read_write  f32[..]  X [rows, F] at 0 (read); z [rows, K] at z_off
 //                                              (written, for logits())
-//   2  labels    storage, read        f32[rows] y, each 0 or 1
+//   2  labels    storage, read        f32[rows] y, class indices (0 or 1 for one logit)
 //   3  partials  storage, read_write  u32[..]  one row of `stride` words per block, at
 //                                              (part0 + block)·stride: each parameter's
 //                                              partial gradient at its own index (f32 bits,
 //                                              only with grad = 1), then at [P] Σ loss (f32
-//                                              bits), TP, FP, FN, TN
+//                                              bits)
 //   4  cfg       uniform              Mlp
+//   5  tally     storage, read_write  atomic<u32>[..]  the set's [K, K] confusion counts
+//                                              at tally_off ([2, 2] for one logit; tally.wgsl,
+//                                              which this file is appended to)
 // Workgroup: 256 invocations; one workgroup per block of `block` rows on a grid
 // (min(G, max_x), ceil(G / max_x)), block = x + y·nwg.x. Limits: F ≤ MLP_MAX_F (64),
-// H ≤ MLP_MAX_H (128), from the prelude (as WG = MLP_WORKGROUP and S = MLP_TILE).
+// H ≤ MLP_MAX_H (128), K ≤ MLP_MAX_K (16), from the prelude (as WG = MLP_WORKGROUP and
+// S = MLP_TILE).
 // Per tile of S = 16 rows (in row order):
 //   xs[s, i] = X[r0 + s, i]                                  element e = k, k + 256, ...
 //   hs[s, j] = act(b0[j] + Σ_i xs[s, i]·W0[j, i])            invocation k: rows 2(k / 32)
 //                                                            and 2(k / 32) + 1, units
 //                                                            4(k % 32)..+3
-//   z[s] = b1 + Σ_j hs[s, j]·W1[j]; loss, counts; d[s] = (σ(z) − y)·inv_rows   invocation s
-//   gW1[j] += Σ_s d[s]·hs[s, j]                              invocation j
-//   hs[s, j] ← d[s]·W1[j]·act'(hs[s, j])   (δ of the hidden layer)   element e = k, k + 256
+//   z[s, c] = b1[c] + Σ_j hs[s, j]·W1[c, j]                 one logit: invocation s; K:
+//                                                            element e = k, k + 256, ...
+//   loss, counts, d[s, c] = ∂L/∂z (as lr_pass.wgsl: sigmoid or softmax)   invocation s
+//   gW1[c, j] += Σ_s d[s, c]·hs[s, j]                        invocation k: weights k + 256·l,
+//                                                            l < MLP_W1_SLOTS, in registers
+//   gb1[c] += Σ_s d[s, c]                                    invocation c
+//   hs[s, j] ← (Σ_c d[s, c]·W1[c, j])·act'(hs[s, j])   (δ of the hidden layer)   element e
 //   gb0[j] += Σ_s hs[s, j]                                   invocation j
 //   gW0[j, i] += Σ_s hs[s, j]·xs[s, i]     invocation k: units 4(k / 8)..+3, inputs
 //                                           8(k % 8)..+7, in registers across tiles
-//   gb1 += Σ_s d[s]                                          invocation 0
 // Lanes of a block past h, f or the tile's rows compute on whatever lies there (within the
 // workgroup arrays, or W0's last row) and are never stored.
-// Every sum runs in a fixed order, and invocation 0 adds the S loss and count partials in
-// order: no atomics, so results are bit-identical run to run.
+// Every float sum runs in a fixed order, and invocation 0 adds the S loss partials in order;
+// counts are exact integers (tally.wgsl): results are bit-identical run to run.
 // act: 1 relu, 2 tanh, 3 sigmoid, with act' from the output a: activate() and activate_grad()
 // of activation.wgsl, which this file is appended to.
 
@@ -55,7 +63,11 @@ struct Mlp {
     w1: u32,
     b1: u32,
     params: u32,
+    pad_k: u32,
+    tally_off: u32,
     pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 const WG: u32 = MLP_WORKGROUP;
@@ -73,12 +85,16 @@ const FO: u32 = MAX_F / 8u;
 @group(0) @binding(2) var<storage, read> labels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<u32>;
 @group(0) @binding(4) var<uniform> cfg: Mlp;
+@group(0) @binding(5) var<storage, read_write> tally: array<atomic<u32>>;
+
+// Logits per row: 1 (a sigmoid head) or the K ≥ 2 classes of a softmax head.
+override K: u32 = 1u;
 
 var<workgroup> xs: array<f32, S * MAX_F>;  // [S, f], packed
 var<workgroup> hs: array<f32, S * MAX_H>;  // [S, h], packed
-var<workgroup> ds: array<f32, S>;
+var<workgroup> zs: array<f32, S * MLP_MAX_K>;  // [S, K], packed (K logits)
+var<workgroup> ds: array<f32, S * MLP_MAX_K>;  // [S, K], packed
 var<workgroup> loss_part: array<f32, S>;
-var<workgroup> count_part: array<vec4<u32>, S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
@@ -98,11 +114,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     var g0: array<vec4<f32>, 8>;
     let gj = 4u * (k / FO);
     let gi = 8u * (k % FO);
-    var gw1 = 0.0;
+    var gw1: array<f32, MLP_W1_SLOTS>;
     var gb0 = 0.0;
     var gb1 = 0.0;
     var loss = 0.0;
-    var c = vec4<u32>(0u);
+    let kk = K;
+    let cells = max(kk, 2u) * max(kk, 2u);
     for (var r0 = begin; r0 < end; r0 += S) {
         let n = min(S, end - r0);
         for (var e = k; e < n * f; e += WG) {
@@ -141,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
         workgroupBarrier();
-        if (k < n) {
+        if (kk == 1u && k < n) {
             var z = params[cfg.b1];
             for (var j = 0u; j < h; j += 1u) {
                 z += hs[k * h + j] * params[cfg.w1 + j];
@@ -150,28 +167,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             acts[cfg.z_off + r] = z;
             let y = labels[r];
             loss += max(z, 0.0) + log(1.0 + exp(-abs(z))) - y * z;
-            let pos = z >= 0.0;
-            let lab = y == 1.0;
-            c += vec4<u32>(u32(pos && lab), u32(pos && !lab), u32(!pos && lab),
-                           u32(!pos && !lab));
+            let lab = select(0u, 1u, y == 1.0);
+            tally_row(cfg.tally_off, cells, lab * 2u + select(0u, 1u, z >= 0.0));
             ds[k] = (1.0 / (1.0 + exp(-z)) - y) * cfg.inv_rows;
+        }
+        if (kk > 1u) {
+            for (var e = k; e < n * kk; e += WG) {
+                let s = e / kk;
+                let o = e % kk;
+                var z = params[cfg.b1 + o];
+                for (var j = 0u; j < h; j += 1u) {
+                    z += hs[s * h + j] * params[cfg.w1 + o * h + j];
+                }
+                zs[e] = z;
+                acts[cfg.z_off + (r0 + s) * kk + o] = z;
+            }
+            workgroupBarrier();
+            if (k < n) {
+                loss += softmax_row(k, labels[r0 + k], kk, cells);
+            }
         }
         workgroupBarrier();
         if (train) {
-            if (k < h) {
-                for (var s = 0u; s < n; s += 1u) {
-                    gw1 += ds[s] * hs[s * h + k];
+            for (var l = 0u; l < MLP_W1_SLOTS; l += 1u) {
+                let p = k + l * WG;
+                if (p < kk * h) {
+                    let o = p / h;
+                    let j = p % h;
+                    for (var s = 0u; s < n; s += 1u) {
+                        gw1[l] += ds[s * kk + o] * hs[s * h + j];
+                    }
                 }
             }
-            if (k == 0u) {
+            if (k < kk) {
                 for (var s = 0u; s < n; s += 1u) {
-                    gb1 += ds[s];
+                    gb1 += ds[s * kk + k];
                 }
             }
             workgroupBarrier();
             for (var e = k; e < n * h; e += WG) {
+                let s = e / h;
                 let j = e % h;
-                hs[e] = ds[e / h] * params[cfg.w1 + j] * activate_grad(hs[e], cfg.act);
+                var back = ds[s * kk] * params[cfg.w1 + j];
+                for (var o = 1u; o < kk; o += 1u) {
+                    back += ds[s * kk + o] * params[cfg.w1 + o * h + j];
+                }
+                hs[e] = back * activate_grad(hs[e], cfg.act);
             }
             workgroupBarrier();
             if (k < h) {
@@ -197,7 +238,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
     if (k < S) {
         loss_part[k] = loss;
-        count_part[k] = c;
     }
     let base = (cfg.part0 + part) * cfg.stride;
     if (train) {
@@ -212,25 +252,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         }
         if (k < h) {
             partials[base + cfg.b0 + k] = bitcast<u32>(gb0);
-            partials[base + cfg.w1 + k] = bitcast<u32>(gw1);
         }
-        if (k == 0u) {
-            partials[base + cfg.b1] = bitcast<u32>(gb1);
+        for (var l = 0u; l < MLP_W1_SLOTS; l += 1u) {
+            let p = k + l * WG;
+            if (p < kk * h) {
+                partials[base + cfg.w1 + p] = bitcast<u32>(gw1[l]);
+            }
+        }
+        if (k < kk) {
+            partials[base + cfg.b1 + k] = bitcast<u32>(gb1);
         }
     }
     workgroupBarrier();
+    tally_flush(k, WG, cfg.tally_off, cells);
     if (k == 0u) {
         var l = 0.0;
-        var s = vec4<u32>(0u);
         for (var j = 0u; j < S; j += 1u) {
             l += loss_part[j];
-            s += count_part[j];
         }
-        let o = base + cfg.params;
-        partials[o] = bitcast<u32>(l);
-        partials[o + 1u] = s.x;
-        partials[o + 2u] = s.y;
-        partials[o + 3u] = s.z;
-        partials[o + 4u] = s.w;
+        partials[base + cfg.params] = bitcast<u32>(l);
     }
+}
+
+// K logits: tile row s's loss from its logits zs[s, ..] (returned), its count, and its
+// ∂L/∂z into ds[s, ..].
+fn softmax_row(s: u32, y: f32, kk: u32, cells: u32) -> f32 {
+    let o = s * kk;
+    var m = zs[o];
+    var top = 0u;
+    for (var c = 1u; c < kk; c += 1u) {
+        if (zs[o + c] > m) {
+            m = zs[o + c];
+            top = c;
+        }
+    }
+    var sum = 0.0;
+    for (var c = 0u; c < kk; c += 1u) {
+        sum += exp(zs[o + c] - m);
+    }
+    let yi = min(u32(y), kk - 1u);
+    tally_row(cfg.tally_off, cells, tally_cell(kk, y, top));
+    for (var c = 0u; c < kk; c += 1u) {
+        let t = select(0.0, 1.0, c == yi);
+        ds[o + c] = (exp(zs[o + c] - m) / sum - t) * cfg.inv_rows;
+    }
+    return m + log(sum) - zs[o + yi];
 }

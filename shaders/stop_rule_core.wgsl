@@ -1,15 +1,27 @@
-// stop_rule_core.wgsl: the device stop rule as a function, judge(), shared (by concatenation
-// after reduction.wgsl, see src/backend/gpu/kernels.rs) by stop_rule.wgsl and lr_loop.wgsl.
+// stop_rule_core.wgsl: the device stop rule as functions, class_sums() and judge(), shared (by
+// concatenation after reduction.wgsl, see src/backend/gpu/kernels.rs) by stop_rule.wgsl and
+// lr_loop.wgsl.
 // The host's rule engine (src/stop.rs, f64) stays the judge: judge() only has to be
 // conservative. It pauses the chunk at any iteration where a rule fires OR where f32 rounding
-// could make its verdict differ from the host's (a value within a relative 4e-6 of a bound);
+// could make its verdict differ from the host's (a value within a relative rule.tol of a bound:
+// 4e-6, more for macro averages over many classes);
 // the host then replays the chunk's history through its engine and either stops there or
 // resumes. So it never runs past an iteration where the host would stop.
 //
+// Metrics come from the watched set's K × K counts: accuracy = Σ diagonal / rows (an exact
+// integer ratio); with K = 2 precision, recall, F1 and IoU of class 1 (integer ratios); with
+// K ≥ 3 their macro averages, the mean over the K classes of each class's score against the
+// rest (f32, summed in class order), whose "same as the best" test compares the per-class
+// integers (true positives and predictions; the supports are fixed by the labels).
+//
 // Bindings it declares (group 0), which every shader that includes it must bind:
-//   1  state    storage, read_write  State    carried across iterations and chunks
-//   2  history  storage, read_write  Entry[K] one entry per iteration of the chunk
+//   1  stop     storage, read_write  StopState  carried across iterations and chunks: State,
+//                                    then ints [4K]: the best's true positives [K] and
+//                                    predictions [K] per class, then the last check's
+//   2  history  storage, read_write  u32[..]    one entry per iteration of the chunk, each
+//                                    EntryHead then the iteration's record (reduction.wgsl)
 //   4  rule     uniform              Rule
+// The including file defines record_at(i), word i of the iteration's record.
 // The flag bits (RULE_*, ENTRY_*) and metric codes (METRIC_*) come from the prelude.
 
 struct Rule {
@@ -27,9 +39,9 @@ struct Rule {
     max_iter: u32,
     n_args: u32,        // dispatches before the copy entry in `args`
     copy_groups: u32,   // workgroups of the best-weights copy
+    classes: u32,       // K (2 for a sigmoid head)
+    tol: f32,           // relative closeness left to the host
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 struct State {
@@ -47,17 +59,49 @@ struct State {
     pad: u32,
 }
 
-struct Entry {
-    result: Reduction,
+struct StopState {
+    head: State,
+    ints: array<u32>,
+}
+
+struct EntryHead {
     t: u32,
     flags: u32,         // ENTRY_CHECKED, ENTRY_IMPROVED (and copied), ENTRY_PAUSED here
     pad0: u32,
     pad1: u32,
 }
 
-@group(0) @binding(1) var<storage, read_write> state: State;
-@group(0) @binding(2) var<storage, read_write> history: array<Entry>;
+@group(0) @binding(1) var<storage, read_write> stop: StopState;
+@group(0) @binding(2) var<storage, read_write> history: array<u32>;
 @group(0) @binding(4) var<uniform> rule: Rule;
+
+// The watched set's per-class true positives, predictions and supports (class_sums()).
+var<workgroup> cls_tp: array<u32, MAX_CLASSES>;
+var<workgroup> cls_pred: array<u32, MAX_CLASSES>;
+var<workgroup> cls_sup: array<u32, MAX_CLASSES>;
+
+// Fills cls_* from the record: call from every invocation k of `lanes` (uniformly), then
+// barrier before judge().
+fn class_sums(k: u32, lanes: u32) {
+    let kk = rule.classes;
+    let s = rule.monitor_val;
+    for (var c = k; c < kk; c += lanes) {
+        var pred = 0u;
+        var sup = 0u;
+        for (var t = 0u; t < kk; t += 1u) {
+            pred += record_at(record_cell(kk, s, t, c));
+            sup += record_at(record_cell(kk, s, c, t));
+        }
+        cls_tp[c] = record_at(record_cell(kk, s, c, c));
+        cls_pred[c] = pred;
+        cls_sup[c] = sup;
+    }
+}
+
+// The first word of history entry `slot` (its EntryHead; the record follows).
+fn entry_base(slot: u32) -> u32 {
+    return slot * (HEAD_WORDS + record_len(rule.classes));
+}
 
 fn is_finite(bits: u32) -> bool {
     return (bits & 0x7f800000u) != 0x7f800000u;
@@ -65,7 +109,20 @@ fn is_finite(bits: u32) -> bool {
 
 // Whether x and y are too close for f32 to order them as the host's f64 would.
 fn near(x: f32, y: f32, scale: f32) -> bool {
-    return abs(x - y) <= 4e-6 * max(scale, 1e-30);
+    return abs(x - y) <= rule.tol * max(scale, 1e-30);
+}
+
+// Class c's score under rule.metric against the rest, as (numerator, denominator).
+fn class_score(c: u32) -> vec2<u32> {
+    let tp = cls_tp[c];
+    let pred = cls_pred[c];
+    let sup = cls_sup[c];
+    switch rule.metric {
+        case METRIC_PRECISION: { return vec2<u32>(tp, pred); }
+        case METRIC_RECALL: { return vec2<u32>(tp, sup); }
+        case METRIC_F1: { return vec2<u32>(2u * tp, pred + sup); }
+        default: { return vec2<u32>(tp, pred + sup - tp); }
+    }
 }
 
 fn ratio(a: u32, b: u32) -> f32 {
@@ -75,49 +132,71 @@ fn ratio(a: u32, b: u32) -> f32 {
     return f32(a) / f32(b);
 }
 
-// Judges iteration state.t from its evaluation `res`: writes its history entry, advances the
-// state, and returns the entry's flags: ENTRY_CHECKED, ENTRY_IMPROVED (the caller keeps these
-// weights as the best when rule.copy_groups != 0), ENTRY_PAUSED (the rest of the chunk must
-// not run). Call it only while state.paused == 0.
-fn judge(res: Reduction) -> u32 {
-    let t = state.t;
-    let slot = state.slot;
-    history[slot].result = res;
+// Judges iteration stop.head.t from its record's loss sums and cls_* (class_sums()): writes
+// its history entry's head (the caller copies the record after it), advances the state, and
+// returns the entry's flags: ENTRY_CHECKED, ENTRY_IMPROVED (the caller keeps these weights as
+// the best when rule.copy_groups != 0), ENTRY_PAUSED (the rest of the chunk must not run).
+// Call it from one invocation, only while stop.head.paused == 0.
+fn judge(train_loss_bits: u32, val_loss_bits: u32) -> u32 {
+    let t = stop.head.t;
+    let slot = stop.head.slot;
+    let kk = rule.classes;
     let hib = rule.metric != METRIC_LOSS;
+    let macro_avg = kk > 2u && hib && rule.metric != METRIC_ACCURACY;
     var flags = 0u;
     var pause = false;
     var improved = false;
-    let finite = is_finite(res.train.loss_bits)
-        && (rule.has_val == 0u || is_finite(res.val.loss_bits));
+    let finite = is_finite(train_loss_bits)
+        && (rule.has_val == 0u || is_finite(val_loss_bits));
     if (!finite) {
         pause = true;
     } else if (t % rule.eval_every == 0u || t >= rule.max_iter) {
         flags |= ENTRY_CHECKED;
-        var m = res.train;
-        if (rule.monitor_val != 0u) {
-            m = res.val;
+        var correct = 0u;
+        var rows = 0u;
+        for (var c = 0u; c < kk; c += 1u) {
+            correct += cls_tp[c];
+            rows += cls_sup[c];
         }
-        let tp = m.tp;
-        let fp = m.fp;
-        let fn_ = m.fn_;
-        let tn = m.tn;
+        let tp = cls_tp[1];
+        let fp = cls_pred[1] - tp;
+        let fn_ = cls_sup[1] - tp;
         var a = 0u;
         var b = 0u;
-        switch rule.metric {
-            case METRIC_ACCURACY: { a = tp + tn; b = tp + fp + fn_ + tn; }
-            case METRIC_PRECISION: { a = tp; b = tp + fp; }
-            case METRIC_RECALL: { a = tp; b = tp + fn_; }
-            case METRIC_F1: { a = 2u * tp; b = 2u * tp + fp + fn_; }
-            case METRIC_IOU: { a = tp; b = tp + fp + fn_; }
-            default: { a = m.loss_bits; b = tp + fp + fn_ + tn; }
+        var value = 0.0;
+        if (macro_avg) {
+            var sum = 0.0;
+            for (var c = 0u; c < kk; c += 1u) {
+                let q = class_score(c);
+                sum += ratio(q.x, q.y);
+            }
+            value = sum / f32(kk);
+        } else {
+            switch rule.metric {
+                case METRIC_ACCURACY: { a = correct; b = rows; }
+                case METRIC_PRECISION: { a = tp; b = tp + fp; }
+                case METRIC_RECALL: { a = tp; b = tp + fn_; }
+                case METRIC_F1: { a = 2u * tp; b = 2u * tp + fp + fn_; }
+                case METRIC_IOU: { a = tp; b = tp + fp + fn_; }
+                default: { a = select(train_loss_bits, val_loss_bits, rule.monitor_val != 0u); b = rows; }
+            }
+            value = ratio(a, b);
+            if (rule.metric == METRIC_LOSS) {
+                value = bitcast<f32>(a) / f32(b);
+            }
         }
-        var value = ratio(a, b);
-        if (rule.metric == METRIC_LOSS) {
-            value = bitcast<f32>(a) / f32(b);
+        stop.head.cand = value;
+        stop.head.cand_a = a;
+        stop.head.cand_b = b;
+        var same_ints = true;
+        if (macro_avg) {
+            for (var c = 0u; c < kk; c += 1u) {
+                stop.ints[2u * kk + c] = cls_tp[c];
+                stop.ints[3u * kk + c] = cls_pred[c];
+                same_ints = same_ints && stop.ints[c] == cls_tp[c]
+                    && stop.ints[kk + c] == cls_pred[c];
+            }
         }
-        state.cand = value;
-        state.cand_a = a;
-        state.cand_b = b;
         if ((rule.flags & RULE_THRESHOLD) != 0u) {
             let meets = select(value <= rule.threshold, value >= rule.threshold, hib);
             pause = pause || meets || near(value, rule.threshold, max(abs(value), abs(rule.threshold)));
@@ -127,17 +206,17 @@ fn judge(res: Reduction) -> u32 {
             pause = pause || worse || near(value, rule.divergence, max(abs(value), abs(rule.divergence)));
         }
         if (!pause && (rule.flags & RULE_TRACK) != 0u && t >= rule.warmup) {
-            if (state.has_best == 0u) {
+            if (stop.head.has_best == 0u) {
                 improved = true;
-            } else if (a == state.best_a && b == state.best_b) {
+            } else if (a == stop.head.best_a && b == stop.head.best_b && same_ints) {
                 improved = false; // the same value exactly: a gain of 0 never beats a delta >= 0
             } else {
-                let gain = select(state.best - value, value - state.best, hib);
+                let gain = select(stop.head.best - value, value - stop.head.best, hib);
                 var needed = rule.delta;
                 if ((rule.flags & RULE_RELATIVE) != 0u) {
-                    needed = rule.delta * abs(state.best);
+                    needed = rule.delta * abs(stop.head.best);
                 }
-                let scale = max(max(abs(value), abs(state.best)), needed);
+                let scale = max(max(abs(value), abs(stop.head.best)), needed);
                 if (near(gain, needed, scale)) {
                     pause = true;
                 } else {
@@ -146,15 +225,21 @@ fn judge(res: Reduction) -> u32 {
             }
             if (!pause) {
                 if (improved) {
-                    state.has_best = 1u;
-                    state.best = value;
-                    state.best_a = a;
-                    state.best_b = b;
-                    state.wait = 0u;
+                    stop.head.has_best = 1u;
+                    stop.head.best = value;
+                    stop.head.best_a = a;
+                    stop.head.best_b = b;
+                    if (macro_avg) {
+                        for (var c = 0u; c < kk; c += 1u) {
+                            stop.ints[c] = cls_tp[c];
+                            stop.ints[kk + c] = cls_pred[c];
+                        }
+                    }
+                    stop.head.wait = 0u;
                     flags |= ENTRY_IMPROVED;
                 } else {
-                    state.wait += 1u;
-                    if ((rule.flags & RULE_PATIENCE) != 0u && state.wait >= rule.patience) {
+                    stop.head.wait += 1u;
+                    if ((rule.flags & RULE_PATIENCE) != 0u && stop.head.wait >= rule.patience) {
                         pause = true;
                     }
                 }
@@ -166,11 +251,12 @@ fn judge(res: Reduction) -> u32 {
     }
     if (pause) {
         flags |= ENTRY_PAUSED;
-        state.paused = 1u;
+        stop.head.paused = 1u;
     }
-    history[slot].t = t;
-    history[slot].flags = flags;
-    state.slot = slot + 1u;
-    state.t = t + 1u;
+    let e = entry_base(slot);
+    history[e] = t;
+    history[e + 1u] = flags;
+    stop.head.slot = slot + 1u;
+    stop.head.t = t + 1u;
     return flags;
 }

@@ -276,3 +276,55 @@ fn validation_metrics_agree(hidden: &[usize]) {
         p.update().unwrap();
     }
 }
+
+/// A three-class case (spirals, softmax head) with a stratified validation split.
+fn case_k3(seed: u64, hidden: &[usize], lr: f32) -> Case {
+    use wgtrain::data::{Demo, Standardizer, split_stratified};
+    let d = demo_k(Demo::Spirals, 300, None, 3, 0.05, seed);
+    let (mut train, mut val) = split_stratified(&d, 0.3, seed).unwrap();
+    let s = Standardizer::fit(&train);
+    s.apply(&mut train);
+    s.apply(&mut val);
+    let spec = spec_k(&train, hidden, Activation::Tanh, 3);
+    let cfg = config(&spec, lr, seed);
+    Case {
+        train,
+        val,
+        spec,
+        cfg,
+    }
+}
+
+/// K = 3 on the GPU (the device judges macro F1 from the K × K counts): patience stops where
+/// a brute-force reading of the logged macro F1 says, and restore-best returns the weights
+/// of the logged best, after exactly that many updates.
+#[test]
+fn macro_f1_patience_and_restore_best_three_classes() {
+    let c = case_k3(26, &[16], 2.0);
+    let rule = StopRule {
+        metric: Metric::F1,
+        patience: Some(20),
+        min_delta: MinDelta::Abs(1e-3),
+        max_iter: 3000,
+        ..Default::default()
+    };
+    let Some((out, log)) = run(Kind::Gpu, &c, &opts(rule, true)) else {
+        return;
+    };
+    assert_eq!(out.stop.reason, StopReason::Patience, "{:?}", out.stop);
+    assert!(
+        out.stop.stopped_at > 30,
+        "the case must need training: {:?}",
+        out.stop
+    );
+    // Higher is better: brute-force the plateau on −F1.
+    let vals: Vec<f64> = log.iter().map(|r| -r.val.unwrap().f1).collect();
+    let at = brute_force_patience(&vals, 20, 1e-3).expect("the log shows a plateau");
+    assert_eq!(at, log.len() - 1, "stops at the first plateau");
+    let best = out.stop.best_iteration.expect("a best check");
+    let row = log.iter().find(|r| r.iteration == best).unwrap();
+    assert_eq!(out.val_metrics, row.val);
+    assert_eq!(out.stop.best_value, Some(row.val.unwrap().f1));
+    let fresh = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+    assert_eq!(bits(&out.params), bits(&params_after(fresh, best)));
+}

@@ -380,3 +380,154 @@ fn logits_after_a_chunk() {
         );
     }
 }
+
+/// A K-class case: `kind` with a stratified validation split, standardized, a softmax head.
+fn case_k(kind: wgtrain::data::Demo, k: usize, seed: u64, hidden: &[usize], lr: f32) -> Case {
+    use wgtrain::data::{Standardizer, split_stratified};
+    let noise = if kind == wgtrain::data::Demo::Blobs {
+        0.0
+    } else {
+        0.05
+    };
+    let d = demo_k(kind, 240.max(4 * k), None, k, noise, seed);
+    let (mut train, mut val) = split_stratified(&d, 0.3, seed).unwrap();
+    let s = Standardizer::fit(&train);
+    s.apply(&mut train);
+    s.apply(&mut val);
+    let spec = spec_k(&train, hidden, Activation::Tanh, k);
+    let cfg = config(&spec, lr, seed);
+    Case {
+        train,
+        val,
+        spec,
+        cfg,
+    }
+}
+
+/// K = 3: every rule (thresholds on accuracy, the macro averages and the loss; patience with
+/// deltas, warm-up and eval_every; restore-best; divergence; non-finite; max_iter) stops at
+/// the same iteration with bit-identical weights under `--sync every` and `--sync chunk`, on
+/// every path that takes a softmax head.
+#[test]
+fn three_classes_every_rule_on_every_path() {
+    use wgtrain::data::Demo;
+    let blobs = |hidden: &[usize], lr| case_k(Demo::Blobs, 3, 51, hidden, lr);
+    let spirals = |hidden: &[usize], lr| case_k(Demo::Spirals, 3, 52, hidden, lr);
+    let paths: [(&[usize], KernelPath); 4] = [
+        (&[], KernelPath::OneWorkgroup),
+        (&[], KernelPath::Blocked),
+        (&[8], KernelPath::OnePassMlp),
+        (&[8], KernelPath::Layered),
+    ];
+    for (hidden, path) in paths {
+        let run = |name: &str, c: &Case, opts: TrainOptions| {
+            let what = format!("K = 3 {name}, {}", path.name());
+            same_on_path(&what, c, opts, Some(path))
+        };
+        let c = blobs(hidden, 0.5);
+        for (metric, threshold) in [
+            (Metric::Accuracy, 0.95),
+            (Metric::Precision, 0.95),
+            (Metric::Recall, 0.95),
+            (Metric::F1, 0.95),
+            (Metric::Iou, 0.9),
+            (Metric::Loss, 0.2),
+        ] {
+            let rule = StopRule {
+                metric,
+                threshold: Some(threshold),
+                ..base()
+            };
+            let Some(stop) = run(&format!("threshold {metric:?}"), &c, val(rule)) else {
+                return;
+            };
+            assert_eq!(stop.reason, StopReason::Threshold, "{metric:?}: {stop:?}");
+        }
+        let s = spirals(hidden, 1.0);
+        for metric in [Metric::F1, Metric::Iou, Metric::Loss] {
+            let rule = StopRule {
+                metric,
+                patience: Some(4),
+                max_iter: 1500,
+                ..base()
+            };
+            run(&format!("patience {metric:?}"), &s, val(rule));
+        }
+        let rule = StopRule {
+            metric: Metric::Recall,
+            patience: Some(3),
+            min_delta: MinDelta::Rel(0.002),
+            warmup: 12,
+            eval_every: 3,
+            max_iter: 1500,
+            ..base()
+        };
+        run(
+            "patience, relative delta, warm-up, eval every",
+            &s,
+            val(rule),
+        );
+        let rule = StopRule {
+            metric: Metric::Precision,
+            patience: Some(5),
+            min_delta: MinDelta::Abs(1e-3),
+            max_iter: 1500,
+            ..base()
+        };
+        let restore = TrainOptions {
+            restore_best: true,
+            ..val(rule)
+        };
+        run("restore best", &s, restore);
+        let rule = StopRule {
+            metric: Metric::Loss,
+            divergence: Some(3.0),
+            ..base()
+        };
+        let steep = case_k(Demo::Spirals, 3, 53, hidden, 60.0);
+        run("divergence", &steep, TrainOptions::new(rule));
+        let wild = case_k(Demo::Blobs, 3, 54, hidden, 3e38);
+        run("non-finite", &wild, val(base()));
+        let rule = StopRule {
+            metric: Metric::F1,
+            max_iter: 37,
+            eval_every: 5,
+            ..base()
+        };
+        let Some(stop) = run("max_iter", &c, val(rule)) else {
+            return;
+        };
+        assert_eq!(stop.reason, StopReason::MaxIter, "{stop:?}");
+    }
+}
+
+/// Chunks are capped so that one chunk's history stays within a few MiB: K = 256 holds a
+/// 512 KiB record per iteration, so only a few iterations per chunk, and they still agree.
+#[test]
+fn many_classes_cap_the_chunk() {
+    use wgtrain::backend::{ChunkRule, Session};
+    let c = case_k(wgtrain::data::Demo::Blobs, 256, 55, &[], 0.5);
+    let Some(ctx) = gpu_context() else { return };
+    let s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+    let rule = ChunkRule {
+        rule: base(),
+        monitor_val: true,
+        restore_best: false,
+    };
+    let cap = s.max_chunk(&rule).unwrap();
+    assert!((1..=8).contains(&cap), "{cap}");
+    // Three classes on the blocked kernels (whose chunks the loop budget does not bound).
+    let small = case_k(wgtrain::data::Demo::Blobs, 3, 55, &[], 0.5);
+    let Some(ctx) = gpu_context_on(KernelPath::Blocked) else {
+        return;
+    };
+    let s = GpuSession::new(ctx, &small.train, Some(&small.val), &small.spec, &small.cfg).unwrap();
+    assert_eq!(s.max_chunk(&rule), Some(1024));
+    let rule = StopRule {
+        metric: Metric::F1,
+        patience: Some(3),
+        max_iter: 30,
+        ..base()
+    };
+    same_on_path("K = 256", &c, val(rule), None);
+}

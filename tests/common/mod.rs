@@ -8,7 +8,7 @@ use wgtrain::backend::gpu::{GpuContext, GpuSession, KernelPath};
 use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::{self, Dataset, Demo, DemoOptions, Standardizer};
 use wgtrain::metrics::{Metric, Metrics};
-use wgtrain::model::{Activation, ModelSpec};
+use wgtrain::model::{Activation, Head, ModelSpec};
 use wgtrain::stop::StopRule;
 use wgtrain::train::{self, CheckRecord, Outcome, TrainOptions};
 
@@ -125,6 +125,35 @@ pub fn demo(kind: Demo, rows: usize, features: Option<usize>, noise: f64, seed: 
     .expect("demo data");
     Standardizer::fit(&d).apply(&mut d);
     d
+}
+
+/// A standardized demo set of `classes` classes (hyperplane takes `features`).
+pub fn demo_k(
+    kind: Demo,
+    rows: usize,
+    features: Option<usize>,
+    classes: usize,
+    noise: f64,
+    seed: u64,
+) -> Dataset {
+    let mut d = data::demo(
+        kind,
+        &DemoOptions {
+            rows: Some(rows),
+            features,
+            classes: Some(classes),
+            noise,
+            seed,
+        },
+    )
+    .expect("demo data");
+    Standardizer::fit(&d).apply(&mut d);
+    d
+}
+
+/// A softmax head of `k` classes over `data`'s features.
+pub fn spec_k(data: &Dataset, hidden: &[usize], act: Activation, k: usize) -> ModelSpec {
+    ModelSpec::with_head(data.features, hidden, act, Head::Softmax, k).expect("spec")
 }
 
 pub fn spec(data: &Dataset, hidden: &[usize], act: Activation) -> ModelSpec {

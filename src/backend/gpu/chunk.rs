@@ -34,13 +34,38 @@ pub(super) struct ChunkKit {
     /// Variant k copies params[k] to the best weights.
     copy_groups: [wgpu::BindGroup; 2],
     pub rule: wgpu::Buffer,
+    /// [`State`], then [`state_ints`] words.
     pub state: wgpu::Buffer,
+    /// Entries of [`entry_words`] words.
     pub history: wgpu::Buffer,
     staging: wgpu::Buffer,
     /// Most iterations one chunk's history holds.
     capacity: u32,
-    /// The device state as last read back.
-    last_state: State,
+    /// K.
+    classes: usize,
+    /// The device state as last read back: its head and integers.
+    last_state: (State, Vec<u32>),
+}
+
+/// The most bytes of history one chunk keeps (and reads back): with many classes a record is
+/// large (K = 256: 512 KiB), and chunks are cut shorter rather than the buffer made larger.
+pub(super) const HISTORY_BYTES: usize = 4 << 20;
+
+/// Entries one chunk's history holds for K classes on `ctx`: [`MAX_CHUNK`], or fewer where
+/// [`HISTORY_BYTES`] or one storage binding holds fewer (at least one).
+pub(super) fn history_capacity(ctx: &GpuContext, k: usize) -> usize {
+    let entry = 4 * entry_words(k);
+    (MAX_CHUNK as usize)
+        .min(HISTORY_BYTES / entry)
+        .min(binding_bytes(ctx) as usize / entry)
+        .max(1)
+}
+
+/// The stop state's initial words: a zero [`State`] and integers.
+fn state_words(s: &State, ints: &[u32]) -> Vec<u32> {
+    let mut w = bytemuck::cast_slice::<State, u32>(std::slice::from_ref(s)).to_vec();
+    w.extend_from_slice(ints);
+    w
 }
 
 /// The device stop rule's pipelines and buffers, over the session's result, weights and
@@ -51,6 +76,7 @@ pub(super) fn chunk_kit(
     params: &[wgpu::Buffer; 2],
     best: &wgpu::Buffer,
     args: &wgpu::Buffer,
+    classes: usize,
 ) -> Result<ChunkKit> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let stop = ctx.pipeline(Kernel::StopRule);
@@ -61,19 +87,18 @@ pub(super) fn chunk_kit(
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let state = ctx.storage_of("stop state", &[State::zeroed()]);
-    // MAX_CHUNK entries, or as many as one storage binding holds.
-    let capacity = (MAX_CHUNK as usize)
-        .min(binding_bytes(ctx) as usize / size_of::<Entry>())
-        .max(1);
-    let history_bytes = (size_of::<Entry>() * capacity) as u64;
+    let ints = vec![0u32; state_ints(classes)];
+    let state = ctx.storage_of("stop state", &state_words(&State::zeroed(), &ints));
+    let capacity = history_capacity(ctx, classes);
+    let history_bytes = (4 * entry_words(classes) * capacity) as u64;
     let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("history"),
         size: history_bytes,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
-    let staging = ctx.readback("chunk staging", size_of::<State>() as u64 + history_bytes);
+    let state_bytes = (size_of::<State>() + 4 * ints.len()) as u64;
+    let staging = ctx.readback("chunk staging", state_bytes + history_bytes);
     let stop_group = ctx.bind_group(&stop, &[result, &state, &history, args, &rule]);
     let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&params[k], best]));
     if let Some(e) = pollster::block_on(scope.pop()) {
@@ -89,18 +114,30 @@ pub(super) fn chunk_kit(
         history,
         staging,
         capacity: capacity as u32,
-        last_state: State::zeroed(),
+        classes,
+        last_state: (State::zeroed(), ints),
     })
 }
 
-/// The state and the first `n` history entries from a chunk's readback.
-fn decode_chunk(bytes: &[u8], n: usize) -> (State, Vec<Entry>) {
-    let (state, history) = bytes.split_at(size_of::<State>());
-    let entries: Vec<Entry> = bytemuck::pod_collect_to_vec(history);
-    (
-        bytemuck::pod_read_unaligned(state),
-        entries.into_iter().take(n).collect(),
-    )
+/// A chunk's readback: the stop state (head and integers) and the history entries (each its
+/// head and its record's words).
+type Readback = ((State, Vec<u32>), Vec<(EntryHead, Vec<u32>)>);
+
+/// The state and the first `n` history entries from a chunk's readback for K classes.
+fn decode_chunk(bytes: &[u8], k: usize, n: usize) -> Readback {
+    let words: Vec<u32> = bytemuck::pod_collect_to_vec(bytes);
+    let head = size_of::<State>() / 4;
+    let (state, rest) = words.split_at(head + state_ints(k));
+    let st: State = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&state[..head]));
+    let entries = rest
+        .chunks_exact(entry_words(k))
+        .take(n)
+        .map(|e| {
+            let h: EntryHead = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&e[..HEAD_WORDS]));
+            (h, e[HEAD_WORDS..].to_vec())
+        })
+        .collect();
+    ((st, state[head..].to_vec()), entries)
 }
 
 impl GpuSession {
@@ -109,8 +146,10 @@ impl GpuSession {
         (self.param_bytes / 4).div_ceil(WORKGROUP as u64)
     }
 
-    /// The most iterations one chunk runs under `r`, or `None` where the rule's bounds or
-    /// the best-weights copy do not fit the device's words and grids.
+    /// The most iterations one chunk runs under `r`: the history's capacity
+    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries) and, in one
+    /// workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
+    /// copy do not fit the device's words and grids.
     pub(super) fn chunk_capacity(&self, r: &ChunkRule) -> Option<u32> {
         let fits = r.rule.max_iter < u64::from(u32::MAX)
             && r.rule.eval_every <= u64::from(u32::MAX)
@@ -139,13 +178,15 @@ impl GpuSession {
         } else {
             0
         };
-        let rule = Rule::new(r, self.has_val, n_args as u32, copy_groups);
+        let k_classes = self.classes;
+        let rule = Rule::new(r, k_classes, self.has_val, n_args as u32, copy_groups);
         let kit = &self.chunks;
-        let mut st = kit.last_state;
+        let (mut st, mut ints) = kit.last_state.clone();
         if start.adopt_candidate {
             st.best = st.cand;
             st.best_a = st.cand_a;
             st.best_b = st.cand_b;
+            ints.copy_within(2 * k_classes.., 0);
         }
         st.t = start.t as u32;
         st.slot = 0;
@@ -154,7 +195,11 @@ impl GpuSession {
         st.wait = start.wait.min(u64::from(u32::MAX)) as u32;
         let q = &self.ctx.queue;
         q.write_buffer(&kit.rule, 0, bytemuck::bytes_of(&rule));
-        q.write_buffer(&kit.state, 0, bytemuck::bytes_of(&st));
+        q.write_buffer(
+            &kit.state,
+            0,
+            bytemuck::cast_slice(&state_words(&st, &ints)),
+        );
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
 
         // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
@@ -183,15 +228,15 @@ impl GpuSession {
         // The chunk may zero dispatch sizes, whatever happens below.
         self.args_stale = true;
         let kit = &self.chunks;
-        let state_bytes = size_of::<State>() as u64;
-        let history_bytes = (size_of::<Entry>() * k as usize) as u64;
+        let state_bytes = (size_of::<State>() + 4 * state_ints(kit.classes)) as u64;
+        let history_bytes = (4 * entry_words(kit.classes) * k as usize) as u64;
         let bytes = self.ctx.read_parts(
             enc,
             &[(&kit.state, state_bytes), (&kit.history, history_bytes)],
             &kit.staging,
         )?;
-        let (state, history) = decode_chunk(&bytes, k as usize);
-        let ran = state.slot as usize;
+        let (state, history) = decode_chunk(&bytes, kit.classes, k as usize);
+        let ran = state.0.slot as usize;
         if ran == 0 || ran > k as usize {
             return Err(Error::Gpu(format!(
                 "the device stop rule ran {ran} of {k} iterations"
@@ -200,9 +245,9 @@ impl GpuSession {
         let entries = history
             .iter()
             .take(ran)
-            .map(|e| ChunkEntry {
+            .map(|(e, record)| ChunkEntry {
                 t: u64::from(e.t),
-                eval: self.decode(&e.result),
+                eval: self.decode(record),
                 checked: e.checked(),
                 improved: e.improved(),
                 paused: e.paused(),
@@ -263,12 +308,24 @@ pub fn device_rule_trace(
     seq: &[Evaluation],
 ) -> Result<Vec<ChunkEntry>> {
     let n = seq.len().clamp(1, MAX_CHUNK as usize);
-    let mut evals = vec![Reduction::zeroed(); n];
-    for (red, e) in evals.iter_mut().zip(seq) {
-        red.train = SetStats::from_counts(&e.train);
-        if let Some(v) = &e.val {
-            red.val = SetStats::from_counts(v);
-        }
+    let k = seq.first().map_or(2, |e| e.train.k());
+    if let Some(e) = seq
+        .iter()
+        .find(|e| e.train.k() != k || e.val.as_ref().is_some_and(|v| v.k() != k) || k > MAX_CLASSES)
+    {
+        return Err(Error::Config(format!(
+            "the sequence mixes or exceeds class counts: {} and {k} (at most {MAX_CLASSES})",
+            e.train.k()
+        )));
+    }
+    let words = record_words(k);
+    let mut evals = Vec::with_capacity(n * words);
+    for i in 0..n {
+        let none = Evaluation {
+            train: crate::metrics::Counts::new(k),
+            val: None,
+        };
+        evals.extend(encode_record(seq.get(i).unwrap_or(&none), k));
     }
     let dev = &ctx.device;
     let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -277,19 +334,20 @@ pub fn device_rule_trace(
         contents: bytemuck::cast_slice(&evals),
         usage: wgpu::BufferUsages::COPY_SRC,
     });
-    let result = ctx.storage_of("result", &[Reduction::zeroed()]);
-    let state = ctx.storage_of("stop state", &[State::zeroed()]);
-    let history = ctx.storage_of("history", &vec![Entry::zeroed(); n]);
+    let result = ctx.storage_of("result", &vec![0u32; words]);
+    let ints = vec![0u32; state_ints(k)];
+    let state = ctx.storage_of("stop state", &state_words(&State::zeroed(), &ints));
+    let history = ctx.storage_of("history", &vec![0u32; n * entry_words(k)]);
     let args = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("args"),
         contents: bytemuck::bytes_of(&DispatchArgs { x: 0, y: 1, z: 1 }),
         usage: wgpu::BufferUsages::STORAGE,
     });
-    let rule = ctx.uniform("stop rule", &Rule::new(r, has_val, 0, 1));
+    let rule = ctx.uniform("stop rule", &Rule::new(r, k, has_val, 0, 1));
     let stop = ctx.pipeline(Kernel::StopRule);
     let group = ctx.bind_group(&stop, &[&result, &state, &history, &args, &rule]);
     let mut enc = dev.create_command_encoder(&Default::default());
-    let step_bytes = size_of::<Reduction>() as u64;
+    let step_bytes = 4 * words as u64;
     for i in 0..n as u64 {
         enc.copy_buffer_to_buffer(&results, i * step_bytes, &result, 0, step_bytes);
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -297,8 +355,8 @@ pub fn device_rule_trace(
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(1, 1, 1);
     }
-    let state_bytes = size_of::<State>() as u64;
-    let history_bytes = (size_of::<Entry>() * n) as u64;
+    let state_bytes = (size_of::<State>() + 4 * ints.len()) as u64;
+    let history_bytes = (4 * entry_words(k) * n) as u64;
     let staging = ctx.readback("trace staging", state_bytes + history_bytes);
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(Error::Gpu(format!("setting up the stop rule trace: {e}")));
@@ -308,17 +366,23 @@ pub fn device_rule_trace(
         &[(&state, state_bytes), (&history, history_bytes)],
         &staging,
     )?;
-    let (state, history) = decode_chunk(&bytes, n);
+    let (state, history) = decode_chunk(&bytes, k, n);
     Ok(history
         .iter()
-        .take(state.slot as usize)
+        .take(state.0.slot as usize)
         .zip(seq)
-        .map(|(e, ev)| ChunkEntry {
-            t: u64::from(e.t),
-            eval: ev.clone(),
-            checked: e.checked(),
-            improved: e.improved(),
-            paused: e.paused(),
+        .map(|((e, record), ev)| {
+            debug_assert_eq!(
+                &decode_record(record, has_val).train.confusion,
+                &ev.train.confusion
+            );
+            ChunkEntry {
+                t: u64::from(e.t),
+                eval: ev.clone(),
+                checked: e.checked(),
+                improved: e.improved(),
+                paused: e.paused(),
+            }
         })
         .collect())
 }

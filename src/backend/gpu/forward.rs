@@ -3,7 +3,8 @@
 
 use super::device::GpuContext;
 use super::kernels::{Dense, Kernel};
-use super::plan::{binding_bytes, binding_words, check_layer_loops, check_model};
+use super::limits::{check_layer_loops, check_model};
+use super::plan::{binding_bytes, binding_words};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;

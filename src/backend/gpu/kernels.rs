@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::backend::ChunkRule;
+use crate::backend::{ChunkRule, Evaluation};
 use crate::metrics::{Counts, Metric};
 use crate::model::LayerLayout;
 use crate::stop::MinDelta;
@@ -35,6 +35,24 @@ const _: () = assert!(MLP_WORKGROUP == MLP_MAX_H / 4 * (MLP_MAX_F / 8));
 pub(super) const LOOP_MAX_FEATURES: usize = 64;
 /// The most invocations of `lr_loop.wgsl`'s workgroup.
 pub const LOOP_MAX_WORKGROUP: u32 = 64;
+/// The most logits `lr_loop.wgsl` takes; each invocation also keeps K·(⌈F/4⌉ + 1) ≤
+/// LOOP_MAX_FEATURES / 4 + 1 vec4s of partial gradient.
+pub(super) const LOOP_MAX_K: usize = 8;
+/// The most classes of a softmax head (a sigmoid head counts two).
+pub(super) const MAX_CLASSES: usize = crate::model::MAX_CLASSES;
+/// Confusion cells a kernel counts in workgroup memory before adding them to the set's tally
+/// (`tally.wgsl`), K ≤ 16; with more cells each row adds to the tally directly. 1 KiB keeps
+/// lr_pass.wgsl and mlp_pass.wgsl within the 16 KiB of workgroup memory every adapter has.
+pub(super) const HIST_CELLS: usize = 256;
+/// Invocations of stop_rule.wgsl's one workgroup (each sums the counts of its classes).
+pub(super) const STOP_WORKGROUP: usize = 64;
+/// The most logits of `mlp_pass.wgsl`, and the output-layer weights each invocation keeps
+/// the partial gradient of (MLP_MAX_H · MLP_MAX_K = MLP_WORKGROUP · MLP_W1_SLOTS).
+pub(super) const MLP_MAX_K: usize = 16;
+pub(super) const MLP_W1_SLOTS: usize = 8;
+const _: () = assert!(MLP_MAX_H * MLP_MAX_K == MLP_WORKGROUP * MLP_W1_SLOTS);
+/// Words of [`RecordHead`] and [`EntryHead`] before their counts.
+pub(super) const HEAD_WORDS: usize = 4;
 
 /// Bits of [`Rule::flags`].
 const RULE_THRESHOLD: u32 = 1;
@@ -50,7 +68,7 @@ const ENTRY_PAUSED: u32 = 4;
 /// The WGSL `const` lines every kernel starts with: the limits above, defined only here.
 pub(super) fn prelude() -> String {
     let u = |v: usize| v as u64;
-    let consts: [(&str, u64); 25] = [
+    let consts: [(&str, u64); 32] = [
         ("WORKGROUP", u(WORKGROUP)),
         ("LOSS_WORKGROUP", u(LOSS_WORKGROUP)),
         ("STATS_WORKGROUP", u(STATS_WORKGROUP)),
@@ -62,6 +80,13 @@ pub(super) fn prelude() -> String {
         ("MLP_MAX_H", u(MLP_MAX_H)),
         ("LOOP_MAX_FEATURES", u(LOOP_MAX_FEATURES)),
         ("LOOP_MAX_WORKGROUP", u64::from(LOOP_MAX_WORKGROUP)),
+        ("LOOP_MAX_K", u(LOOP_MAX_K)),
+        ("MAX_CLASSES", u(MAX_CLASSES)),
+        ("HIST_CELLS", u(HIST_CELLS)),
+        ("STOP_WORKGROUP", u(STOP_WORKGROUP)),
+        ("MLP_MAX_K", u(MLP_MAX_K)),
+        ("MLP_W1_SLOTS", u(MLP_W1_SLOTS)),
+        ("HEAD_WORDS", u(HEAD_WORDS)),
         ("RULE_THRESHOLD", RULE_THRESHOLD.into()),
         ("RULE_DIVERGENCE", RULE_DIVERGENCE.into()),
         ("RULE_PATIENCE", RULE_PATIENCE.into()),
@@ -99,6 +124,7 @@ const ACTIVATION: &str = include_str!("../../../shaders/activation.wgsl");
 const REDUCTION: &str = include_str!("../../../shaders/reduction.wgsl");
 const STOP_RULE_CORE: &str = include_str!("../../../shaders/stop_rule_core.wgsl");
 const UPDATE: &str = include_str!("../../../shaders/update.wgsl");
+const TALLY: &str = include_str!("../../../shaders/tally.wgsl");
 
 /// Every kernel. WGSL has no includes: a kernel's source is the prelude, then the shared files
 /// it calls, then its own file.
@@ -164,13 +190,13 @@ impl Kernel {
         }
         let ((name, own), shared): ((&str, &str), &[&str]) = match self {
             Kernel::DenseForward => (own!("dense_forward"), &[ACTIVATION]),
-            Kernel::LossMetrics => (own!("loss_metrics"), &[]),
+            Kernel::LossMetrics => (own!("loss_metrics"), &[TALLY]),
             Kernel::DenseGrad => (own!("dense_grad"), &[]),
             Kernel::DenseBackprop => (own!("dense_backprop"), &[ACTIVATION]),
-            Kernel::LrPass => (own!("lr_pass"), &[]),
+            Kernel::LrPass => (own!("lr_pass"), &[TALLY]),
             Kernel::ReduceStats => (own!("reduce_stats"), &[REDUCTION]),
             Kernel::ReduceUpdate => (own!("reduce_update"), &[UPDATE]),
-            Kernel::MlpPass => (own!("mlp_pass"), &[ACTIVATION]),
+            Kernel::MlpPass => (own!("mlp_pass"), &[ACTIVATION, TALLY]),
             Kernel::LrLoop => (own!("lr_loop"), &[REDUCTION, STOP_RULE_CORE, UPDATE]),
             Kernel::StopRule => (own!("stop_rule"), &[REDUCTION, STOP_RULE_CORE]),
             Kernel::CopyParams => (own!("copy_params"), &[]),
@@ -247,9 +273,10 @@ pub(super) struct LossCfg {
     pub delta_off: u32,
     pub inv_rows: f32,
     pub result_off: u32,
+    pub pad_k: u32,
+    /// The set's counts in the tally ([K, K] at tally_off; K = 2 for one logit).
+    pub tally_off: u32,
     pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
 }
 
 /// `GradCfg` of dense_grad.wgsl.
@@ -296,6 +323,11 @@ pub(super) struct Pass {
     pub grad: u32,
     pub inv_rows: f32,
     pub block: u32,
+    pub pad_k: u32,
+    /// The set's counts in the tally.
+    pub tally_off: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// `Mlp` of mlp_pass.wgsl: [`Pass`]'s fields, then the model's.
@@ -317,7 +349,11 @@ pub(super) struct Mlp {
     pub w1: u32,
     pub b1: u32,
     pub params: u32,
+    pub pad_k: u32,
+    pub tally_off: u32,
     pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 
 /// `Stats` of reduce_stats.wgsl.
@@ -328,11 +364,12 @@ pub(super) struct Stats {
     pub parts: u32,
     pub stride: u32,
     pub col: u32,
-    /// 0: the training rows' [`SetStats`] in [`Reduction`], 1: the validation rows'.
+    /// 0: the training rows' loss and counts in the record, 1: the validation rows'.
     pub out_set: u32,
+    /// K · K confusion cells per set.
+    pub cells: u32,
     pub pad0: u32,
     pub pad1: u32,
-    pub pad2: u32,
 }
 
 /// `Update` of reduce_update.wgsl.
@@ -363,51 +400,58 @@ pub(super) struct Loop {
     pub pad2: u32,
 }
 
-/// `SetStats` of reduction.wgsl: one set of rows' loss and confusion counts.
+/// `RecordHead` of reduction.wgsl: an evaluation's record starts with it, then the training
+/// rows' K × K confusion counts (row-major, [true][predicted]), then the validation rows'
+/// (zeros without validation rows): [`record_words`] u32 in all.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub(super) struct SetStats {
-    /// Σ loss, as f32 bits.
-    pub loss_bits: u32,
-    pub tp: u32,
-    pub fp: u32,
-    pub fn_: u32,
-    pub tn: u32,
+pub(super) struct RecordHead {
+    /// Σ loss of each set, as f32 bits.
+    pub train_loss_bits: u32,
+    pub val_loss_bits: u32,
+    /// K (2 for a sigmoid head).
+    pub classes: u32,
     pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
 }
 
-impl SetStats {
-    pub fn from_counts(c: &Counts) -> Self {
-        SetStats {
-            loss_bits: (c.loss_sum as f32).to_bits(),
-            tp: c.tp() as u32,
-            fp: c.fp() as u32,
-            fn_: c.fn_() as u32,
-            tn: c.tn() as u32,
-            ..Default::default()
+/// Words of one record for K classes.
+pub(super) const fn record_words(k: usize) -> usize {
+    HEAD_WORDS + 2 * k * k
+}
+
+/// A record's words from an evaluation (`k` classes).
+pub(super) fn encode_record(e: &Evaluation, k: usize) -> Vec<u32> {
+    let head = RecordHead {
+        train_loss_bits: (e.train.loss_sum as f32).to_bits(),
+        val_loss_bits: e.val.as_ref().map_or(0, |v| (v.loss_sum as f32).to_bits()),
+        classes: k as u32,
+        pad0: 0,
+    };
+    let mut out = bytemuck::cast_slice::<RecordHead, u32>(&[head]).to_vec();
+    for c in [Some(&e.train), e.val.as_ref()] {
+        match c {
+            Some(c) => out.extend(c.confusion.iter().map(|&v| v as u32)),
+            None => out.resize(out.len() + k * k, 0),
         }
     }
-
-    pub fn counts(&self) -> Counts {
-        Counts::binary(
-            f32::from_bits(self.loss_bits) as f64,
-            self.tp.into(),
-            self.fp.into(),
-            self.fn_.into(),
-            self.tn.into(),
-        )
-    }
+    out
 }
 
-/// `Reduction` of reduction.wgsl: an evaluation, the training rows' stats then the
-/// validation rows'.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub(super) struct Reduction {
-    pub train: SetStats,
-    pub val: SetStats,
+/// The evaluation a record holds (`words` of [`record_words`]).
+pub(super) fn decode_record(words: &[u32], has_val: bool) -> Evaluation {
+    let head: RecordHead = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&words[..HEAD_WORDS]));
+    let k = head.classes as usize;
+    let counts = |s: usize, bits: u32| Counts {
+        loss_sum: f32::from_bits(bits) as f64,
+        confusion: words[HEAD_WORDS + s * k * k..HEAD_WORDS + (s + 1) * k * k]
+            .iter()
+            .map(|&v| u64::from(v))
+            .collect(),
+    };
+    Evaluation {
+        train: counts(0, head.train_loss_bits),
+        val: has_val.then(|| counts(1, head.val_loss_bits)),
+    }
 }
 
 /// `Rule` of stop_rule_core.wgsl.
@@ -427,15 +471,18 @@ pub(super) struct Rule {
     pub max_iter: u32,
     pub n_args: u32,
     pub copy_groups: u32,
+    /// K (2 for a sigmoid head).
+    pub classes: u32,
+    /// How close (relative) two f32 values may be before the device leaves the verdict to
+    /// the host: 4e-6, more for macro averages over many classes (K roundings each).
+    pub tol: f32,
     pub pad0: u32,
-    pub pad1: u32,
-    pub pad2: u32,
 }
 
 impl Rule {
-    /// The device's form of `r`: `n_args` dispatches before the best-weights copy, which has
-    /// `copy_groups` workgroups (0: no copy).
-    pub fn new(r: &ChunkRule, has_val: bool, n_args: u32, copy_groups: u32) -> Self {
+    /// The device's form of `r` for `k` classes: `n_args` dispatches before the best-weights
+    /// copy, which has `copy_groups` workgroups (0: no copy).
+    pub fn new(r: &ChunkRule, k: usize, has_val: bool, n_args: u32, copy_groups: u32) -> Self {
         let rule = &r.rule;
         let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
         let (relative, delta) = match rule.min_delta {
@@ -462,6 +509,12 @@ impl Rule {
             max_iter: clamp(rule.max_iter),
             n_args,
             copy_groups,
+            classes: k as u32,
+            tol: if k > 2 && !matches!(rule.metric, Metric::Accuracy | Metric::Loss) {
+                4e-6 * (k as f32 / 8.0).max(1.0)
+            } else {
+                4e-6
+            },
             ..Default::default()
         }
     }
@@ -485,18 +538,29 @@ pub(super) struct State {
     pub pad: u32,
 }
 
-/// `Entry` of stop_rule_core.wgsl: one iteration of a chunk.
+/// Words after [`State`] in the stop state: the best's and the candidate's per-class
+/// true positives and predictions (each [K]), so that macro metrics compare integers.
+pub(super) const fn state_ints(k: usize) -> usize {
+    4 * k
+}
+
+/// `EntryHead` of stop_rule_core.wgsl: one iteration of a chunk, followed by its record
+/// ([`record_words`]); [`entry_words`] u32 in all.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub(super) struct Entry {
-    pub result: Reduction,
+pub(super) struct EntryHead {
     pub t: u32,
     pub flags: u32,
     pub pad0: u32,
     pub pad1: u32,
 }
 
-impl Entry {
+/// Words of one history entry for K classes.
+pub(super) const fn entry_words(k: usize) -> usize {
+    HEAD_WORDS + record_words(k)
+}
+
+impl EntryHead {
     pub fn checked(&self) -> bool {
         self.flags & ENTRY_CHECKED != 0
     }
@@ -581,18 +645,20 @@ mod tests {
             (Kernel::LrPass, "Pass", size_of::<Pass>()),
             (Kernel::MlpPass, "Mlp", size_of::<Mlp>()),
             (Kernel::ReduceStats, "Stats", size_of::<Stats>()),
-            (Kernel::ReduceStats, "SetStats", size_of::<SetStats>()),
+            (Kernel::ReduceStats, "RecordHead", size_of::<RecordHead>()),
             (Kernel::ReduceUpdate, "Update", size_of::<Update>()),
             (Kernel::LrLoop, "Loop", size_of::<Loop>()),
-            (Kernel::StopRule, "Reduction", size_of::<Reduction>()),
             (Kernel::StopRule, "Rule", size_of::<Rule>()),
             (Kernel::StopRule, "State", size_of::<State>()),
-            (Kernel::StopRule, "Entry", size_of::<Entry>()),
+            (Kernel::StopRule, "EntryHead", size_of::<EntryHead>()),
             (Kernel::StopRule, "DispatchArgs", size_of::<DispatchArgs>()),
         ];
         for (k, name, rust) in cases {
             assert_eq!(wgsl_size(k, name), rust, "{name} of {}", k.name());
         }
+        // The heads before the counts are HEAD_WORDS long.
+        assert_eq!(size_of::<RecordHead>(), 4 * HEAD_WORDS);
+        assert_eq!(size_of::<EntryHead>(), 4 * HEAD_WORDS);
         // Uniforms are read in 16-byte rows.
         for (k, name, rust) in &cases[..10] {
             assert_eq!(rust % 16, 0, "{name} of {}", k.name());

@@ -4,6 +4,7 @@
 
 use super::device::GpuContext;
 use super::kernels::*;
+use super::limits::{check_layer_loops, check_model, check_records};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;
@@ -15,13 +16,15 @@ pub enum KernelPath {
     /// Logistic regression on small data, whole iterations in one workgroup
     /// (`lr_loop.wgsl`): a chunk is one dispatch.
     OneWorkgroup,
-    /// Logistic regression in blocks of rows (lr_pass, reduce_stats, reduce_update).
+    /// Logistic regression in blocks of rows (lr_pass, reduce_stats, reduce_update), with
+    /// at most [`LR_PASS_MAX_K`] logits.
     Blocked,
     /// An MLP with one hidden layer within `mlp_pass.wgsl`'s limits: one pass over X per
     /// iteration (mlp_pass, reduce_stats, reduce_update).
     OnePassMlp,
-    /// Any MLP: a dispatch per layer and direction (dense_forward, loss_metrics, dense_grad,
-    /// dense_backprop), then reduce_stats and reduce_update.
+    /// Any model: a dispatch per layer and direction (dense_forward, loss_metrics, dense_grad,
+    /// dense_backprop), then reduce_stats and reduce_update. Logistic regression takes it
+    /// only with more logits than `lr_pass.wgsl` holds.
     Layered,
 }
 
@@ -56,8 +59,11 @@ const LOOP_STORAGE_BUFFERS: u32 = 12;
 /// taken 65,535 back-edges in all. On CPU adapters an `lr_loop.wgsl` dispatch is kept under
 /// this many (see [`loop_edges`]).
 pub(super) const CPU_LOOP_BUDGET: u64 = 60_000;
-/// Words of loss and counts per part in `partials`: Σ loss, TP, FP, FN, TN.
-pub(super) const STAT_WORDS: usize = 5;
+/// Words of stats per part in `partials`, after the gradient: Σ loss. (Confusion counts are
+/// integers, tallied with atomics: see `tally.wgsl`.)
+pub(super) const STAT_WORDS: usize = 1;
+/// The most logits `lr_pass.wgsl` takes: a block of 64 rows' ∂L/∂z fill its MAX_BLOCK words.
+pub const LR_PASS_MAX_K: usize = MAX_BLOCK / WORKGROUP;
 /// Rows per part of `dense_grad.wgsl`, where a segment holds that many.
 const GRAD_CHUNK: usize = 1024;
 
@@ -72,12 +78,17 @@ pub(super) struct Cut {
 }
 
 impl Cut {
-    /// The fused logistic-regression pass: X [rows, f] and z [rows] share a segment's buffer.
-    fn fused(ctx: &GpuContext, what: &str, data: &Dataset) -> Result<Cut> {
-        // Blocks of 256 rows, larger for big data so the parts stay few for the update.
+    /// The fused logistic-regression pass with `k` logits: X [rows, f] and z [rows, k] share
+    /// a segment's buffer.
+    fn fused(ctx: &GpuContext, what: &str, data: &Dataset, k: usize) -> Result<Cut> {
+        // Blocks of 256 rows, larger for big data so the parts stay few for the update; with
+        // k logits at most MAX_BLOCK / k rows (the kernel's ∂L/∂z scratch).
         let want = 256 * data.rows.div_ceil(256 * 256).clamp(1, MAX_BLOCK / 256);
+        let want = want.min(MAX_BLOCK / k / WORKGROUP * WORKGROUP);
         let f = data.features;
-        Cut::one_pass(ctx, what, data, want, WORKGROUP, |b| lr_pass_edges(b, f))
+        Cut::one_pass(ctx, what, data, k, want, WORKGROUP, |b| {
+            lr_pass_edges(b, f, k)
+        })
     }
 
     /// `mlp_pass.wgsl`: X [rows, f] and z [rows] share a segment's buffer; blocks of
@@ -87,31 +98,32 @@ impl Cut {
         ctx: &GpuContext,
         what: &str,
         data: &Dataset,
-        h: usize,
+        (h, k): (usize, usize),
         max_parts: usize,
     ) -> Result<Cut> {
         let (n, f) = (data.rows, data.features);
         let want = MLP_BLOCK.max(n.div_ceil(max_parts.max(1)).next_multiple_of(MLP_TILE));
-        let edges = |b| mlp_pass_edges(b, f, h);
-        let cut = Cut::one_pass(ctx, what, data, want, MLP_TILE, edges)?;
+        let edges = |b| mlp_pass_edges(b, f, h, k);
+        let cut = Cut::one_pass(ctx, what, data, k, want, MLP_TILE, edges)?;
         if n.div_ceil(cut.block) > max_parts.max(1) {
-            return Err(too_large(ctx, what, data, 4 * cut.block * (f + 1)));
+            return Err(too_large(ctx, what, data, 4 * cut.block * (f + k)));
         }
         Ok(cut)
     }
 
-    /// A one-pass kernel's cut, X [rows, f] and z [rows] in a segment's buffer: blocks of
+    /// A one-pass kernel's cut, X [rows, f] and z [rows, k] in a segment's buffer: blocks of
     /// `want` rows, at most what one binding holds, shrunk in steps of `step` while one
     /// invocation's back-edges (`edges` of the block) exceed the driver's loop budget.
     fn one_pass(
         ctx: &GpuContext,
         what: &str,
         data: &Dataset,
+        k: usize,
         want: usize,
         step: usize,
         edges: impl Fn(usize) -> u64,
     ) -> Result<Cut> {
-        let row_words = data.features + 1;
+        let row_words = data.features + k;
         let cap = binding_words(ctx) / row_words;
         if cap < step {
             return Err(too_large(ctx, what, data, 4 * step * row_words));
@@ -186,20 +198,33 @@ impl Cut {
 }
 
 /// At most how many loop back-edges one invocation of `lr_pass.wgsl` takes, for blocks of
-/// `block` rows of `f` features: per four rows one loop over the features (each step with a
-/// loop over the four), per group of four features one loop over the block's rows (each step
-/// with a loop over the four), and invocation 0's WORKGROUP partials.
-fn lr_pass_edges(block: usize, f: usize) -> u64 {
-    let (b, f, wg) = (block as u64, f as u64, WORKGROUP as u64);
-    b.div_ceil(4 * wg) * (5 * f + 5) + (f + 1).div_ceil(4 * wg) * (5 * b + 5) + wg
+/// `block` rows of `f` features and `k` logits: per four rows and four logits one loop over
+/// the features (each step with a loop over the four) and the stores, per row the softmax's
+/// loops over the logits, per item of four features (and four logits) one loop over the
+/// block's rows (each step with loops over the fours), and invocation 0's WORKGROUP partials.
+fn lr_pass_edges(block: usize, f: usize, k: usize) -> u64 {
+    let (b, f, wg, k) = (block as u64, f as u64, WORKGROUP as u64, k as u64);
+    let groups = k.div_ceil(4);
+    let items = (f + 1).div_ceil(4) * groups;
+    let rows = if k == 1 {
+        5 * f + 5
+    } else {
+        groups * (5 * f + 30) + 4 * (3 * k + 4)
+    };
+    let grad = if k == 1 { 5 * b + 5 } else { 10 * b + 30 };
+    b.div_ceil(4 * wg) * rows + items.div_ceil(wg) * grad + wg + 2 * HIST_CELLS as u64 / wg
 }
 
 /// Rows per block of `mlp_pass.wgsl` by default.
 const MLP_BLOCK: usize = 512;
 
-/// Whether `mlp_pass.wgsl` takes this model: one hidden layer within its limits.
+/// Whether `mlp_pass.wgsl` takes this model: one hidden layer and the logits within its
+/// limits.
 fn mlp_fits(layout: &[LayerLayout]) -> bool {
-    layout.len() == 2 && layout[0].inputs <= MLP_MAX_F && layout[0].outputs <= MLP_MAX_H
+    layout.len() == 2
+        && layout[0].inputs <= MLP_MAX_F
+        && layout[0].outputs <= MLP_MAX_H
+        && layout[1].outputs <= MLP_MAX_K
 }
 
 /// At most how many loop back-edges one invocation of `mlp_pass.wgsl` takes for blocks of
@@ -208,29 +233,47 @@ fn mlp_fits(layout: &[LayerLayout]) -> bool {
 /// inputs (and two over four units), the logit's loop over the hidden units, three loops over
 /// the tile, the δ elements, and the first layer's gradient block (per row of the tile a loop
 /// over its four units); then the block's 4 × 8 writes and the 16 partials once.
-fn mlp_pass_edges(block: usize, f: usize, h: usize) -> u64 {
+/// With `k` logits, per tile the logits' elements (each a loop over the hidden units), the
+/// softmax's loops over the logits, the output weights' slots (each a loop over the tile) and
+/// δ's loop over the logits per element.
+fn mlp_pass_edges(block: usize, f: usize, h: usize, k: usize) -> u64 {
     let (s, wg) = (MLP_TILE as u64, MLP_WORKGROUP as u64);
-    let (f, h) = (f as u64, h as u64);
-    let per_tile = ((s * f).div_ceil(wg) + 1)
+    let (f, h, k) = (f as u64, h as u64, k as u64);
+    let mut per_tile = ((s * f).div_ceil(wg) + 1)
         + (f + 11)
         + (h + 1)
         + 3 * (s + 1)
         + ((s * h).div_ceil(wg) + 1)
         + (6 * s + 1)
         + 1;
-    (block as u64).div_ceil(s) * per_tile + 41 + (s + 1) + 1
+    if k > 1 {
+        per_tile += ((s * k).div_ceil(wg) + 1) * (h + 1)
+            + (3 * k + 3)
+            + MLP_W1_SLOTS as u64 * (s + 1)
+            + (s * h).div_ceil(wg) * k;
+    }
+    let flush = (HIST_CELLS as u64).div_ceil(wg) + 1;
+    (block as u64).div_ceil(s) * per_tile + 41 + (s + 1) + 1 + MLP_W1_SLOTS as u64 + flush
 }
 
 /// At most how many loop back-edges one invocation of the layered kernels takes:
 /// `dense_forward` (per input 9), `dense_grad` (per row of a part 9), `dense_backprop` (per
-/// output 1) and `loss_metrics` (per LOSS_WORKGROUP rows of a segment 1).
-fn layered_edges(layout: &[LayerLayout], cut: Cut) -> u64 {
+/// output 1) and `loss_metrics`: with one logit 1 per LOSS_WORKGROUP rows a segment holds;
+/// with K logits 3K + 4 per LOSS_WORKGROUP rows of the largest segment of `rows`, and the
+/// histogram's flush.
+fn layered_edges(layout: &[LayerLayout], cut: Cut, rows: usize) -> u64 {
     let widest = layout
         .iter()
         .map(|l| l.inputs.max(l.outputs))
         .max()
         .unwrap_or(0);
-    (9 * widest.max(cut.block) + cut.seg_rows / LOSS_WORKGROUP + 64) as u64
+    let k = layout.last().map_or(1, |l| l.outputs);
+    let loss = if k == 1 {
+        cut.seg_rows / LOSS_WORKGROUP
+    } else {
+        cut.seg_rows.min(rows).div_ceil(LOSS_WORKGROUP) * (3 * k + 4) + HIST_CELLS / LOSS_WORKGROUP
+    };
+    (9 * widest.max(cut.block) + loss + 64) as u64
 }
 
 /// The error for data whose kernels would run past the driver's loop limit.
@@ -290,7 +333,10 @@ pub fn check_limits(
 /// The kernel path a session on `ctx` over these shapes takes: `ctx.force_path` where it
 /// applies and fits (else an error saying why), or the planner's choice: one workgroup where
 /// logistic regression's data fits it, else blocked; one pass where the MLP fits it, else
-/// layered.
+/// layered. For a softmax head of K logits: the one-workgroup kernel takes at most
+/// `LOOP_MAX_K` (8) with K·(⌈F/4⌉ + 1) ≤ 17 (else blocked), the blocked kernel at most
+/// [`LR_PASS_MAX_K`] (48; more go layered), and the one-pass MLP at most `MLP_MAX_K` (16;
+/// more go layered).
 pub fn kernel_path(
     ctx: &GpuContext,
     data: &Dataset,
@@ -307,38 +353,44 @@ fn choose_path(
     layout: &[LayerLayout],
 ) -> Result<KernelPath> {
     let logistic = layout.len() == 1;
-    let fits = |p: KernelPath| {
-        p.logistic() == logistic
-            && match p {
-                KernelPath::OneWorkgroup => loop_fits(ctx, data, val, layout),
-                KernelPath::OnePassMlp => mlp_fits(layout),
-                KernelPath::Blocked | KernelPath::Layered => true,
-            }
+    let k = layout.last().map_or(1, |l| l.outputs);
+    let fits = |p: KernelPath| match p {
+        KernelPath::OneWorkgroup => logistic && loop_fits(ctx, data, val, layout),
+        KernelPath::Blocked => logistic && k <= LR_PASS_MAX_K,
+        KernelPath::OnePassMlp => !logistic && mlp_fits(layout),
+        KernelPath::Layered => true,
     };
     let path = match ctx.force_path {
         Some(p) if fits(p) => p,
-        Some(p) if p.logistic() != logistic => {
+        Some(p) if p.logistic() && !logistic => {
             return Err(Error::Config(format!(
                 "the {} kernels run {}",
                 p.name(),
-                if p.logistic() {
-                    "logistic regression, not MLPs"
-                } else {
-                    "MLPs, not logistic regression"
-                }
+                "logistic regression, not MLPs"
             )));
         }
         Some(KernelPath::OneWorkgroup) => {
             return Err(Error::Config(format!(
-                "{} rows × {} features do not fit one workgroup (at most {LOOP_MAX_FEATURES} \
-                 features and {LOOP_MAX_ELEMENTS} elements)",
+                "{} rows × {} features with {k} logits do not fit one workgroup (at most \
+                 {LOOP_MAX_FEATURES} features, {LOOP_MAX_K} logits within its registers and \
+                 {LOOP_MAX_ELEMENTS} elements)",
                 data.rows, data.features
             )));
+        }
+        Some(KernelPath::Blocked) => {
+            return Err(Error::Config(format!(
+                "{k} logits do not fit lr_pass.wgsl (at most {LR_PASS_MAX_K})"
+            )));
+        }
+        Some(KernelPath::OnePassMlp) if logistic => {
+            return Err(Error::Config(
+                "the one-pass kernels run MLPs, not logistic regression".into(),
+            ));
         }
         Some(_) => {
             return Err(Error::Config(format!(
                 "the MLP {} does not fit mlp_pass.wgsl (one hidden layer of at most {MLP_MAX_H} \
-                 units over at most {MLP_MAX_F} features)",
+                 units over at most {MLP_MAX_F} features, at most {MLP_MAX_K} logits)",
                 layout
                     .iter()
                     .map(|l| l.inputs.to_string())
@@ -348,7 +400,7 @@ fn choose_path(
             )));
         }
         None if logistic && fits(KernelPath::OneWorkgroup) => KernelPath::OneWorkgroup,
-        None if logistic => KernelPath::Blocked,
+        None if fits(KernelPath::Blocked) => KernelPath::Blocked,
         None if fits(KernelPath::OnePassMlp) => KernelPath::OnePassMlp,
         None => KernelPath::Layered,
     };
@@ -370,18 +422,20 @@ pub(super) fn plan(
     spec: &ModelSpec,
 ) -> Result<Plan> {
     check_model(ctx, spec, true)?;
+    check_records(ctx, spec.classes())?;
     let layout = spec.layout();
     let path = choose_path(ctx, data, val, &layout)?;
     let fused = path.logistic();
     let mlp = path == KernelPath::OnePassMlp;
+    let k = spec.outputs();
     let p = spec.parameter_count();
     let cut = |what: &str, d: &Dataset| {
         // Each set's parts may fill half of one binding of partial sums.
         let max_parts = binding_words(ctx) / 2 / (p + STAT_WORDS);
         if fused {
-            Cut::fused(ctx, what, d)
+            Cut::fused(ctx, what, d, k)
         } else if mlp {
-            Cut::mlp(ctx, what, d, layout[0].outputs, max_parts)
+            Cut::mlp(ctx, what, d, (layout[0].outputs, k), max_parts)
         } else {
             Cut::layered(ctx, what, d, &layout, max_parts)
         }
@@ -393,7 +447,7 @@ pub(super) fn plan(
         let sets = std::iter::once(("the training rows", data, train_cut));
         let sets = sets.chain(val.zip(val_cut).map(|(v, c)| ("the validation rows", v, c)));
         for (what, d, c) in sets {
-            if layered_edges(&layout, c) > budget {
+            if layered_edges(&layout, c, d.rows) > budget {
                 let widest = spec.layers.iter().copied().max().unwrap_or(0);
                 return Err(Error::TooLarge(format!(
                     "the widest layer ({} units) with {what} ({} rows) needs longer shader \
@@ -460,115 +514,18 @@ pub(super) fn binding_bytes(ctx: &GpuContext) -> u64 {
     4 * binding_words(ctx) as u64
 }
 
-/// The model's buffers against one storage binding: each hidden layer's activations of one
-/// row, each layer's weights, all parameters (one buffer), and with `gradient` one block's
-/// partial gradient.
-pub(super) fn check_model(ctx: &GpuContext, spec: &ModelSpec, gradient: bool) -> Result<()> {
-    let limit = binding_bytes(ctx);
-    let hint = if spec.is_logistic() {
-        "fewer features"
-    } else {
-        "smaller hidden layers"
-    };
-    let check = |what: String, words: Option<u64>| -> Result<()> {
-        match words.and_then(memory::f32_bytes) {
-            Some(b) if b <= limit => Ok(()),
-            bytes => Err(Error::TooLarge(format!(
-                "{what} needs a {} buffer; the adapter {} binds at most {} per buffer; use {hint} \
-                 or --backend cpu",
-                memory::size_text(bytes),
-                ctx.adapter.name,
-                memory::fmt_bytes(limit)
-            ))),
-        }
-    };
-    let last = spec.layers.len() - 2;
-    for (i, w) in spec.layers.windows(2).enumerate() {
-        let (inputs, units) = (w[0], w[1]);
-        let layer = if i == last {
-            format!(
-                "the output layer (on {} inputs)",
-                memory::fmt_count(inputs as u64)
-            )
-        } else {
-            format!(
-                "the hidden layer {} ({} units)",
-                i + 1,
-                memory::fmt_count(units as u64)
-            )
-        };
-        if i < last {
-            check(
-                format!("{layer} for one row's activations"),
-                Some(units as u64),
-            )?;
-        }
-        let weights = memory::mul(inputs, units).and_then(|x| x.checked_add(units as u64));
-        check(
-            format!(
-                "{layer} with {} weights and biases",
-                memory::count_text(weights)
-            ),
-            weights,
-        )?;
-    }
-    let p = spec.parameter_count() as u64;
-    check(
-        format!(
-            "the model {} with {} parameters",
-            crate::model::layers_text(&spec.layers),
-            memory::fmt_count(p)
-        ),
-        Some(p),
-    )?;
-    if !gradient {
-        return Ok(());
-    }
-    check(
-        format!(
-            "one block's partial gradient ({} parameters and {STAT_WORDS} sums)",
-            memory::fmt_count(p)
-        ),
-        p.checked_add(STAT_WORDS as u64),
-    )
+/// Whether `lr_loop.wgsl`'s registers hold `k` logits of `f` features: at most
+/// [`LOOP_MAX_FEATURES`] features, and for K ≥ 2 at most `LOOP_MAX_K` logits with
+/// K·(⌈f/4⌉ + 1) ≤ LOOP_MAX_FEATURES / 4 + 1 vec4s of partial gradient.
+pub(super) fn loop_holds(f: usize, k: usize) -> bool {
+    let slots = LOOP_MAX_FEATURES / 4 + 1;
+    f <= LOOP_MAX_FEATURES && (k == 1 || (k <= LOOP_MAX_K && k * (f.div_ceil(4) + 1) <= slots))
 }
 
-/// The layered kernels loop over the widest layer: a layer past the driver's loop budget
-/// whatever the rows is named.
-pub(super) fn check_layer_loops(ctx: &GpuContext, spec: &ModelSpec, budget: u64) -> Result<()> {
-    // layered_edges with blocks no wider than the layer and no segment.
-    let fits = |width: usize| (9 * width as u64).saturating_add(64) <= budget;
-    let most = budget.saturating_sub(64) / 9;
-    let too_long = |what: String| {
-        Error::TooLarge(format!(
-            "{what} needs longer shader loops than {} runs (llvmpipe stops every loop of an \
-             invocation after 65,535 steps, silently): a layer of {} units or more never fits, \
-             and somewhat narrower ones may not either; use smaller layers or --backend cpu",
-            ctx.adapter.name,
-            memory::fmt_count(most + 1)
-        ))
-    };
-    if !fits(spec.layers[0]) {
-        return Err(too_long(format!(
-            "the input layer ({} features)",
-            memory::fmt_count(spec.layers[0] as u64)
-        )));
-    }
-    for (i, &units) in spec.layers[1..spec.layers.len() - 1].iter().enumerate() {
-        if !fits(units) {
-            return Err(too_long(format!(
-                "the hidden layer {} ({} units)",
-                i + 1,
-                memory::fmt_count(units as u64)
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whether `lr_loop.wgsl` takes this logistic regression: data within
-/// [`LOOP_MAX_ELEMENTS`], the loop budget and one storage binding, on a device that binds
-/// its buffers.
+/// Whether `lr_loop.wgsl` takes this logistic regression: logits and features its registers
+/// hold ([`loop_holds`]), data of at most [`LOOP_MAX_ELEMENTS`] (rows × (features + 1) ×
+/// logits), within the loop budget and one storage binding, on a device that binds its
+/// buffers.
 fn loop_fits(
     ctx: &GpuContext,
     data: &Dataset,
@@ -576,13 +533,14 @@ fn loop_fits(
     layout: &[LayerLayout],
 ) -> bool {
     let f = data.features;
+    let k = layout[0].outputs;
     let val_rows = val.map_or(0, |v| v.rows);
     let rows = data.rows + val_rows;
-    let edges = loop_edges(data.rows, val_rows, f, ctx.loop_workgroup);
+    let edges = loop_edges(data.rows, val_rows, f, k, ctx.loop_workgroup);
     let padded = loop_row_floats(f);
     layout.len() == 1
-        && f <= LOOP_MAX_FEATURES
-        && rows.saturating_mul(f + 1) <= LOOP_MAX_ELEMENTS
+        && loop_holds(f, k)
+        && rows.saturating_mul(f + 1).saturating_mul(k) <= LOOP_MAX_ELEMENTS
         && ctx.loop_edge_budget.is_none_or(|b| edges <= b)
         && memory::mul(data.rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
         && memory::mul(val_rows, padded).is_some_and(|w| w <= binding_words(ctx) as u64)
@@ -610,23 +568,38 @@ pub(super) fn pad_rows(d: &Dataset) -> Vec<f32> {
 /// one more step each time it runs: the row loops (two loops over a training row's vec4s, one
 /// over a validation row's), the loops over the parameters (the dispatch's first load
 /// charged to every iteration) and the vec4s, the `wg` partials invocation 0 adds, each
-/// owner's `wg`/2 and four, and judge()'s 16.
-pub(super) fn loop_edges(rows: usize, val_rows: usize, f: usize, wg: u32) -> u64 {
+/// owner's `wg`/2 and four, judge() with its class sums and the record's copies (60). With
+/// `k` ≥ 2 logits each row's loops run per logit, with the softmax's three over the logits,
+/// and the counts and the record take K² more.
+pub(super) fn loop_edges(rows: usize, val_rows: usize, f: usize, k: usize, wg: u32) -> u64 {
     let wg = u64::from(wg.max(1));
     let trips = |n: u64| n.div_ceil(wg);
     let f4 = loop_row_floats(f) as u64 / 4;
-    let np = f as u64 + 1;
-    let owners = trips(f4 + 1);
-    (trips(rows as u64) * (1 + 2 * (f4 + 1)) + 1)
-        + (trips(val_rows as u64) * (1 + f4 + 1) + 1)
+    let (k, kk) = (k as u64, (k * k) as u64);
+    let np = k * (f as u64 + 1);
+    let owners = trips(k * (f4 + 1));
+    let (row, val_row, extra) = if k == 1 {
+        (1 + 2 * (f4 + 1), 1 + f4 + 1, 0)
+    } else {
+        let soft = 3 * (k + 1) + 1;
+        let row = (f4 + 1) + k * (f4 + 2) + soft + k * (f4 + 2) + 2;
+        (
+            row,
+            k * (f4 + 2) + soft + 2,
+            6 * kk + k * (f4 + 1) + trips(2 * kk) + 2,
+        )
+    };
+    (trips(rows as u64) * row + 1)
+        + (trips(val_rows as u64) * val_row + 1)
         + 3 * (trips(np) + 1)
-        + (f4 + 1)
-        + 2 * (f4 + 2)
+        + k * (f4 + 1)
+        + 2 * (k * (f4 + 1) + 1)
         + (wg + 1)
         + owners * (1 + (wg / 2 + 1) + 5)
         + 1
-        + 17
+        + 60
         + 2
+        + extra
 }
 
 #[cfg(test)]
@@ -708,5 +681,38 @@ mod tests {
         }
         let fits = ModelSpec::new(2, &[16], Activation::Relu).unwrap();
         assert!(check_limits(&ctx, &data, Some(&data), &fits).is_ok());
+    }
+
+    /// K classes' records are checked before anything is allocated: 256 classes need a
+    /// 512 KiB history entry, past a 256 KiB binding; 16 classes fit.
+    #[test]
+    fn many_classes_past_the_binding_limit_are_named() {
+        use crate::data::{Demo, DemoOptions};
+        use crate::model::{Activation, Head};
+        let ctx = match GpuContext::open_with_limits(None, |l| {
+            l.max_storage_buffer_binding_size = 256 << 10;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but no GPU adapter is available: {e}"
+                );
+                eprintln!("SKIPPED: no GPU adapter for the binding-limit checks: {e}");
+                return;
+            }
+        };
+        let opts = DemoOptions {
+            rows: Some(300),
+            classes: Some(16),
+            ..Default::default()
+        };
+        let data = crate::data::demo(Demo::Blobs, &opts).unwrap();
+        let spec = |k| ModelSpec::with_head(2, &[], Activation::Relu, Head::Softmax, k).unwrap();
+        let e = check_limits(&ctx, &data, None, &spec(256)).unwrap_err();
+        assert!(matches!(e, Error::TooLarge(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("256 classes") && e.contains("512.0 KiB"), "{e}");
+        assert!(check_limits(&ctx, &data, None, &spec(16)).is_ok());
     }
 }

@@ -15,13 +15,15 @@ use crate::backend::{
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;
+use crate::metrics::Counts;
 use crate::model::ModelSpec;
 
 pub struct GpuSession {
     pub(super) ctx: GpuContext,
     /// Parts of the training rows in `partials`.
     pub(super) train_parts: usize,
-    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, rows.
+    /// The training rows' logits for `logits()`, per segment: buffer, byte offset, words
+    /// (rows × outputs, row-major).
     pub(super) train_logits: Vec<(wgpu::Buffer, u64, usize)>,
     pub(super) pipelines: Vec<wgpu::ComputePipeline>,
     /// The training rows' evaluation (per segment: lr_pass, or each layer's forward and the
@@ -35,8 +37,12 @@ pub struct GpuSession {
     pub(super) cur: usize,
     /// The weights kept by `save_best`.
     pub(super) best: wgpu::Buffer,
-    /// The last evaluation: a [`Reduction`].
+    /// The last evaluation's record ([`RecordHead`], then each set's K × K counts).
     pub(super) result: wgpu::Buffer,
+    /// Each set's confusion counts while an evaluation runs (zeroed by reduce_stats).
+    pub(super) tally: wgpu::Buffer,
+    /// K (2 for a sigmoid head).
+    pub(super) classes: usize,
     pub(super) result_staging: wgpu::Buffer,
     pub(super) params_staging: wgpu::Buffer,
     pub(super) param_bytes: u64,
@@ -88,23 +94,37 @@ impl GpuSession {
         ];
         let best = ctx.storage("best", &cfg.params);
         let partials = ctx.storage("partials", &vec![0.0f32; parts * stride]);
-        let result_bytes = std::mem::size_of::<Reduction>() as u64;
-        let result = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("result"),
-            size: result_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let classes = spec.classes();
+        let none = Evaluation {
+            train: Counts::new(classes),
+            val: None,
+        };
+        let result = ctx.storage_of("result", &encode_record(&none, classes));
+        let result_bytes = 4 * record_words(classes) as u64;
+        let tally = ctx.storage_of("tally", &vec![0u32; 2 * classes * classes]);
         let param_bytes = 4 * p as u64;
         let result_staging = ctx.readback("result staging", result_bytes);
         let params_staging = ctx.readback("params staging", param_bytes);
         let looped = path == KernelPath::OneWorkgroup;
         let wg = ctx.loop_workgroup;
-        // lr_loop.wgsl is specialised to the data's features; the other kernels are generic.
-        let mut pipelines: Vec<wgpu::ComputePipeline> =
-            Kernel::ITERATION.iter().map(|&k| ctx.pipeline(k)).collect();
+        // The kernels that compute the loss are specialised to the logits, lr_loop.wgsl also
+        // to the data's features; the others are generic.
+        let outputs = spec.outputs();
+        let mut pipelines: Vec<wgpu::ComputePipeline> = Kernel::ITERATION
+            .iter()
+            .map(|&k| match k {
+                Kernel::LossMetrics | Kernel::LrPass | Kernel::MlpPass => {
+                    ctx.pipeline_with(k, &[("K", outputs as f64)])
+                }
+                _ => ctx.pipeline(k),
+            })
+            .collect();
         if looped {
-            let constants = [("F", data.features as f64), ("WG", f64::from(wg))];
+            let constants = [
+                ("F", data.features as f64),
+                ("WG", f64::from(wg)),
+                ("K", outputs as f64),
+            ];
             pipelines.push(ctx.pipeline_with(Kernel::LrLoop, &constants));
         }
         let shared = Shared {
@@ -114,6 +134,7 @@ impl GpuSession {
             params: &params,
             partials: &partials,
             result: &result,
+            tally: &tally,
             spec,
             layout: &layout,
             stride,
@@ -123,7 +144,7 @@ impl GpuSession {
             // X in rows padded to whole vec4s; z in a buffer of its own.
             let n = data.rows;
             let acts = ctx.storage("training rows", &pad_rows(data));
-            let z = ctx.storage("logits", &vec![0.0f32; n]);
+            let z = ctx.storage("logits", &vec![0.0f32; n * outputs]);
             let (vx, vy) = match val {
                 Some(v) if v.rows > 0 => (pad_rows(v), v.y.clone()),
                 _ => (vec![0.0; 4], vec![0.0]),
@@ -135,7 +156,7 @@ impl GpuSession {
                 ctx.storage("validation labels", &vy),
                 z.clone(),
             ];
-            let logits = vec![(z, 0, n)];
+            let logits = vec![(z, 0, n * outputs)];
             (Vec::new(), Vec::new(), logits, Some(buffers))
         } else {
             let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
@@ -175,7 +196,7 @@ impl GpuSession {
                     | wgpu::BufferUsages::COPY_DST,
             });
 
-        let chunks = chunk_kit(&ctx, &result, &params, &best, &args)?;
+        let chunks = chunk_kit(&ctx, &result, &params, &best, &args, classes)?;
         let looped = match &loop_data {
             None => None,
             Some(bufs) => {
@@ -226,7 +247,7 @@ impl GpuSession {
                     usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                let edges = loop_edges(n, nv, f, wg);
+                let edges = loop_edges(n, nv, f, outputs, wg);
                 let max_k = ctx.loop_edge_budget.map_or(u32::MAX, |b| {
                     u32::try_from(b / edges).unwrap_or(u32::MAX).max(1)
                 });
@@ -269,6 +290,8 @@ impl GpuSession {
             cur: 0,
             best,
             result,
+            tally,
+            classes,
             result_staging,
             params_staging,
             param_bytes,
@@ -324,8 +347,13 @@ impl GpuSession {
         }
         self.ctx.queue.submit([enc.finish()]);
         self.ctx.wait()?;
+        let elapsed = began.elapsed();
+        // Passes without their reduce_stats leave counts in the tally.
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&self.tally, 0, None);
+        self.ctx.queue.submit([enc.finish()]);
         self.evaluated = false;
-        Ok(began.elapsed())
+        Ok(elapsed)
     }
 
     /// How many parts (blocks of rows with their own partial sums) the training rows have.
@@ -371,12 +399,9 @@ impl GpuSession {
         enc
     }
 
-    /// The training and validation counts of an evaluation.
-    pub(super) fn decode(&self, r: &Reduction) -> Evaluation {
-        Evaluation {
-            train: r.train.counts(),
-            val: self.has_val.then(|| r.val.counts()),
-        }
+    /// The training and validation counts of a record's words.
+    pub(super) fn decode(&self, words: &[u32]) -> Evaluation {
+        decode_record(words, self.has_val)
     }
 
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
@@ -401,16 +426,12 @@ impl Session for GpuSession {
                 self.record(&mut pass, d, self.cur);
             }
         }
-        // The validation rows' stats only where there are some.
-        let sets = if self.has_val { 2 } else { 1 };
-        let bytes = (sets * std::mem::size_of::<SetStats>()) as u64;
+        let bytes = 4 * record_words(self.classes) as u64;
         let read = self
             .ctx
             .read(enc, &self.result, &self.result_staging, bytes)?;
-        let mut r = Reduction::default();
-        bytemuck::bytes_of_mut(&mut r)[..read.len()].copy_from_slice(&read);
         self.evaluated = true;
-        Ok(self.decode(&r))
+        Ok(self.decode(&bytemuck::pod_collect_to_vec(&read)))
     }
 
     fn update(&mut self) -> Result<()> {

@@ -26,7 +26,7 @@ pub(super) struct DeviceSet {
     pub forward: Vec<Dispatch>,
     /// Training only: the gradient of every segment (layered kernels), then the update.
     pub backward: Vec<Dispatch>,
-    /// Each segment's logits: buffer, byte offset, rows.
+    /// Each segment's logits: buffer, byte offset, words (rows × outputs).
     pub logits: Vec<(wgpu::Buffer, u64, usize)>,
 }
 
@@ -39,6 +39,8 @@ pub(super) struct Shared<'a> {
     pub params: &'a [wgpu::Buffer; 2],
     pub partials: &'a wgpu::Buffer,
     pub result: &'a wgpu::Buffer,
+    /// Each set's confusion counts [2][K, K], moved into `result` by reduce_stats.
+    pub tally: &'a wgpu::Buffer,
     pub spec: &'a ModelSpec,
     pub layout: &'a [LayerLayout],
     /// Words per part in `partials`: the gradient [P], then the stats.
@@ -96,6 +98,10 @@ impl Shared<'_> {
         let u = |v: usize| v as u32;
         let inv_rows = 1.0f32 / n as f32;
         let params_len = self.stride - STAT_WORDS;
+        let k = self.spec.outputs();
+        let classes = self.spec.classes();
+        let cells = classes * classes;
+        let tally_off = u(out_set as usize * cells);
         let mut set = DeviceSet {
             forward: Vec::new(),
             backward: Vec::new(),
@@ -104,7 +110,7 @@ impl Shared<'_> {
         // lr_pass.wgsl and mlp_pass.wgsl keep X and z; the layered kernels every layer's output.
         let one_pass = self.path != KernelPath::Layered;
         let row_words = if one_pass {
-            f + 1
+            f + k
         } else {
             f + self.layout.iter().map(|l| l.outputs).sum::<usize>()
         };
@@ -128,6 +134,8 @@ impl Shared<'_> {
                     grad: u32::from(train),
                     inv_rows,
                     block: u(cut.block),
+                    tally_off,
+                    ..Default::default()
                 };
                 let (kernel, cfg) = if self.path == KernelPath::OnePassMlp {
                     let (l0, l1) = (self.layout[0], self.layout[1]);
@@ -147,7 +155,8 @@ impl Shared<'_> {
                         w1: u(l1.w_off),
                         b1: u(l1.b_off),
                         params: u(params_len),
-                        pad0: 0,
+                        tally_off,
+                        ..Default::default()
                     };
                     (Kernel::MlpPass, self.uniform("mlp_pass cfg", &mlp))
                 } else {
@@ -156,10 +165,19 @@ impl Shared<'_> {
                 let grid = self.ctx.grid(cut.parts(len))?;
                 set.forward.push(self.variants(
                     kernel,
-                    |k| vec![&self.params[k], &acts, &labels, self.partials, &cfg],
+                    |v| {
+                        vec![
+                            &self.params[v],
+                            &acts,
+                            &labels,
+                            self.partials,
+                            &cfg,
+                            self.tally,
+                        ]
+                    },
                     grid,
                 ));
-                set.logits.push((acts, 4 * (len * f) as u64, len));
+                set.logits.push((acts, 4 * (len * f) as u64, len * k));
                 continue;
             }
             // The layered kernels: each layer's output [len, out_l] at out_off[l] after X.
@@ -192,23 +210,24 @@ impl Shared<'_> {
             // ∂L/∂Z of every layer (training), or only the logits' (never used).
             let deltas = self
                 .ctx
-                .storage("deltas", &vec![0.0f32; if train { d } else { len }]);
+                .storage("deltas", &vec![0.0f32; if train { d } else { len * k }]);
             let loss = LossCfg {
                 rows: u(len),
                 logit_off: u(out_off[last]),
                 delta_off: if train { u(d_off[last]) } else { 0 },
                 inv_rows,
                 result_off: u((part0 + r0 / cut.block) * self.stride + params_len),
+                tally_off,
                 ..Default::default()
             };
             let cfg = self.uniform("loss_metrics cfg", &loss);
             set.forward.push(self.fixed(
                 Kernel::LossMetrics,
-                &[&acts, &labels, &deltas, self.partials, &cfg],
+                &[&acts, &labels, &deltas, self.partials, &cfg, self.tally],
                 (1, 1),
             ));
             set.logits
-                .push((acts.clone(), 4 * out_off[last] as u64, len));
+                .push((acts.clone(), 4 * out_off[last] as u64, len * k));
             if !train {
                 continue;
             }
@@ -265,12 +284,13 @@ impl Shared<'_> {
             stride: u(self.stride),
             col: u(params_len),
             out_set,
+            cells: u(cells),
             ..Default::default()
         };
         let cfg = self.uniform("reduce_stats cfg", &stats);
         set.forward.push(self.fixed(
             Kernel::ReduceStats,
-            &[self.partials, self.result, &cfg],
+            &[self.partials, self.result, &cfg, self.tally],
             (1, 1),
         ));
         if train {
