@@ -124,9 +124,9 @@ pub trait Session {
     fn best_params(&mut self) -> Result<Vec<f32>>;
     /// `None` for the CPU.
     fn adapter(&self) -> Option<AdapterDesc>;
-    /// The output-layer logits z of the training rows from the last `evaluate` ([rows], in
-    /// row order; the probability is 1 / (1 + exp(−z))). Call it after `evaluate`, before
-    /// `update`.
+    /// The output-layer logits z of the training rows from the last `evaluate`: [rows ×
+    /// outputs] row-major (one per row for a sigmoid head, K for softmax). Call it after
+    /// `evaluate`, before `update`.
     fn logits(&mut self) -> Result<Vec<f32>>;
     /// The most iterations `run_chunk` runs at once under `rule` (at most [`MAX_CHUNK`]), or
     /// `None` where it runs none (the CPU has no round trip to save).
