@@ -908,3 +908,129 @@ fn softmax_trajectories_follow_the_reference() {
         }
     }
 }
+
+/// K = 3: the CPU and the GPU stop at the same iteration, for the same reason, under every
+/// rule (thresholds on accuracy, macro F1 and the loss; patience with a delta; restore-best;
+/// divergence; max_iter), training a softmax MLP on validation-monitored, overlapping blobs
+/// (a smooth descent: at large steps on spirals the two trajectories part in f32 after some
+/// hundred iterations, as any two summation orders do).
+#[test]
+fn three_classes_same_stop_on_both_backends() {
+    use wgtrain::data::{Standardizer, split_stratified};
+    use wgtrain::stop::{MinDelta, StopReason, StopRule};
+    use wgtrain::train::{Monitor, TrainOptions};
+    let case = |lr: f32| {
+        let d = demo_k(Demo::Blobs, 360, None, 3, 0.15, 71);
+        let (mut train, mut val) = split_stratified(&d, 0.3, 71).unwrap();
+        let s = Standardizer::fit(&train);
+        s.apply(&mut train);
+        s.apply(&mut val);
+        let sp = spec_k(&train, &[16], Activation::Tanh, 3);
+        let cfg = config(&sp, lr, 71);
+        (train, val, sp, cfg)
+    };
+    let base = StopRule {
+        threshold: None,
+        ..rule(Metric::Accuracy, None, 1500)
+    };
+    let rules: Vec<(&str, f32, TrainOptions, StopReason)> = vec![
+        (
+            "accuracy threshold",
+            0.1,
+            TrainOptions::new(StopRule {
+                threshold: Some(0.83),
+                ..base.clone()
+            }),
+            StopReason::Threshold,
+        ),
+        (
+            "macro f1 threshold",
+            0.1,
+            TrainOptions::new(StopRule {
+                metric: Metric::F1,
+                threshold: Some(0.83),
+                ..base.clone()
+            }),
+            StopReason::Threshold,
+        ),
+        (
+            "loss threshold",
+            0.1,
+            TrainOptions::new(StopRule {
+                metric: Metric::Loss,
+                threshold: Some(0.62),
+                ..base.clone()
+            }),
+            StopReason::Threshold,
+        ),
+        (
+            "patience on the loss with a delta",
+            0.1,
+            TrainOptions::new(StopRule {
+                metric: Metric::Loss,
+                patience: Some(3),
+                min_delta: MinDelta::Abs(1e-3),
+                ..base.clone()
+            }),
+            StopReason::Patience,
+        ),
+        (
+            "restore-best on macro f1",
+            0.1,
+            TrainOptions {
+                restore_best: true,
+                ..TrainOptions::new(StopRule {
+                    metric: Metric::F1,
+                    patience: Some(20),
+                    ..base.clone()
+                })
+            },
+            StopReason::Patience,
+        ),
+        (
+            "divergence",
+            60.0,
+            TrainOptions::new(StopRule {
+                metric: Metric::Loss,
+                divergence: Some(3.0),
+                ..base.clone()
+            }),
+            StopReason::Divergence,
+        ),
+        (
+            "max_iter",
+            0.1,
+            TrainOptions::new(StopRule {
+                max_iter: 57,
+                ..base.clone()
+            }),
+            StopReason::MaxIter,
+        ),
+    ];
+    for (name, lr, opts, reason) in rules {
+        let (train, val, sp, cfg) = case(lr);
+        let opts = TrainOptions {
+            monitor: Monitor::Val,
+            ..opts
+        };
+        let Some(mut gpu) = session_val(Kind::Gpu, &train, Some(&val), &sp, &cfg) else {
+            return;
+        };
+        let mut cpu = session_val(Kind::Cpu, &train, Some(&val), &sp, &cfg).unwrap();
+        let (g, _) = train_with(gpu.as_mut(), &opts);
+        let (c, _) = train_with(cpu.as_mut(), &opts);
+        assert_eq!(c.stop.reason, reason, "{name}: {:?}", c.stop);
+        assert!(c.stop.stopped_at > 0, "{name}: the case must need training");
+        assert_eq!(g.stop.reason, c.stop.reason, "{name}");
+        assert_eq!(g.stop.stopped_at, c.stop.stopped_at, "{name}");
+        assert_eq!(g.stop.iteration, c.stop.iteration, "{name}");
+        // The same matrices; the losses as close as two summation orders in f32 get.
+        let (gv, cv) = (g.counts.val.unwrap(), c.counts.val.unwrap());
+        assert_eq!(gv.confusion, cv.confusion, "{name}: the confusion matrices");
+        let rel = (gv.loss_sum - cv.loss_sum).abs() / cv.loss_sum.abs().max(1.0);
+        assert!(
+            rel < 1e-4 || !cv.loss_sum.is_finite(),
+            "{name}: {gv:?} vs {cv:?}"
+        );
+    }
+}
