@@ -98,19 +98,16 @@ impl LabelMapping {
             }
         }
     }
-
-    /// The class index of a label text (equal text, or equal number), if any.
-    pub fn index_of(&self, text: &str) -> Option<usize> {
-        self.classes
-            .iter()
-            .position(|c| c == text)
-            .or_else(|| self.classes.iter().position(|c| same_label(c, text)))
-    }
 }
 
 impl Dataset {
     pub fn positives(&self) -> usize {
         self.y.iter().filter(|&&v| v == 1.0).count()
+    }
+
+    /// The rows of class 1 where there are two classes (the positives), else `None`.
+    pub fn binary_positives(&self) -> Option<usize> {
+        (self.label.k() == 2).then(|| self.positives())
     }
 
     /// Rows per class: [K].

@@ -395,14 +395,14 @@ pub fn run(
             source: data.source.clone(),
             rows: data.rows,
             features: data.features,
-            positives: (data.label.k() == 2).then(|| data.positives()),
+            positives: data.binary_positives(),
             classes: data.label.classes.clone(),
             label_mapping: data.label.json(spec.head == Head::Softmax),
             standardized,
             val: val.as_ref().map(|v| ValInfo {
                 source: v.source.clone(),
                 rows: v.rows,
-                positives: (v.label.k() == 2).then(|| v.positives()),
+                positives: v.binary_positives(),
             }),
         },
         model: ModelInfo {

@@ -228,7 +228,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
             "model": args.apply.model.display().to_string(),
             "data": d.source,
             "rows": d.rows,
-            "positives": (model.label.k() == 2).then(|| d.positives()),
+            "positives": d.binary_positives(),
             "classes": model.label.classes,
             "label_mapping": model.label.json(model.spec.head == Head::Softmax),
             "backend": if pred.adapter.is_some() { "gpu" } else { "cpu" },
@@ -243,7 +243,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<()> {
             d.rows,
             wgtrain::report::label_text(
                 &model.label.json(model.spec.head == Head::Softmax),
-                (model.label.k() == 2).then(|| d.positives())
+                d.binary_positives()
             ),
             predict::metrics_text(&m)
         )

@@ -41,40 +41,6 @@ pub struct Prediction {
     pub notice: Option<String>,
 }
 
-/// The forward pass alone on the chosen backend (no training session, no gradients):
-/// the logits [rows, outputs], the adapter used and a fallback notice.
-fn forward(
-    model: &Model,
-    data: &Dataset,
-    choice: BackendChoice,
-    adapter: Option<&str>,
-) -> Result<(Vec<f32>, Option<AdapterDesc>, Option<String>)> {
-    let cpu = |notice| {
-        backend::cpu::forward_logits(&model.spec, &model.params, data).map(|z| (z, None, notice))
-    };
-    let gpu = |ctx: backend::gpu::GpuContext| {
-        backend::gpu::forward_logits(&ctx, &model.spec, &model.params, data)
-            .map(|z| (z, Some(ctx.adapter.clone()), None))
-    };
-    let notice = |why: &str| {
-        Some(format!(
-            "running on the CPU: {why} (--backend cpu silences this notice)"
-        ))
-    };
-    match choice {
-        BackendChoice::Cpu => cpu(None),
-        BackendChoice::Gpu => gpu(backend::gpu::GpuContext::open(adapter)?),
-        BackendChoice::Auto => match backend::gpu::GpuContext::open(adapter) {
-            Ok(ctx) => match gpu(ctx) {
-                Err(Error::TooLarge(why)) => cpu(notice(&why)),
-                other => other,
-            },
-            Err(Error::NoAdapter(_)) if adapter.is_none() => cpu(notice("no GPU adapter found")),
-            Err(e) => Err(e),
-        },
-    }
-}
-
 /// Runs the model's forward pass over `rows` on the chosen backend; the metrics come from
 /// the logits on the host.
 pub fn predict(
@@ -84,7 +50,8 @@ pub fn predict(
     adapter: Option<&str>,
 ) -> Result<Prediction> {
     check_inputs(model, &rows.data)?;
-    let (logits, adapter, notice) = forward(model, &rows.data, choice, adapter)?;
+    let (logits, adapter, notice) =
+        backend::forward_logits(choice, adapter, &model.spec, &model.params, &rows.data)?;
     let outputs = model.spec.outputs();
     if Some(logits.len()) != rows.data.rows.checked_mul(outputs) {
         return Err(Error::Config(format!(

@@ -267,8 +267,9 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             let entries = session.run_chunk(chunk_rule, &start, left.min(u64::from(k)) as u32)?;
             let elapsed = self.start.elapsed().as_secs_f64();
             let n = entries.len();
+            let paused = entries.last().is_some_and(|e| e.paused);
             let mut host_improved_last = false;
-            for (i, en) in entries.iter().enumerate() {
+            for (i, en) in entries.into_iter().enumerate() {
                 let last = i + 1 == n;
                 // max_time can only end a run where the host looks: at the chunk's end.
                 let clock = if last { elapsed } else { 0.0 };
@@ -293,14 +294,13 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                     step.decision
                 };
                 if let Decision::Stop(reason) = decision {
-                    return self.finish(session, t, reason, now, en.eval.clone());
+                    return self.finish(session, t, reason, now, en.eval);
                 }
                 host_improved_last = step.improved;
                 self.last = Some(now);
-                self.last_eval = Some(en.eval.clone());
+                self.last_eval = Some(en.eval);
                 t += 1;
             }
-            let paused = entries.last().is_some_and(|e| e.paused);
             adopt = paused && host_improved_last;
             if opts.chunk.is_none() {
                 k = if paused {

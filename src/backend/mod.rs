@@ -211,19 +211,50 @@ pub fn prepare(
                     ctx: Box::new(ctx),
                     auto: true,
                 }),
-                // An adapter asked for by name and not found is the user's error.
-                Err(Error::NoAdapter(_)) if adapter.is_none() => {
-                    cpu(Some(fallback_notice("no GPU adapter found")))
-                }
-                Err(Error::TooLarge(why)) => cpu(Some(fallback_notice(&why))),
-                Err(e) => Err(e),
+                Err(e) => cpu(Some(auto_fallback(e, adapter, "training")?)),
             }
         }
     }
 }
 
-fn fallback_notice(why: &str) -> String {
-    format!("training on the CPU: {why} (--backend cpu silences this notice)")
+/// Why `--backend auto` runs on the CPU after the GPU failed with `e`, as a notice; `Err`
+/// where the failure is the user's to see (an adapter asked for by name and not found, or
+/// anything but a missing adapter or a model too large for it).
+fn auto_fallback(e: Error, adapter: Option<&str>, doing: &str) -> Result<String> {
+    let why = match e {
+        Error::NoAdapter(_) if adapter.is_none() => "no GPU adapter found".to_string(),
+        Error::TooLarge(why) => why,
+        e => return Err(e),
+    };
+    Ok(fallback_notice(doing, &why))
+}
+
+fn fallback_notice(doing: &str, why: &str) -> String {
+    format!("{doing} on the CPU: {why} (--backend cpu silences this notice)")
+}
+
+/// Inference alone (no training session, no gradient) on the chosen backend: the output
+/// logits of `data`'s rows, [rows × outputs] row-major, the adapter used (`None`: the CPU)
+/// and, where `auto` fell back to the CPU, a notice saying why.
+pub fn forward_logits(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    spec: &ModelSpec,
+    params: &[f32],
+    data: &Dataset,
+) -> Result<(Vec<f32>, Option<AdapterDesc>, Option<String>)> {
+    let cpu = |notice| cpu::forward_logits(spec, params, data).map(|z| (z, None, notice));
+    let gpu = |ctx: gpu::GpuContext| {
+        gpu::forward_logits(&ctx, spec, params, data).map(|z| (z, Some(ctx.adapter.clone()), None))
+    };
+    match choice {
+        BackendChoice::Cpu => cpu(None),
+        BackendChoice::Gpu => gpu(gpu::GpuContext::open(adapter)?),
+        BackendChoice::Auto => match gpu::GpuContext::open(adapter).and_then(gpu) {
+            Err(e) => cpu(Some(auto_fallback(e, adapter, "running")?)),
+            ok => ok,
+        },
+    }
 }
 
 impl Prepared {
@@ -249,7 +280,7 @@ impl Prepared {
                     notice: None,
                 }),
                 // E.g. the device ran out of memory.
-                Err(Error::TooLarge(why)) if auto => cpu(Some(fallback_notice(&why))),
+                Err(Error::TooLarge(why)) if auto => cpu(Some(fallback_notice("training", &why))),
                 Err(e) => Err(e),
             },
         }

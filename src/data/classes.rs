@@ -3,7 +3,7 @@
 //! classes map to 0/1 with the larger (or last-sorting) value as class 1, unless
 //! `--positive` names the other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::LabelMapping;
 use super::label::{self, Decimal};
@@ -14,12 +14,11 @@ use crate::model::MAX_CLASSES;
 /// index of its text.
 #[derive(Default)]
 pub(super) struct Learned {
-    /// Distinct texts in order of appearance, each with its value if a number and the line
-    /// it first appeared on.
-    texts: Vec<(String, Option<Decimal>, u64)>,
+    /// Distinct texts in order of appearance, each with its value if a number.
+    texts: Vec<(String, Option<Decimal>)>,
     index: HashMap<String, u32>,
-    /// Distinct numbers, each with the line it first appeared on.
-    nums: HashMap<Decimal, u64>,
+    /// Distinct numbers.
+    nums: HashSet<Decimal>,
     /// A label that is not a number was seen: labels compare as texts.
     some_text: bool,
     /// Per row: its index in `texts`.
@@ -39,11 +38,11 @@ impl Learned {
                 match &value {
                     None => self.some_text = true,
                     Some(v) => {
-                        self.nums.entry(v.clone()).or_insert(line);
+                        self.nums.insert(v.clone());
                     }
                 }
                 let i = self.texts.len() as u32;
-                self.texts.push((t.to_string(), value, line));
+                self.texts.push((t.to_string(), value));
                 self.index.insert(t.to_string(), i);
                 let classes = if self.some_text {
                     self.texts.len()
@@ -86,13 +85,13 @@ impl Learned {
         positive: Option<&str>,
     ) -> Result<(Vec<f32>, LabelMapping)> {
         let numeric = !self.some_text;
-        // Each text's class key: its number, or its text.
-        let mut keys: Vec<(usize, &str)> = Vec::new(); // (first text index of the class, text)
+        // Each class's value as first written, in class order.
+        let mut classes: Vec<String> = Vec::new();
         let mut class_of_text = vec![0usize; self.texts.len()];
         if numeric {
             let mut order: Vec<(&Decimal, usize)> = Vec::new();
             let mut seen: HashMap<&Decimal, usize> = HashMap::new();
-            for (i, (_, v, _)) in self.texts.iter().enumerate() {
+            for (i, (_, v)) in self.texts.iter().enumerate() {
                 let v = v.as_ref().expect("numeric labels parse");
                 let c = *seen.entry(v).or_insert_with(|| {
                     order.push((v, i));
@@ -105,7 +104,7 @@ impl Learned {
             let mut rank = vec![0usize; order.len()];
             for (r, &c) in sorted.iter().enumerate() {
                 rank[c] = r;
-                keys.push((order[c].1, self.texts[order[c].1].0.as_str()));
+                classes.push(self.texts[order[c].1].0.clone());
             }
             for c in &mut class_of_text {
                 *c = rank[*c];
@@ -115,10 +114,9 @@ impl Learned {
             sorted.sort_by(|&a, &b| self.texts[a].0.cmp(&self.texts[b].0));
             for (r, &i) in sorted.iter().enumerate() {
                 class_of_text[i] = r;
-                keys.push((i, self.texts[i].0.as_str()));
+                classes.push(self.texts[i].0.clone());
             }
         }
-        let mut classes: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
         match classes.len() {
             0 => return Err(Error::data(name, "no data rows after the header")),
             1 => {
