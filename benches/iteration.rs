@@ -56,6 +56,7 @@ fn bench_model(c: &mut Criterion, name: &str, hidden: &[usize], data: &Dataset, 
     let cfg = SessionConfig {
         params: spec.init_params(0),
         lr: 0.1,
+        ..Default::default()
     };
     let mut group: BenchmarkGroup<WallTime> = c.benchmark_group(name);
     group.throughput(Throughput::Bytes((ROWS * FEATURES * 4) as u64));

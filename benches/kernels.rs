@@ -99,6 +99,7 @@ fn bench_model(
     let cfg = SessionConfig {
         params: spec.init_params(0),
         lr: 0.1,
+        ..Default::default()
     };
     let mut gpu = GpuSession::new(ctx, d, None, &spec, &cfg).expect("GPU session");
     verify(&mut gpu, d, &spec, cfg.lr, name);

@@ -25,6 +25,9 @@ pub enum Error {
     /// The data or model does not fit the device's limits.
     #[error("{0}")]
     TooLarge(String),
+    /// The backend cannot run what was asked (e.g. an optimizer the GPU lacks so far).
+    #[error("{0}")]
+    Unsupported(String),
     /// The GPU reported an error while working.
     #[error("GPU error: {0}")]
     Gpu(String),

@@ -337,7 +337,11 @@ pub fn run(
         &spec,
     )?;
     let params = params.unwrap_or_else(|| spec.init_params(job.seed));
-    let cfg = SessionConfig { params, lr: job.lr };
+    let cfg = SessionConfig {
+        params,
+        lr: job.lr,
+        ..Default::default()
+    };
     let opened = prepared.open(&data, val.as_ref(), &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;

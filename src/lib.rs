@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod backend;
+pub mod batches;
 pub mod bench;
 pub mod cli;
 pub mod data;
@@ -17,6 +18,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod modelfile;
+pub mod optim;
 pub mod outputs;
 pub mod plot;
 pub mod predict;

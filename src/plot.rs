@@ -460,6 +460,7 @@ mod tests {
             reason: StopReason::Threshold,
             iteration: at,
             stopped_at: at,
+            epoch: at as f64,
             metric: Metric::Accuracy,
             monitor: Monitor::Val,
             value: 0.95,

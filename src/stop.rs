@@ -191,6 +191,24 @@ impl StopEngine {
         self.wait
     }
 
+    /// Passes iteration t, a non-check whose weights were not evaluated (mini-batch runs
+    /// evaluate at checks only): only `max_time` can stop it.
+    pub fn pass(&mut self, t: u64, elapsed_s: f64) -> Step {
+        debug_assert_eq!(t, self.next, "iterations must come in order");
+        debug_assert!(!self.rule.is_check(t), "a check needs its value");
+        self.next = t + 1;
+        let timed_out = self.rule.max_time.is_some_and(|m| elapsed_s >= m);
+        Step {
+            decision: if timed_out {
+                Decision::Stop(StopReason::MaxTime)
+            } else {
+                Decision::Continue
+            },
+            checked: false,
+            improved: false,
+        }
+    }
+
     /// Observes iteration t: the watched metric's `value`, whether every loss is finite, and
     /// the seconds since the first iteration. Iterations must come in order from 0.
     pub fn observe(&mut self, t: u64, value: f64, losses_finite: bool, elapsed_s: f64) -> Step {

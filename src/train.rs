@@ -88,6 +88,8 @@ pub struct StopInfo {
     /// The iteration at which the rule fired (differs from `iteration` with `--restore-best`
     /// and for `non_finite`).
     pub stopped_at: u64,
+    /// `iteration` in epochs: updates ÷ updates per epoch (⌈N / B⌉; 1 at full batch).
+    pub epoch: f64,
     pub metric: Metric,
     pub monitor: Monitor,
     /// The monitored metric of the returned weights.
@@ -118,6 +120,8 @@ pub struct Outcome {
     pub params: Vec<f32>,
     /// Forward passes run, t = 0 included.
     pub evaluations: u64,
+    /// Updates run.
+    pub updates: u64,
     pub train_s: f64,
 }
 
@@ -151,6 +155,9 @@ pub fn train(
         best: None,
         last_eval: None,
         best_eval: None,
+        last_t: 0,
+        evaluations: 0,
+        per_epoch: session.mini_batches().unwrap_or(1),
         on_check,
     };
     let chunk_rule = ChunkRule {
@@ -158,6 +165,9 @@ pub fn train(
         monitor_val: opts.monitor == Monitor::Val,
         restore_best: opts.restore_best,
     };
+    if session.mini_batches().is_some() {
+        return run.mini(session);
+    }
     match session.max_chunk(&chunk_rule) {
         Some(max) if opts.sync == SyncMode::Chunk => run.chunked(session, &chunk_rule, max),
         _ => run.every(session),
@@ -179,6 +189,11 @@ struct Run<'a, F> {
     /// The counts behind `last` and `best`.
     last_eval: Option<Evaluation>,
     best_eval: Option<Evaluation>,
+    /// The iteration of `last`.
+    last_t: u64,
+    evaluations: u64,
+    /// Updates per epoch (1 at full batch).
+    per_epoch: u64,
     on_check: F,
 }
 
@@ -191,6 +206,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         clock: f64,
         elapsed_s: f64,
     ) -> Result<(Step, Pair)> {
+        self.evaluations += 1;
         let train = Metrics::from_counts(&e.train);
         let val = e.val.as_ref().map(Metrics::from_counts);
         let monitored = match (self.opts.monitor, &val) {
@@ -235,11 +251,59 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                     session.update()?;
                     self.last = Some(now);
                     self.last_eval = Some(e);
+                    self.last_t = t;
                     t += 1;
                 }
                 Decision::Stop(reason) => return self.finish(session, t, reason, now, e),
             }
         }
+    }
+
+    /// Mini-batches: updates run over the batches and the weights are evaluated (on every
+    /// training and validation row) at checks only; between checks only `max_time` and an
+    /// interrupt can stop the run, and the weights are then evaluated for the report.
+    fn mini(mut self, session: &mut dyn Session) -> Result<Outcome> {
+        let mut t = 0u64;
+        loop {
+            if self.opts.rule.is_check(t) {
+                let e = session.evaluate()?;
+                let elapsed = self.start.elapsed().as_secs_f64();
+                let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
+                if step.improved {
+                    session.save_best()?;
+                }
+                if let Decision::Stop(reason) = self.interrupted(step.decision) {
+                    return self.finish(session, t, reason, now, e);
+                }
+                self.last = Some(now);
+                self.last_eval = Some(e);
+                self.last_t = t;
+            } else {
+                let elapsed = self.start.elapsed().as_secs_f64();
+                let step = self.engine.pass(t, elapsed);
+                if let Decision::Stop(reason) = self.interrupted(step.decision) {
+                    let e = session.evaluate()?;
+                    let now = self.report_only(t, &e, elapsed)?;
+                    return self.finish(session, t, reason, now, e);
+                }
+            }
+            session.update()?;
+            t += 1;
+        }
+    }
+
+    /// The metrics of iteration t, evaluated for the report only (the rules do not see them).
+    fn report_only(&mut self, t: u64, e: &Evaluation, elapsed_s: f64) -> Result<Pair> {
+        self.evaluations += 1;
+        let train = Metrics::from_counts(&e.train);
+        let val = e.val.as_ref().map(Metrics::from_counts);
+        (self.on_check)(&CheckRecord {
+            iteration: t,
+            elapsed_s,
+            train,
+            val,
+        })?;
+        Ok((train, val))
     }
 
     /// One readback per chunk of at most `max` iterations; the device pauses wherever a rule
@@ -299,6 +363,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 host_improved_last = step.improved;
                 self.last = Some(now);
                 self.last_eval = Some(en.eval);
+                self.last_t = t;
                 t += 1;
             }
             adopt = paused && host_improved_last;
@@ -352,7 +417,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 session.best_params()?,
             ),
             (None, StopReason::NonFinite, Some(prev)) => (
-                t - 1,
+                self.last_t,
                 prev,
                 self.last_eval.clone().unwrap_or_default(),
                 session.previous_params()?,
@@ -368,6 +433,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 reason,
                 iteration,
                 stopped_at: t,
+                epoch: iteration as f64 / self.per_epoch as f64,
                 metric: rule.metric,
                 monitor: self.opts.monitor,
                 value: watched((m, vm)).get(rule.metric),
@@ -382,7 +448,8 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             val_metrics: vm,
             counts,
             params,
-            evaluations: t + 1,
+            evaluations: self.evaluations,
+            updates: t,
             train_s: self.start.elapsed().as_secs_f64(),
         })
     }

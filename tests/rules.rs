@@ -99,7 +99,7 @@ both_backends! {
         assert_eq!(out.val_metrics, row.val);
         assert_eq!(out.metrics, row.train);
         // The returned weights, evaluated afresh, give the logged best exactly.
-        let fresh_cfg = SessionConfig { params: out.params.clone(), lr: c.cfg.lr };
+        let fresh_cfg = SessionConfig { params: out.params.clone(), lr: c.cfg.lr, ..Default::default() };
         let mut s = session_val(kind, &c.train, Some(&c.val), &c.spec, &fresh_cfg).unwrap();
         let e = s.evaluate().unwrap();
         assert_eq!(Metrics::from_counts(&e.val.unwrap()), row.val.unwrap());

@@ -370,6 +370,7 @@ fn logits_after_a_chunk() {
     let cfg = SessionConfig {
         params: w,
         lr: c.cfg.lr,
+        ..Default::default()
     };
     let mut cpu = session(Kind::Cpu, &c.train, &c.spec, &cfg).unwrap();
     cpu.evaluate().unwrap();

@@ -6,10 +6,12 @@ pub mod reference;
 
 use serde::Serialize;
 
+use crate::batches::Batching;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::Counts;
 use crate::model::ModelSpec;
+use crate::optim::{OptState, Optim, Optimizer, Schedule};
 use crate::stop::StopRule;
 
 /// The chunk protocol's limit: the most iterations one `run_chunk` runs (and `--chunk` takes).
@@ -34,11 +36,41 @@ pub struct AdapterDesc {
 }
 
 /// Everything a training run needs besides the data and the model's shape.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SessionConfig {
     /// Initial parameters, laid out as `ModelSpec::layout`.
     pub params: Vec<f32>,
+    /// The base learning rate.
     pub lr: f32,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Mini-batches; `None` (or a batch of every row) is full batch.
+    pub batch: Option<Batching>,
+    /// The optimizer's state to resume from (a warm start); `None` starts it at zero.
+    pub resume: Option<OptState>,
+}
+
+impl SessionConfig {
+    /// The rate, schedule and optimizer together.
+    pub fn optim(&self) -> Optim {
+        Optim {
+            lr: self.lr,
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+        }
+    }
+
+    /// The batching over `n` training rows when it cuts them into more than one batch.
+    pub fn mini_batches(&self, n: usize) -> Option<Batching> {
+        self.batch.filter(|b| b.is_mini(n))
+    }
+
+    /// The optimizer's state at the start: the resumed one, or zero buffers.
+    pub fn initial_state(&self) -> OptState {
+        self.resume
+            .clone()
+            .unwrap_or_else(|| OptState::new(&self.optimizer, self.params.len()))
+    }
 }
 
 /// The counts of one set of weights on the training rows and, if any, the validation rows.
@@ -59,6 +91,18 @@ pub(crate) fn check_shapes(
         return Err(Error::Config(
             "the initial parameters do not match the model and data".into(),
         ));
+    }
+    if let Some(st) = &cfg.resume {
+        if st.buffers.len() != cfg.optimizer.buffers()
+            || st.buffers.iter().any(|b| b.len() != cfg.params.len())
+        {
+            return Err(Error::Config(
+                "the optimizer state does not match the optimizer and the model".into(),
+            ));
+        }
+    }
+    if cfg.batch.is_some_and(|b| b.size == 0) {
+        return Err(Error::Config("--batch-size 0: must be at least 1".into()));
     }
     if let Some(v) = val {
         if v.features != data.features || v.rows == 0 {
@@ -104,19 +148,32 @@ pub struct ChunkEntry {
     pub paused: bool,
 }
 
-/// One training run's state on one backend: data, weights and scratch, allocated once.
+/// One training run's state on one backend: data, weights, optimizer state and scratch,
+/// allocated once.
 ///
 /// The iteration contract: `evaluate` yields the counts of the current weights (after t
-/// updates) and keeps what the gradient needs; `update` then applies update t + 1. The
-/// weights before the last update stay available through `previous_params`.
+/// updates) and, at full batch, keeps what the gradient needs; `update` then applies update
+/// t + 1 (the optimizer's update number `resume.step + t`). With mini-batches (see
+/// [`Session::mini_batches`]) the loop evaluates only at checks and `update` computes its
+/// batch's gradient itself. The weights of the previous evaluation stay available through
+/// `previous_params`.
 pub trait Session {
     /// Forward pass with the current weights over the training rows and the validation rows.
     fn evaluate(&mut self) -> Result<Evaluation>;
-    /// One full-batch gradient step, W ← W − lr·∇L, from the last `evaluate`.
+    /// One optimizer step: full batch from the last `evaluate`, or over the next mini-batch.
     fn update(&mut self) -> Result<()>;
+    /// Whether updates run over mini-batches (then `update` needs no `evaluate` first), and
+    /// how many updates an epoch has (1 at full batch).
+    fn mini_batches(&self) -> Option<u64> {
+        None
+    }
+    /// The optimizer's state that goes with the current weights (`best`: with the weights
+    /// kept by `save_best`).
+    fn optimizer_state(&mut self, best: bool) -> Result<OptState>;
     /// The current weights.
     fn params(&mut self) -> Result<Vec<f32>>;
-    /// The weights before the last update (the initial ones if there was none).
+    /// The weights of the evaluation before the last one (at full batch: before the last
+    /// update; the initial ones if there was none).
     fn previous_params(&mut self) -> Result<Vec<f32>>;
     /// Keeps a copy of the current weights as the best (on the device for the GPU).
     fn save_best(&mut self) -> Result<()>;
@@ -190,7 +247,7 @@ pub fn prepare(
     spec: &ModelSpec,
 ) -> Result<Prepared> {
     let cpu = |notice: Option<String>| -> Result<Prepared> {
-        cpu::check_memory(data, val, spec)?;
+        cpu::check_memory(data, val, spec, None)?;
         Ok(Prepared::Cpu { notice })
     };
     match choice {
@@ -279,8 +336,10 @@ impl Prepared {
                     session: Box::new(s),
                     notice: None,
                 }),
-                // E.g. the device ran out of memory.
-                Err(Error::TooLarge(why)) if auto => cpu(Some(fallback_notice("training", &why))),
+                // E.g. the device ran out of memory, or lacks the optimizer.
+                Err(Error::TooLarge(why) | Error::Unsupported(why)) if auto => {
+                    cpu(Some(fallback_notice("training", &why)))
+                }
                 Err(e) => Err(e),
             },
         }

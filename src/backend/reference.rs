@@ -7,9 +7,9 @@
 //! z ≥ 0), K ≥ 2 logits a softmax (cross-entropy logsumexp(z) − z_y, class argmax z with a
 //! tie going to the lowest class). Labels y are class indices as f32.
 
-use crate::backend::cpu::apply_update;
 use crate::metrics::Counts;
 use crate::model::{Activation, LayerLayout};
+use crate::optim::{self, OptState, Optim};
 
 /// softplus(z) − y·z, the binary cross-entropy of a logit, stable for any finite z.
 /// Written as the WGSL kernel writes it so both round alike.
@@ -229,9 +229,11 @@ pub fn evaluate(
     (c, grad, logits)
 }
 
-/// The update W ← W − lr·∇L, through the CPU's one update site.
+/// The update W ← W − lr·∇L, through the CPU's one update site (plain SGD decays nothing,
+/// so it needs no layout).
 pub fn update(params: &mut [f32], grad: &[f32], lr: f32) {
-    apply_update(params, grad, lr);
+    let mut none = OptState::default();
+    optim::apply(&Optim::sgd(lr), &[], params, grad, &mut none, 0);
 }
 
 #[cfg(test)]

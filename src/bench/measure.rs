@@ -90,6 +90,7 @@ fn run_once(
     let cfg = SessionConfig {
         params: model.init_params(spec.seed),
         lr: spec.lr,
+        ..Default::default()
     };
     let mut session = match config.kernels {
         Some(GpuKernels::Auto) | None => {

@@ -164,6 +164,7 @@ pub fn config(spec: &ModelSpec, lr: f32, seed: u64) -> SessionConfig {
     SessionConfig {
         params: spec.init_params(seed),
         lr,
+        ..Default::default()
     }
 }
 

@@ -64,12 +64,3 @@ pub const BLOCK_ROWS: usize = 2048;
 /// Rows per tile: one tile's rows and activations stay in L1/L2 from its forward pass to its
 /// backward pass.
 pub const TILE_ROWS: usize = 64;
-
-/// The CPU's one parameter update, W ← W − lr·∇L elementwise (params and grad laid out
-/// alike). The session and the reference both update through it.
-pub fn apply_update(params: &mut [f32], grad: &[f32], lr: f32) {
-    debug_assert_eq!(params.len(), grad.len());
-    for (p, g) in params.iter_mut().zip(grad) {
-        *p -= lr * g;
-    }
-}

@@ -5,25 +5,30 @@ use rayon::prelude::*;
 
 use super::block::{Block, Net, softmax_scratch, transpose_weights};
 use super::kernels::{GEMM_K, GEMM_ROWS};
-use super::{BLOCK_ROWS, Simd, TILE_ROWS, apply_update};
+use super::{BLOCK_ROWS, Simd, TILE_ROWS};
 use crate::backend::{AdapterDesc, Evaluation, Session, SessionConfig, check_shapes};
+use crate::batches::Batching;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::memory;
 use crate::metrics::Counts;
 use crate::model::{Activation, LayerLayout, ModelSpec};
+use crate::optim::{self, OptState, Optim};
 
 /// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
 /// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n, K]
-/// (K the output layer's width), the weights five times (params, wt, prev, best, grad), and
-/// per block its tiles' scratch (and a softmax's [K, TILE_ROWS]) and, for the training rows,
-/// a partial gradient [p].
+/// (K the output layer's width), the weights nine times (params, wt, prev, best, grad, the
+/// last evaluation's and two optimizer buffers and their best copies), and per block its
+/// tiles' scratch (and a softmax's [K, TILE_ROWS]) and, for the training rows, a partial
+/// gradient [p]; with mini-batches of `batch` rows, their copy, logits and blocks (twice:
+/// full batches and the remainder).
 pub(super) fn working_bytes(
     n: usize,
     n_val: usize,
     f: usize,
     layout: &[LayerLayout],
     p: usize,
+    batch: usize,
 ) -> Option<u64> {
     use memory::mul;
     let rows = |n: usize| mul(n, f.checked_add(1)?);
@@ -39,20 +44,29 @@ pub(super) fn working_bytes(
         mul(2, rows(n)?),
         mul(2, rows(n_val)?),
         mul(n, outputs),
-        mul(5, p),
+        mul(11, p),
         mul(blocks(n), scratch?.checked_add(p as u64)?),
         mul(blocks(n_val), scratch?),
+        rows(batch),
+        mul(batch, outputs),
+        mul(2 * blocks(batch), scratch?.checked_add(p as u64)?),
     ]);
     floats.and_then(memory::f32_bytes)
 }
 
 /// Fails unless this machine's memory holds what a session over these shapes allocates;
 /// reads only the shapes, so it runs before the parameters are initialised.
-pub fn check_memory(data: &Dataset, val: Option<&Dataset>, spec: &ModelSpec) -> Result<()> {
+pub fn check_memory(
+    data: &Dataset,
+    val: Option<&Dataset>,
+    spec: &ModelSpec,
+    batch: Option<Batching>,
+) -> Result<()> {
     let layout = spec.layout();
     let p = spec.parameter_count();
     let n_val = val.map_or(0, |v| v.rows);
-    let bytes = working_bytes(data.rows, n_val, data.features, &layout, p);
+    let b = batch.filter(|b| b.is_mini(data.rows)).map_or(0, |b| b.size);
+    let bytes = working_bytes(data.rows, n_val, data.features, &layout, p, b);
     memory::check(bytes, |size| {
         format!(
             "the CPU backend needs {size} for {} rows{} × {} features and {} parameters \
@@ -81,13 +95,23 @@ pub struct CpuSession {
     pub(super) val_blocks: Vec<Block>,
     pub(super) act: Activation,
     pub(super) layout: Vec<LayerLayout>,
-    pub(super) lr: f32,
+    pub(super) optim: Optim,
+    /// The optimizer's buffers; `state.step` is the step count at the start (resumed).
+    pub(super) state: OptState,
+    /// The buffers that go with the best weights.
+    pub(super) best_state: Vec<Vec<f32>>,
+    /// Updates applied by this session.
+    pub(super) updates: u64,
+    /// With mini-batches: their rows and scratch.
+    pub(super) mini: Option<Mini>,
     /// K: 2 for a sigmoid head, the output width for softmax.
     pub(super) classes: usize,
     pub(super) params: Vec<f32>,
     /// The params' layout with each W transposed, refreshed by every evaluate().
     pub(super) wt: Vec<f32>,
     pub(super) prev: Vec<f32>,
+    /// With mini-batches: the weights of the last evaluation (`prev` holds the one before).
+    pub(super) last_eval: Vec<f32>,
     pub(super) best: Vec<f32>,
     /// ∇L of the last evaluate(), same layout as params.
     pub(super) grad: Vec<f32>,
@@ -95,6 +119,23 @@ pub struct CpuSession {
     pub(super) logits: Vec<f32>,
     pub(super) evaluated: bool,
     pub(super) simd: Simd,
+}
+
+/// A mini-batch run's scratch: the batch's rows gathered in order, and the blocks over a
+/// full batch and over the remainder.
+pub(super) struct Mini {
+    batching: Batching,
+    per_epoch: u64,
+    /// The epoch whose order `order` holds.
+    epoch: Option<u64>,
+    order: Vec<u32>,
+    /// [B, f] and [B].
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// [B, outputs].
+    logits: Vec<f32>,
+    full: Vec<Block>,
+    remainder: Vec<Block>,
 }
 
 impl CpuSession {
@@ -112,10 +153,25 @@ impl CpuSession {
                 check_classes(&v.y, classes, "validation")?;
             }
         }
-        check_memory(data, val, spec)?;
+        check_memory(data, val, spec, cfg.batch)?;
         let layout = spec.layout();
         let p = cfg.params.len();
         let cover = |n, train| Block::cover(n, &layout, p, train, classes);
+        let mini = cfg.mini_batches(data.rows).map(|b| {
+            let f = data.features;
+            Mini {
+                batching: b,
+                per_epoch: b.per_epoch(data.rows),
+                epoch: None,
+                order: Vec::new(),
+                x: vec![0.0; b.size * f],
+                y: vec![0.0; b.size],
+                logits: vec![0.0; b.size * spec.outputs()],
+                full: cover(b.size, true),
+                remainder: cover(data.rows % b.size, true),
+            }
+        });
+        let state = cfg.initial_state();
         Ok(CpuSession {
             x: data.x.clone(),
             y: data.y.clone(),
@@ -123,11 +179,20 @@ impl CpuSession {
             blocks: cover(data.rows, true),
             val_blocks: val.map_or_else(Vec::new, |v| cover(v.rows, false)),
             act: spec.activation,
-            lr: cfg.lr,
+            optim: cfg.optim(),
+            best_state: state.buffers.clone(),
+            state,
+            updates: 0,
             classes,
             params: cfg.params.clone(),
             wt: vec![0.0; p],
             prev: cfg.params.clone(),
+            last_eval: if mini.is_some() {
+                cfg.params.clone()
+            } else {
+                Vec::new()
+            },
+            mini,
             best: cfg.params.clone(),
             grad: vec![0.0; p],
             logits: vec![0.0; data.rows * spec.outputs()],
@@ -163,10 +228,19 @@ impl Session for CpuSession {
         let inv_n = 1.0 / self.y.len() as f32;
         let (x, y, simd) = (&self.x, &self.y, self.simd);
         let out = self.layout[self.layout.len() - 1].outputs;
-        self.blocks
-            .par_iter_mut()
-            .zip(self.logits.par_chunks_mut(BLOCK_ROWS * out))
-            .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits)), simd));
+        if self.mini.is_some() {
+            // Counts alone: the updates take their gradients from the batches.
+            self.blocks
+                .par_iter_mut()
+                .for_each(|b| b.run(&net, x, y, None, simd));
+            self.prev.copy_from_slice(&self.last_eval);
+            self.last_eval.copy_from_slice(&self.params);
+        } else {
+            self.blocks
+                .par_iter_mut()
+                .zip(self.logits.par_chunks_mut(BLOCK_ROWS * out))
+                .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits)), simd));
+        }
         // The blocks' partials, added in block order.
         self.grad.fill(0.0);
         let mut train = Counts::new(self.classes);
@@ -190,15 +264,44 @@ impl Session for CpuSession {
         Ok(Evaluation { train, val })
     }
 
-    /// W ← W − lr·∇L with the ∇L the last evaluate() computed.
+    /// The optimizer's step with the ∇L the last evaluate() computed, or over the next
+    /// mini-batch.
     fn update(&mut self) -> Result<()> {
-        if !self.evaluated {
-            return Err(Error::Config("update() needs an evaluate() first".into()));
+        let k = self.state.step + self.updates;
+        if self.mini.is_some() {
+            self.batch_gradient(k);
+        } else {
+            if !self.evaluated {
+                return Err(Error::Config("update() needs an evaluate() first".into()));
+            }
+            self.prev.copy_from_slice(&self.params);
         }
-        self.prev.copy_from_slice(&self.params);
-        apply_update(&mut self.params, &self.grad, self.lr);
+        optim::apply(
+            &self.optim,
+            &self.layout,
+            &mut self.params,
+            &self.grad,
+            &mut self.state,
+            k,
+        );
+        self.updates += 1;
         self.evaluated = false;
         Ok(())
+    }
+
+    fn mini_batches(&self) -> Option<u64> {
+        self.mini.as_ref().map(|m| m.per_epoch)
+    }
+
+    fn optimizer_state(&mut self, best: bool) -> Result<OptState> {
+        Ok(OptState {
+            step: self.state.step,
+            buffers: if best {
+                self.best_state.clone()
+            } else {
+                self.state.buffers.clone()
+            },
+        })
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
@@ -211,6 +314,9 @@ impl Session for CpuSession {
 
     fn save_best(&mut self) -> Result<()> {
         self.best.copy_from_slice(&self.params);
+        for (b, s) in self.best_state.iter_mut().zip(&self.state.buffers) {
+            b.copy_from_slice(s);
+        }
         Ok(())
     }
 
@@ -223,12 +329,63 @@ impl Session for CpuSession {
     }
 
     fn logits(&mut self) -> Result<Vec<f32>> {
+        if self.mini.is_some() {
+            return Err(Error::Config(
+                "logits(): a mini-batch session's evaluations keep no logits".into(),
+            ));
+        }
         if !self.evaluated {
             return Err(Error::Config(
                 "logits() needs an evaluate() first (and no update() since)".into(),
             ));
         }
         Ok(self.logits.clone())
+    }
+}
+
+impl CpuSession {
+    /// ∇L over update k's mini-batch into `grad`: its rows gathered in the epoch's order,
+    /// then the blocks' partials added in block order, the mean over the batch's own rows.
+    fn batch_gradient(&mut self, k: u64) {
+        let mini = self.mini.as_mut().expect("a mini-batch session");
+        let n = self.y.len();
+        let f = self.layout[0].inputs;
+        let (epoch, range) = mini.batching.batch(n, k);
+        if mini.epoch != Some(epoch) {
+            mini.order = mini.batching.order(n, epoch);
+            mini.epoch = Some(epoch);
+        }
+        let rows = range.len();
+        for (i, &r) in mini.order[range].iter().enumerate() {
+            let r = r as usize;
+            mini.x[i * f..(i + 1) * f].copy_from_slice(&self.x[r * f..(r + 1) * f]);
+            mini.y[i] = self.y[r];
+        }
+        transpose_weights(&self.layout, &self.params, &mut self.wt);
+        let net = Net {
+            layout: &self.layout,
+            act: self.act,
+            params: &self.params,
+            wt: &self.wt,
+        };
+        let inv_n = 1.0 / rows as f32;
+        let out = self.layout[self.layout.len() - 1].outputs;
+        let blocks = if rows == mini.batching.size {
+            &mut mini.full
+        } else {
+            &mut mini.remainder
+        };
+        let (x, y, simd) = (&mini.x[..rows * f], &mini.y[..rows], self.simd);
+        blocks
+            .par_iter_mut()
+            .zip(mini.logits[..rows * out].par_chunks_mut(BLOCK_ROWS * out))
+            .for_each(|(b, logits)| b.run(&net, x, y, Some((inv_n, logits)), simd));
+        self.grad.fill(0.0);
+        for b in blocks.iter() {
+            for (g, p) in self.grad.iter_mut().zip(&b.grad) {
+                *g += p;
+            }
+        }
     }
 }
 

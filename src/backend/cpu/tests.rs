@@ -29,6 +29,7 @@ fn session(d: &Dataset, hidden: &[usize], act: Activation, seed: u64) -> (ModelS
     let cfg = SessionConfig {
         params: spec.init_params(seed),
         lr: 0.5,
+        ..Default::default()
     };
     let s = CpuSession::new(d, None, &spec, &cfg).unwrap();
     (spec, s)
@@ -48,19 +49,28 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 fn working_memory_is_counted_with_checked_arithmetic() {
     let spec = ModelSpec::new(2, &[], Activation::Relu).unwrap();
     let layout = spec.layout();
-    // Rows 2·10·3 + logits 10 + weights 5·3 + one block's scratch 2·64·1 + 512 and
+    // Rows 2·10·3 + logits 10 + weights 11·3 + one block's scratch 2·64·1 + 512 and
     // gradient 3, in f32.
     assert_eq!(
-        working_bytes(10, 0, 2, &layout, 3),
-        Some(4 * (60 + 10 + 15 + 643))
+        working_bytes(10, 0, 2, &layout, 3, 0),
+        Some(4 * (60 + 10 + 33 + 643))
     );
     assert_eq!(
-        working_bytes(10, 5, 2, &layout, 3),
-        Some(4 * (60 + 30 + 10 + 15 + 643 + 640))
+        working_bytes(10, 5, 2, &layout, 3, 0),
+        Some(4 * (60 + 30 + 10 + 33 + 643 + 640))
     );
-    assert_eq!(working_bytes(usize::MAX / 2, 0, 2, &layout, 3), None);
-    assert_eq!(working_bytes(10, 0, usize::MAX, &layout, 3), None);
-    assert_eq!(working_bytes(1 << 40, 0, 2, &layout, usize::MAX / 4), None);
+    // Batches of 4: their rows 4·3, logits 4 and two blocks (full, remainder) 2·643.
+    assert_eq!(
+        working_bytes(10, 0, 2, &layout, 3, 4),
+        Some(4 * (60 + 10 + 33 + 643 + 12 + 4 + 1286))
+    );
+    assert_eq!(working_bytes(usize::MAX / 2, 0, 2, &layout, 3, 0), None);
+    assert_eq!(working_bytes(10, 0, usize::MAX, &layout, 3, 0), None);
+    assert_eq!(
+        working_bytes(1 << 40, 0, 2, &layout, usize::MAX / 4, 0),
+        None
+    );
+    assert_eq!(working_bytes(10, 0, 2, &layout, 3, usize::MAX), None);
 }
 
 /// The fast path against the plain reference, iteration by iteration: every block and
@@ -128,6 +138,7 @@ fn validation_rows_match_the_reference() {
     let cfg = SessionConfig {
         params: spec.init_params(3),
         lr: 0.5,
+        ..Default::default()
     };
     let mut s = CpuSession::new(&d, Some(&v), &spec, &cfg).unwrap();
     s.evaluate().unwrap();
@@ -412,7 +423,7 @@ fn the_session_updates_through_apply_update() {
     let (_, mut s) = session(&d, &[5], Activation::Tanh, 3);
     s.evaluate().unwrap();
     let mut want = s.params.clone();
-    reference::update(&mut want, &s.grad, s.lr);
+    reference::update(&mut want, &s.grad, s.optim.lr);
     s.update().unwrap();
     assert_eq!(
         s.params.iter().map(|p| p.to_bits()).collect::<Vec<_>>(),
@@ -448,6 +459,7 @@ fn softmax_session(
     let cfg = SessionConfig {
         params: spec.init_params(seed),
         lr: 0.5,
+        ..Default::default()
     };
     let s = CpuSession::new(d, val, &spec, &cfg).unwrap();
     (spec, s)
@@ -618,13 +630,13 @@ fn softmax_validation_rows_match_the_reference() {
 fn softmax_working_memory_counts_k_logits_per_row() {
     let spec = ModelSpec::with_head(2, &[], Activation::Relu, Head::Softmax, 3).unwrap();
     let layout = spec.layout();
-    // Rows 2·10·3 + logits 10·3 + weights 5·9 + one block's scratch 2·64·3 + 512 + 3·64
+    // Rows 2·10·3 + logits 10·3 + weights 11·9 + one block's scratch 2·64·3 + 512 + 3·64
     // and gradient 9, in f32.
     assert_eq!(
-        working_bytes(10, 0, 2, &layout, 9),
-        Some(4 * (60 + 30 + 45 + 384 + 512 + 192 + 9))
+        working_bytes(10, 0, 2, &layout, 9, 0),
+        Some(4 * (60 + 30 + 99 + 384 + 512 + 192 + 9))
     );
-    assert_eq!(working_bytes(usize::MAX / 3, 0, 2, &layout, 9), None);
+    assert_eq!(working_bytes(usize::MAX / 3, 0, 2, &layout, 9, 0), None);
 }
 
 /// A softmax session refuses labels that are not class indices below K.
@@ -635,6 +647,7 @@ fn softmax_sessions_refuse_labels_outside_the_classes() {
     let cfg = SessionConfig {
         params: spec.init_params(0),
         lr: 0.1,
+        ..Default::default()
     };
     let e = CpuSession::new(&d, None, &spec, &cfg).err().unwrap();
     let r = d.y.iter().position(|&y| y == 3.0).unwrap();

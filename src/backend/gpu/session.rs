@@ -63,6 +63,8 @@ pub struct GpuSession {
     /// With the one-workgroup kernel (`lr_loop.wgsl`): its chunk dispatch.
     pub(super) looped: Option<LoopChunk>,
     pub(super) path: KernelPath,
+    /// The optimizer's step count at the start (resumed).
+    pub(super) step0: u64,
 }
 
 impl GpuSession {
@@ -74,6 +76,9 @@ impl GpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         crate::backend::check_shapes(data, val, spec, cfg)?;
+        if let Some(why) = unsupported(cfg, data.rows) {
+            return Err(Error::Unsupported(why));
+        }
         let Plan {
             layout,
             path,
@@ -305,6 +310,7 @@ impl GpuSession {
             chunks,
             looped,
             path,
+            step0: cfg.resume.as_ref().map_or(0, |s| s.step),
         })
     }
 
@@ -417,7 +423,37 @@ impl GpuSession {
     }
 }
 
+/// Why the GPU cannot run `cfg` yet (it runs plain full-batch gradient descent at a constant
+/// rate), if it cannot.
+fn unsupported(cfg: &SessionConfig, rows: usize) -> Option<String> {
+    let o = &cfg.optimizer;
+    let what = if cfg.mini_batches(rows).is_some() {
+        "mini-batches (--batch-size)"
+    } else if o.kind != crate::optim::OptimizerKind::Sgd {
+        o.kind.name()
+    } else if o.momentum != 0.0 {
+        "--momentum"
+    } else if o.weight_decay != 0.0 {
+        "--weight-decay"
+    } else if cfg.schedule != crate::optim::Schedule::Constant {
+        "--lr-schedule"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the GPU backend runs plain full-batch gradient descent so far; {what} runs on the CPU \
+         (--backend cpu)"
+    ))
+}
+
 impl Session for GpuSession {
+    fn optimizer_state(&mut self, _best: bool) -> Result<crate::optim::OptState> {
+        Ok(crate::optim::OptState {
+            step: self.step0,
+            buffers: Vec::new(),
+        })
+    }
+
     fn evaluate(&mut self) -> Result<Evaluation> {
         let mut enc = self.encoder();
         {
