@@ -17,6 +17,9 @@ use crate::model::{Activation, Head};
 use crate::stop::{MinDelta, StopRule};
 use crate::train::{Monitor, SyncMode};
 
+mod optim;
+pub use optim::OptimArgs;
+
 #[derive(Parser)]
 #[command(
     name = "wgtrain",
@@ -124,9 +127,10 @@ pub struct TrainArgs {
     /// Rows the stop rules watch [default: val when there are validation rows, else train].
     #[arg(long, value_enum)]
     pub monitor: Option<Monitor>,
-    /// Check the stop rules every K iterations (the last iteration is always checked).
-    #[arg(long, value_name = "K", default_value_t = 1)]
-    pub eval_every: u64,
+    /// Check the stop rules every K updates (the last one is always checked) [default: 1, or
+    /// once per epoch with --batch-size].
+    #[arg(long, value_name = "K")]
+    pub eval_every: Option<u64>,
     /// Stop after P checks in a row without improvement.
     #[arg(long, value_name = "P")]
     pub patience: Option<u64>,
@@ -183,6 +187,8 @@ pub struct TrainArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub optim: OptimArgs,
 }
 
 #[derive(Clone, Copy)]
@@ -240,7 +246,7 @@ impl TrainArgs {
                 );
             }
         }
-        if self.eval_every == 0 {
+        if self.eval_every == Some(0) {
             bail!("--eval-every 0: must be at least 1");
         }
         let non_negative = |flag: &str, v: Option<f64>| -> Result<()> {
@@ -276,7 +282,7 @@ impl TrainArgs {
             if p == 0 {
                 bail!("--patience 0: must be at least 1 (checks in a row without improvement)");
             }
-            if self.warmup >= self.max_iter {
+            if self.warmup >= self.max_iter && self.optim.max_epochs.is_none() {
                 bail!(
                     "--warmup {}: with --max-iter {} no check is left after the warm-up for \
                      --patience {p} to count; give a --warmup below --max-iter",
@@ -297,7 +303,7 @@ impl TrainArgs {
             warmup: self.warmup,
             divergence: self.divergence,
             max_time: self.max_time,
-            eval_every: self.eval_every,
+            eval_every: self.eval_every.unwrap_or(1),
         })
     }
 
@@ -414,6 +420,7 @@ impl TrainArgs {
             seed: self.seed,
             lr: self.lr,
             rule: self.rule()?,
+            training: self.optim.settings(self.eval_every.is_some())?,
             val: match (&self.val, self.val_split) {
                 (Some(p), _) => ValSource::File(p.clone()),
                 (None, Some(f)) => ValSource::Split(f),

@@ -4,15 +4,19 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::backend::{self, BackendChoice, SessionConfig};
+use crate::batches::Batching;
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, Head, ModelSpec};
-use crate::modelfile::{self, Model, ModelFile};
+use crate::modelfile::{self, Model, ModelFile, SavedOptimizer};
+use crate::optim::{OptState, Optimizer, Schedule, ScheduleKind};
 use crate::outputs::{self, WriteError};
 use crate::progress;
-use crate::report::{self, DataInfo, FullMetrics, ModelInfo, Report, StopReport, Timing, ValInfo};
+use crate::report::{
+    self, DataInfo, FullMetrics, ModelInfo, Report, StopReport, Timing, TrainingInfo, ValInfo,
+};
 use crate::runlog::RunLog;
-use crate::stop::StopRule;
+use crate::stop::{StopReason, StopRule};
 use crate::train::{self, CheckRecord, Monitor, Outcome, SyncMode, TrainOptions};
 
 /// Where the rows come from.
@@ -68,8 +72,111 @@ pub struct TrainJob {
     pub seed: u64,
     pub lr: f32,
     pub rule: StopRule,
+    /// The optimizer, schedule and batches.
+    pub training: TrainingSettings,
     pub backend: BackendChoice,
     pub adapter: Option<String>,
+}
+
+/// The optimizer, schedule and mini-batch settings as checked from the flags; what depends on
+/// the data (updates per epoch) is settled in [`run`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingSettings {
+    pub optimizer: Optimizer,
+    pub schedule: ScheduleKind,
+    /// StepLR's step size and γ.
+    pub lr_step: u64,
+    pub lr_gamma: f64,
+    /// Cosine's T_max; `None`: the run's last update.
+    pub lr_tmax: Option<u64>,
+    /// `None`: full batch.
+    pub batch_size: Option<usize>,
+    pub shuffle: bool,
+    /// `--max-epochs`: replaces the rule's max_iter once the updates per epoch are known.
+    pub max_epochs: Option<u64>,
+    /// `--eval-every` was given (else, with mini-batches, one check per epoch).
+    pub eval_every_given: bool,
+    /// `--reset-optimizer`: ignore an `--init-weights` file's optimizer state.
+    pub reset_optimizer: bool,
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        TrainingSettings {
+            optimizer: Optimizer::default(),
+            schedule: ScheduleKind::Constant,
+            lr_step: 1,
+            lr_gamma: 0.1,
+            lr_tmax: None,
+            batch_size: None,
+            shuffle: true,
+            max_epochs: None,
+            eval_every_given: false,
+            reset_optimizer: false,
+        }
+    }
+}
+
+/// What the settings give over `n` training rows: the batching, the updates per epoch and the
+/// rule with `--max-epochs` and the per-epoch checks applied.
+fn settle(job: &TrainJob, n: usize) -> Result<(Option<Batching>, u64, StopRule)> {
+    let ts = &job.training;
+    let batch = ts.batch_size.map(|size| Batching {
+        size,
+        shuffle: ts.shuffle,
+        seed: job.seed,
+    });
+    let per_epoch = batch.filter(|b| b.is_mini(n)).map_or(1, |b| b.per_epoch(n));
+    let mut rule = job.rule.clone();
+    if let Some(e) = ts.max_epochs {
+        rule.max_iter = e.checked_mul(per_epoch).ok_or_else(|| {
+            Error::Config(format!(
+                "--max-epochs {e}: {e} epochs of {per_epoch} updates is more updates than a u64 counts"
+            ))
+        })?;
+        if let (Some(p), true) = (rule.patience, rule.warmup >= rule.max_iter) {
+            return Err(Error::Config(format!(
+                "--warmup {}: with --max-epochs {e} ({} updates) no check is left after the \
+                 warm-up for --patience {p} to count",
+                rule.warmup, rule.max_iter
+            )));
+        }
+    }
+    if per_epoch > 1 && !ts.eval_every_given {
+        rule.eval_every = per_epoch;
+    }
+    Ok((batch, per_epoch, rule))
+}
+
+/// The optimizer state a run resumes from: the `--init-weights` file's, unless reset; an
+/// error where it belongs to another optimizer.
+fn resume_state(job: &TrainJob, init: Option<&ModelFile>) -> Result<Option<OptState>> {
+    let (Some(f), Some(path)) = (init, &job.init_weights) else {
+        return Ok(None);
+    };
+    let Some(saved) = &f.optimizer else {
+        return Ok(None);
+    };
+    if job.training.reset_optimizer {
+        return Ok(None);
+    }
+    let (had, want) = (&saved.optimizer, &job.training.optimizer);
+    if had.kind != want.kind || had.buffers() != want.buffers() {
+        let describe = |o: &Optimizer| match o.buffers() {
+            1 => format!("{} with momentum", o.kind.name()),
+            _ => o.kind.name().to_string(),
+        };
+        return Err(Error::Config(format!(
+            "--init-weights {}: the file holds the state of {} after {} updates, but this run uses \
+             {}; pass the same --optimizer (and --momentum) to resume it, or --reset-optimizer \
+             to start the optimizer afresh",
+            path.display(),
+            describe(had),
+            saved.state.step,
+            describe(want)
+        )));
+    }
+    Ok(Some(saved.state.clone()))
 }
 
 /// What a finished job hands back.
@@ -80,6 +187,8 @@ pub struct JobResult {
     pub notice: Option<String>,
     /// The returned weights with everything needed to apply them: what `--save` writes.
     pub model: Model,
+    /// The optimizer state that goes with them (`--save` writes it too).
+    pub optimizer: Option<SavedOptimizer>,
     /// Outputs that failed (`--log` during the run, `--save` at its end); the report stands.
     pub write_errors: Vec<WriteError>,
 }
@@ -306,6 +415,7 @@ pub fn run(
         (None, Some(_)) => Monitor::Val,
         (None, None) => Monitor::Train,
     };
+    let resume = resume_state(job, init.as_ref())?;
     let (spec, params) = match (init, &job.init_weights) {
         (Some(f), Some(path)) => {
             check_init_arch(job, path, &f.model)?;
@@ -337,10 +447,28 @@ pub fn run(
         &spec,
     )?;
     let params = params.unwrap_or_else(|| spec.init_params(job.seed));
+    let (batch, per_epoch, rule) = settle(job, data.rows)?;
+    let ts = &job.training;
+    let step0 = resume.as_ref().map_or(0, |s| s.step);
+    let schedule = match ts.schedule {
+        ScheduleKind::Constant => Schedule::Constant,
+        ScheduleKind::Step => Schedule::Step {
+            step: ts.lr_step,
+            gamma: ts.lr_gamma,
+        },
+        ScheduleKind::Cosine => Schedule::Cosine {
+            t_max: ts
+                .lr_tmax
+                .unwrap_or_else(|| step0.saturating_add(rule.max_iter)),
+        },
+    };
     let cfg = SessionConfig {
         params,
         lr: job.lr,
-        ..Default::default()
+        optimizer: ts.optimizer,
+        schedule,
+        batch,
+        resume,
     };
     let opened = prepared.open(&data, val.as_ref(), &spec, &cfg)?;
     let mut session = opened.session;
@@ -366,7 +494,7 @@ pub fn run(
     };
     let setup_s = start.elapsed().as_secs_f64();
     let opts = TrainOptions {
-        rule: job.rule.clone(),
+        rule: rule.clone(),
         monitor,
         restore_best: job.restore_best,
         sync: job.sync,
@@ -392,6 +520,18 @@ pub fn run(
     })?;
     drop(log);
     let adapter = session.adapter();
+    // The state that goes with the returned weights; none for a non-finite stop's.
+    let optimizer = match outcome.stop.reason {
+        StopReason::NonFinite if !outcome.stop.restored_best => None,
+        _ => {
+            let mut state = session.optimizer_state(outcome.stop.restored_best)?;
+            state.step = step0 + outcome.stop.iteration;
+            Some(SavedOptimizer {
+                optimizer: cfg.optimizer,
+                state,
+            })
+        }
+    };
     let report = Report {
         backend: if adapter.is_some() { "gpu" } else { "cpu" }.into(),
         adapter,
@@ -426,8 +566,9 @@ pub fn run(
             .val
             .as_ref()
             .map(|c| FullMetrics::new(c, &data.label.classes)),
-        max_iter: job.rule.max_iter,
-        eval_every: job.rule.eval_every,
+        max_iter: rule.max_iter,
+        eval_every: rule.eval_every,
+        training: TrainingInfo::new(&cfg, data.rows, per_epoch),
         restore_best: job.restore_best,
         lr: job.lr,
         seed: job.seed,
@@ -453,6 +594,7 @@ pub fn run(
         outcome,
         notice,
         model,
+        optimizer,
         write_errors,
     })
 }

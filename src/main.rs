@@ -47,7 +47,8 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
     let mut pending = Vec::new();
     // `--save` is written here with `--plot`, after the run (see `Pending`).
     if let Some(p) = &job.save {
-        match modelfile::to_bytes_with(&result.model, Some(&result.report), job.save_timings) {
+        let opt = result.optimizer.as_ref();
+        match modelfile::to_bytes_full(&result.model, opt, Some(&result.report), job.save_timings) {
             Ok(bytes) => pending.push(Pending::new("--save", p, bytes)),
             Err(e) => result
                 .write_errors

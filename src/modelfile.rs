@@ -13,6 +13,9 @@
 //! - `wgtrain.report`: the training report, without its `timing` unless asked for
 //!   (`--save-timings`), so that the same inputs give the same bytes (optional when reading).
 //!
+//! - `wgtrain.optimizer` (optional): the optimizer state that goes with the weights, with its
+//!   tensors `optimizer.layers.{i}.weight.{buffer}` / `.bias.{buffer}` (see `optimizer.rs`).
+//!
 //! Other metadata keys, `wgtrain.*` or not, are ignored when reading.
 //!
 //! The header's JSON has its keys in sorted order: a file's bytes depend on its contents only.
@@ -57,6 +60,8 @@ pub struct ModelFile {
     pub model: Model,
     /// The training report as saved, if the file has one.
     pub report: Option<serde_json::Value>,
+    /// The optimizer state saved with the weights, if any.
+    pub optimizer: Option<SavedOptimizer>,
 }
 
 /// The statistics as a model file keeps them: a constant column's std 0 becomes 1, so that
@@ -115,9 +120,11 @@ fn tensor_names(layer: usize) -> (String, String) {
     )
 }
 
+mod optimizer;
 mod write;
 
-pub use write::{report_metadata, to_bytes, to_bytes_with};
+pub use optimizer::{OPTIMIZER, SavedOptimizer};
+pub use write::{report_metadata, to_bytes, to_bytes_full, to_bytes_with};
 
 /// Reads and checks a model file; errors name the file.
 pub fn load(path: &Path) -> Result<ModelFile> {
@@ -324,19 +331,37 @@ struct Checked {
     stats: Option<Stats>,
     label: LabelMapping,
     report: Option<serde_json::Value>,
+    /// The optimizer and its step count, when the file has its state.
+    optimizer: Option<(crate::optim::Optimizer, u64)>,
     /// (byte offset in the tensor data, name, offset in the parameters, values), by offset;
-    /// contiguous from 0.
+    /// contiguous from 0. Offsets past the parameters are the optimizer's buffers.
     tensors: Vec<(u64, String, usize, usize)>,
 }
 
 impl Checked {
-    /// The bytes of tensor data: 4 per parameter.
-    fn data_bytes(&self) -> u64 {
-        self.spec.parameter_count() as u64 * 4
+    /// Floats of tensor data: the parameters and each optimizer buffer.
+    fn floats(&self) -> usize {
+        let buffers = self.optimizer.map_or(0, |(o, _)| o.buffers());
+        self.spec.parameter_count() * (1 + buffers)
     }
 
-    fn into_file(self, params: Vec<f32>) -> ModelFile {
+    /// The bytes of tensor data: 4 per float.
+    fn data_bytes(&self) -> u64 {
+        self.floats() as u64 * 4
+    }
+
+    fn into_file(self, mut params: Vec<f32>) -> ModelFile {
+        let p = self.spec.parameter_count();
+        let optimizer = self.optimizer.map(|(optimizer, step)| {
+            let buffers = params[p..].chunks(p.max(1)).map(<[f32]>::to_vec).collect();
+            SavedOptimizer {
+                optimizer,
+                state: crate::optim::OptState { step, buffers },
+            }
+        });
+        params.truncate(p);
         ModelFile {
+            optimizer,
             model: Model {
                 spec: self.spec,
                 features: self.features,
@@ -354,7 +379,7 @@ impl Checked {
 
 /// Reads the tensor data, in file order, into the parameters; refuses non-finite values.
 fn read_params(name: &str, checked: &Checked, src: &mut impl Read) -> Result<Vec<f32>> {
-    let mut params = vec![0.0f32; checked.spec.parameter_count()];
+    let mut params = vec![0.0f32; checked.floats()];
     let data = checked.data_bytes();
     let mut buf = vec![0u8; 1 << 16];
     let mut done = 0u64;
@@ -586,14 +611,30 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
         None => None,
     };
 
-    // The tensors: exactly the architecture's, f32, of its shapes.
+    let optimizer = match meta.get(OPTIMIZER) {
+        Some(t) => {
+            let m: optimizer::Meta = parse(&bad, OPTIMIZER, t)?;
+            Some(
+                m.checked()
+                    .map_err(|e| bad(format!("metadata \"{OPTIMIZER}\" is not valid: {e}")))?,
+            )
+        }
+        None => None,
+    };
+
+    // The tensors: exactly the architecture's and the optimizer state's, f32, of their
+    // shapes.
     let layout = spec.layout();
-    let mut expected = BTreeSet::new();
-    for i in 0..layout.len() {
+    let mut wanted = Vec::new();
+    for (i, l) in layout.iter().enumerate() {
         let (w, b) = tensor_names(i);
-        expected.insert(w);
-        expected.insert(b);
+        wanted.push((w, vec![l.outputs, l.inputs], l.w_off));
+        wanted.push((b, vec![l.outputs], l.b_off));
     }
+    if let Some((o, _)) = &optimizer {
+        wanted.extend(optimizer::tensors(&layout, spec.parameter_count(), o));
+    }
+    let expected: BTreeSet<String> = wanted.iter().map(|w| w.0.clone()).collect();
     let listed = || expected.iter().cloned().collect::<Vec<_>>().join(", ");
     if let Some(extra) = header.tensors.keys().find(|n| !expected.contains(*n)) {
         return Err(bad(format!(
@@ -603,12 +644,8 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
     }
     // Every tensor's dtype, shape and byte range, before anything is allocated.
     let mut tensors = Vec::new();
-    for (i, l) in layout.iter().enumerate() {
-        let (w, b) = tensor_names(i);
-        for (tname, shape, off) in [
-            (w, vec![l.outputs, l.inputs], l.w_off),
-            (b, vec![l.outputs], l.b_off),
-        ] {
+    {
+        for (tname, shape, off) in wanted {
             let t = header.tensors.get(&tname).ok_or_else(|| {
                 bad(format!(
                     "tensor \"{tname}\" is missing; the architecture {shown} has the tensors {}",
@@ -657,6 +694,7 @@ fn check_header(name: &str, header: &Header) -> Result<Checked> {
         stats,
         label,
         report,
+        optimizer,
         tensors,
     })
 }

@@ -107,6 +107,15 @@ impl Optimizer {
     }
 }
 
+/// `--lr-schedule`: the schedule's kind, before its horizon is known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    Step,
+    Cosine,
+}
+
 /// The learning rate's schedule, stepped once per update: update k (from 0, counted over
 /// warm starts) uses [`Schedule::lr`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -363,7 +372,7 @@ mod tests {
         let p = run(&Optim::sgd(0.1), &[1.0, 2.0, 3.0], &G[..1]);
         assert_eq!(
             p,
-            vec![1.0 - 0.1f32 * 0.5, 2.0 - 0.1f32 * -1.0, 3.0 - 0.1f32 * 2.0]
+            vec![1.0 - 0.1f32 * 0.5, 2.0 + 0.1f32, 3.0 - 0.1f32 * 2.0]
         );
     }
 

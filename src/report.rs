@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::backend::AdapterDesc;
+use crate::backend::{AdapterDesc, SessionConfig};
 use crate::data::LabelJson;
 use crate::metrics::{ClassMetrics, Counts, Metrics};
 use crate::model::{Activation, Head};
+use crate::optim::{OptimizerKind, Schedule};
 use crate::stop::{StopReason, StopRule};
 use crate::train::{Monitor, StopInfo};
 
@@ -25,10 +26,59 @@ pub struct Report {
     pub val_metrics: Option<FullMetrics>,
     pub max_iter: u64,
     pub eval_every: u64,
+    /// The optimizer, the rate's schedule and the batches.
+    pub training: TrainingInfo,
     pub restore_best: bool,
     pub lr: f32,
     pub seed: u64,
     pub timing: Timing,
+}
+
+/// How the updates were made: the optimizer with the hyperparameters it uses, the schedule
+/// and the batches.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainingInfo {
+    pub optimizer: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nesterov: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    pub weight_decay: f64,
+    pub lr_schedule: Schedule,
+    /// Rows per update (all training rows at full batch).
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub updates_per_epoch: u64,
+    /// The optimizer's step count at the start (a resumed state's).
+    pub start_step: u64,
+}
+
+impl TrainingInfo {
+    pub fn new(cfg: &SessionConfig, rows: usize, per_epoch: u64) -> Self {
+        let o = &cfg.optimizer;
+        let adam = o.kind != OptimizerKind::Sgd;
+        let mini = cfg.mini_batches(rows);
+        TrainingInfo {
+            optimizer: o.kind.name(),
+            momentum: (!adam).then_some(o.momentum),
+            nesterov: o.nesterov,
+            beta1: adam.then_some(o.beta1),
+            beta2: adam.then_some(o.beta2),
+            eps: adam.then_some(o.eps),
+            weight_decay: o.weight_decay,
+            lr_schedule: cfg.schedule,
+            batch_size: mini.map_or(rows, |b| b.size),
+            shuffle: mini.is_some_and(|b| b.shuffle),
+            updates_per_epoch: per_epoch,
+            start_step: cfg.resume.as_ref().map_or(0, |s| s.step),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -33,6 +33,25 @@ pub fn report_metadata(report: &Report, timings: bool) -> String {
 
 /// The file's bytes; `timings`: keep the report's `timing` (which differs run to run).
 pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> Result<Vec<u8>> {
+    to_bytes_full(model, None, report, timings)
+}
+
+/// The file's bytes with the optimizer state, if any.
+pub fn to_bytes_full(
+    model: &Model,
+    opt: Option<&SavedOptimizer>,
+    report: Option<&Report>,
+    timings: bool,
+) -> Result<Vec<u8>> {
+    let p = model.spec.parameter_count();
+    if opt.is_some_and(|o| {
+        o.state.buffers.len() != o.optimizer.buffers()
+            || o.state.buffers.iter().any(|b| b.len() != p)
+    }) {
+        return Err(Error::Config(
+            "the optimizer state does not match the model's architecture".into(),
+        ));
+    }
     if model.params.len() != model.spec.parameter_count()
         || model.features.len() != model.spec.layers[0]
     {
@@ -63,6 +82,9 @@ pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> R
     if let Some(r) = report {
         meta.insert(REPORT.to_string(), report_metadata(r, timings));
     }
+    if let Some(o) = opt {
+        meta.insert(OPTIMIZER.to_string(), json(&optimizer::Meta::of(o)));
+    }
     let mut tensors = Vec::new();
     for (i, l) in model.spec.layout().iter().enumerate() {
         let (w, b) = tensor_names(i);
@@ -80,6 +102,14 @@ pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> R
                 le_bytes(&model.params[l.b_off..l.b_off + l.outputs]),
             ),
         ));
+    }
+    if let Some(o) = opt {
+        for (name, shape, off) in optimizer::tensors(&model.spec.layout(), p, &o.optimizer) {
+            let len: usize = shape.iter().product();
+            let b = off / p - 1;
+            let at = off % p;
+            tensors.push((name, (shape, le_bytes(&o.state.buffers[b][at..at + len]))));
+        }
     }
     let views = tensors
         .iter()
