@@ -117,4 +117,3 @@ mod tests {
         assert_eq!(unshuffled.order(4, 5), [0, 1, 2, 3]);
     }
 }
-

@@ -726,6 +726,120 @@ mod tests {
         }
     }
 
+    fn adam_state(m: &Model, kind: crate::optim::OptimizerKind) -> SavedOptimizer {
+        let optimizer = crate::optim::Optimizer {
+            kind,
+            momentum: if kind == crate::optim::OptimizerKind::Sgd {
+                0.9
+            } else {
+                0.0
+            },
+            ..Default::default()
+        };
+        let p = m.params.len();
+        let buffers = (0..optimizer.buffers())
+            .map(|b| (0..p).map(|i| (b * p + i) as f32 * 0.5).collect())
+            .collect();
+        SavedOptimizer {
+            optimizer,
+            state: crate::optim::OptState { step: 37, buffers },
+        }
+    }
+
+    #[test]
+    fn optimizer_state_round_trips_and_is_checked() {
+        use crate::optim::OptimizerKind::*;
+        for (hidden, kind) in [(&[][..], Adam), (&[4, 2][..], Adamw), (&[4][..], Sgd)] {
+            let m = model(hidden);
+            let saved = adam_state(&m, kind);
+            let bytes = to_bytes_full(&m, Some(&saved), None, false).unwrap();
+            let back = from_bytes("m", &bytes).unwrap();
+            assert_eq!(back.model, m);
+            assert_eq!(back.optimizer.as_ref(), Some(&saved), "{kind:?}");
+        }
+        // Plain SGD keeps only its step count.
+        let m = model(&[3]);
+        let plain = SavedOptimizer {
+            optimizer: Default::default(),
+            state: crate::optim::OptState {
+                step: 5,
+                buffers: vec![],
+            },
+        };
+        let back = from_bytes("m", &to_bytes_full(&m, Some(&plain), None, false).unwrap()).unwrap();
+        assert_eq!(back.optimizer, Some(plain));
+        assert!(
+            from_bytes("m", &to_bytes(&m, None).unwrap())
+                .unwrap()
+                .optimizer
+                .is_none()
+        );
+        // A state of the wrong length is refused when writing.
+        let mut short = adam_state(&m, Adam);
+        short.state.buffers[1].pop();
+        assert!(to_bytes_full(&m, Some(&short), None, false).is_err());
+    }
+
+    /// The file of `m` with its Adam state, the metadata `wgtrain.optimizer` replaced by
+    /// `meta` (removed if `None`) and the tensors whose names contain `drop` left out.
+    fn edited(m: &Model, meta: Option<&str>, drop: &str) -> Vec<u8> {
+        let bytes = to_bytes_full(
+            m,
+            Some(&adam_state(m, crate::optim::OptimizerKind::Adam)),
+            None,
+            false,
+        )
+        .unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut md: HashMap<String, String> = header.metadata().clone().unwrap();
+        match meta {
+            Some(t) => md.insert(OPTIMIZER.into(), t.into()),
+            None => md.remove(OPTIMIZER),
+        };
+        let views: Vec<_> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| drop.is_empty() || !n.contains(drop))
+            .collect();
+        safetensors::serialize(views, Some(md)).unwrap()
+    }
+
+    #[test]
+    fn bad_optimizer_state_is_named() {
+        let m = model(&[4]);
+        let err = |b: Vec<u8>| from_bytes("m.st", &b).unwrap_err().to_string();
+        let e = err(edited(&m, None, ""));
+        assert!(e.starts_with("m.st: "), "{e}");
+        assert!(
+            e.contains("unexpected tensor \"optimizer.layers.0.bias.exp_avg\""),
+            "{e}"
+        );
+        let e = err(edited(&m, Some("{}"), ""));
+        assert!(
+            e.contains("metadata \"wgtrain.optimizer\" is not valid"),
+            "{e}"
+        );
+        let text = r#"{"optimizer":"lion","step":1,"momentum":0,"nesterov":false,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0}"#;
+        let e = err(edited(&m, Some(text), ""));
+        assert!(e.contains("unknown optimizer \"lion\""), "{e}");
+        let e = err(edited(
+            &m,
+            Some(&text.replace("lion", "adam").replace("0.999", "1.5")),
+            "",
+        ));
+        assert!(e.contains("a beta is not below 1"), "{e}");
+        let e = err(edited(
+            &m,
+            Some(&text.replace("lion", "adam")),
+            "layers.1.weight.exp_avg_sq",
+        ));
+        assert!(
+            e.contains("tensor \"optimizer.layers.1.weight.exp_avg_sq\" is missing"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn round_trip_keeps_everything() {
         for hidden in [&[][..], &[4, 2][..]] {

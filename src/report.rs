@@ -60,6 +60,59 @@ pub struct TrainingInfo {
 }
 
 impl TrainingInfo {
+    /// One line for people, `None` for plain full-batch gradient descent at a constant rate
+    /// from step 0 (the report then reads as it always did).
+    pub fn text(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut o = self.optimizer.to_string();
+        match (self.momentum, self.beta1, self.beta2, self.eps) {
+            (Some(m), ..) if m != 0.0 => {
+                let kind = if self.nesterov {
+                    "Nesterov momentum"
+                } else {
+                    "momentum"
+                };
+                o = format!("{o} ({kind} {m})");
+            }
+            (_, Some(b1), Some(b2), Some(e)) => o = format!("{o} (β₁ {b1}, β₂ {b2}, ε {e:e})"),
+            _ => {}
+        }
+        if self.weight_decay != 0.0 {
+            o = format!("{o}, weight decay {} on weights", self.weight_decay);
+        }
+        parts.push(o);
+        match self.lr_schedule {
+            Schedule::Constant => {}
+            Schedule::Step { step, gamma } => {
+                parts.push(format!("lr ×{gamma} every {step} updates"))
+            }
+            Schedule::Cosine { t_max } => parts.push(format!("lr cosine over {t_max} updates")),
+        }
+        let mini = self.updates_per_epoch > 1;
+        if mini {
+            parts.push(format!(
+                "batches of {} rows{} ({} per epoch)",
+                self.batch_size,
+                if self.shuffle {
+                    ", shuffled"
+                } else {
+                    " in file order"
+                },
+                self.updates_per_epoch
+            ));
+        }
+        if self.start_step > 0 {
+            parts.push(format!("resumed at step {}", self.start_step));
+        }
+        let plain = self.optimizer == "sgd"
+            && self.momentum.unwrap_or(0.0) == 0.0
+            && self.weight_decay == 0.0
+            && self.lr_schedule == Schedule::Constant
+            && !mini
+            && self.start_step == 0;
+        (!plain).then(|| parts.join(", "))
+    }
+
     pub fn new(cfg: &SessionConfig, rows: usize, per_epoch: u64) -> Self {
         let o = &cfg.optimizer;
         let adam = o.kind != OptimizerKind::Sgd;
@@ -314,6 +367,9 @@ impl Report {
             self.model.parameters,
             self.lr
         );
+        if let Some(t) = self.training.text() {
+            let _ = writeln!(s, "updates: {t}");
+        }
         let _ = writeln!(s, "result:  {}", self.stop.message);
         let m = &self.metrics;
         let _ = writeln!(

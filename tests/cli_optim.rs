@@ -559,3 +559,33 @@ fn bad_optimizer_flags_are_named() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn a_non_finite_mini_batch_run_returns_the_last_finite_check() {
+    // Checks every 10 updates; the loss overflows before the check at 10, so the weights of
+    // the check at 0 come back, as they were evaluated there.
+    let args = [
+        "--demo",
+        "moons",
+        "--rows",
+        "500",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "50",
+    ];
+    let mut blown = args.to_vec();
+    blown.extend(["--lr", "1e30", "--threshold", "none", "--max-epochs", "5"]);
+    let r = run("cpu", &blown);
+    assert_eq!(r["stop"]["reason"], "non_finite", "{}", r["stop"]);
+    assert_eq!(
+        (
+            r["stop"]["iteration"].as_u64(),
+            r["stop"]["non_finite_at"].as_u64()
+        ),
+        (Some(0), Some(10))
+    );
+    let mut start = args.to_vec();
+    start.extend(["--max-iter", "0"]);
+    assert_eq!(checksum_of(&r), checksum_of(&run("cpu", &start)));
+}

@@ -70,8 +70,8 @@ pub fn check_memory(
     memory::check(bytes, |size| {
         format!(
             "the CPU backend needs {size} for {} rows{} × {} features and {} parameters \
-             (the rows twice, the weights five times, a partial gradient per {BLOCK_ROWS} \
-             rows)",
+             (the rows twice, the weights and optimizer state eleven times, a partial \
+             gradient per {BLOCK_ROWS} rows)",
             memory::fmt_count(data.rows as u64),
             if n_val > 0 {
                 format!(" (and {} validation rows)", memory::fmt_count(n_val as u64))
