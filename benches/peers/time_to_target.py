@@ -398,6 +398,8 @@ def main():
                    help="seconds of training after which a run gives up (wgtrain --max-time)")
     p.add_argument("--json", action="store_true", help="one JSON object per task and tool")
     p.add_argument("--out", help="also write those JSON objects to this file (with the table)")
+    p.add_argument("--table", nargs="+", metavar="FILE.jsonl",
+                   help="only print the table rows of earlier --out/--json files")
     # Worker mode (internal): one run of one Python tool.
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--task", help=argparse.SUPPRESS)
@@ -406,6 +408,12 @@ def main():
     a = p.parse_args()
     if a.worker:
         return worker(a)
+    if a.table:
+        for path in a.table:
+            for line in Path(path).read_text().splitlines():
+                r = json.loads(line)
+                print(row(r["task"], r["label"], r["summary"], r["target"]))
+        return
 
     import ttt_data
 
