@@ -575,8 +575,9 @@ pub fn run(
         timing: Timing {
             setup_s,
             train_s: outcome.train_s,
+            // Iterations run: the updates, or at full batch the evaluations (t = 0 included).
             iterations_per_s: if outcome.train_s > 0.0 {
-                outcome.evaluations as f64 / outcome.train_s
+                outcome.evaluations.max(outcome.updates) as f64 / outcome.train_s
             } else {
                 0.0
             },
