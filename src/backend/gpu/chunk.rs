@@ -169,8 +169,8 @@ impl GpuSession {
     }
 
     /// The most iterations one chunk runs under `r`: the history's capacity
-    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries) and, in one
-    /// workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
+    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries), the optimizer's
+    /// table of scalars and, in one workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
     /// copy do not fit the device's words and grids.
     pub(super) fn chunk_capacity(&self, r: &ChunkRule) -> Option<u32> {
         let fits = r.rule.max_iter < u64::from(u32::MAX)
@@ -178,7 +178,8 @@ impl GpuSession {
             && self.copy_groups()
                 <= u64::from(self.ctx.limits.max_compute_workgroups_per_dimension);
         let max_k = self.looped.as_ref().map_or(u32::MAX, |l| l.max_k);
-        fits.then(|| self.chunks.capacity.min(max_k))
+        let steps = self.opt.entries as u32;
+        fits.then(|| self.chunks.capacity.min(max_k).min(steps))
     }
 
     /// [`crate::backend::Session::run_chunk`].

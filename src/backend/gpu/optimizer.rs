@@ -10,12 +10,14 @@
 
 use super::device::GpuContext;
 use super::kernels::PARAM_DECAYS;
+use super::plan::binding_words;
 use crate::backend::{MAX_CHUNK, SessionConfig};
 use crate::model::LayerLayout;
 use crate::optim::{Optim, StepScalars};
 
-/// Entries of the scalars table: entry j holds the scalars of the update before evaluation j
-/// of a chunk (a chunk's pending update is entry 0, so is an update outside a chunk).
+/// The most entries of the scalars table: entry j holds the scalars of the update before
+/// evaluation j of a chunk (a chunk's pending update is entry 0, so is an update outside a
+/// chunk). Fewer where one storage binding holds fewer; chunks are cut to the entries.
 pub(super) const STEP_ENTRIES: usize = MAX_CHUNK as usize + 1;
 
 /// Floats of a stand-in for a state buffer the optimizer does not have (bindings cannot be
@@ -36,6 +38,8 @@ pub(super) struct OptBuffers {
     pub best: [wgpu::Buffer; 2],
     /// How many of `state` are real (0, 1 or 2).
     pub buffers: usize,
+    /// Entries of `steps` (at most [`STEP_ENTRIES`]): the most iterations of one chunk.
+    pub entries: usize,
     /// The optimizer's step count at the start (resumed).
     pub step0: u64,
     /// `steps` as last written, so that unchanged entries are not written again.
@@ -56,12 +60,14 @@ impl OptBuffers {
     /// The buffers for `cfg`'s optimizer over `p` parameters laid out as `layout`, its state
     /// (and the best's) starting from `cfg.resume` or zeros.
     pub fn new(ctx: &GpuContext, cfg: &SessionConfig, layout: &[LayerLayout], p: usize) -> Self {
+        let entry = std::mem::size_of::<StepScalars>();
+        let entries = STEP_ENTRIES.min(binding_words(ctx) * 4 / entry).max(1);
         let optim = cfg.optim();
         let init = cfg.initial_state();
         let buffers = init.buffers.len();
         let dummy = vec![0.0f32; DUMMY];
         let buf = |label: &str, i: usize| ctx.storage(label, init.buffers.get(i).unwrap_or(&dummy));
-        let written = vec![StepScalars::default(); STEP_ENTRIES];
+        let written = vec![StepScalars::default(); entries];
         OptBuffers {
             optim,
             consts: ctx.uniform("optimizer constants", &optim.optimizer.consts()),
@@ -73,9 +79,10 @@ impl OptBuffers {
                 buf("best optimizer state v", 1),
             ],
             buffers,
+            entries,
             step0: init.step,
             written,
-            scratch: Vec::with_capacity(STEP_ENTRIES),
+            scratch: Vec::with_capacity(entries),
         }
     }
 
@@ -83,7 +90,7 @@ impl OptBuffers {
     /// of update `k0 + i` (0-based over the run, the resumed steps included). Only entries
     /// that changed are written.
     pub fn stage(&mut self, queue: &wgpu::Queue, first: usize, k0: u64, count: usize) {
-        let count = count.min(STEP_ENTRIES.saturating_sub(first));
+        let count = count.min(self.entries.saturating_sub(first));
         self.scratch.clear();
         self.scratch
             .extend((0..count as u64).map(|i| self.optim.scalars(k0 + i)));
