@@ -228,3 +228,121 @@ fn sgd_family_agrees_with_the_cpu_three_classes() {
 fn adam_family_agrees_with_the_cpu_three_classes() {
     agree_all(3, |o| !is_sgd(o));
 }
+
+/// Warm starts: 50 updates, then a new session from those weights and the optimizer state
+/// (its step 50) runs 50 more, bit for bit the weights and state of 100 straight, on every
+/// path, with optimizers whose state and schedule both carry over.
+#[test]
+fn a_warm_start_continues_bit_for_bit() {
+    use KernelPath::*;
+    let cases: Vec<OptCase> = optimizer_cases()
+        .into_iter()
+        .filter(|o| ["adamw", "step schedule", "cosine schedule", "nesterov"].contains(&o.name))
+        .collect();
+    assert_eq!(cases.len(), 4);
+    for (hidden, path) in [
+        (&[][..], OneWorkgroup),
+        (&[], Blocked),
+        (&[6], OnePassMlp),
+        (&[6], Layered),
+    ] {
+        for k in [2, 3] {
+            let sh = shape("65 rows × 7", 65, 7, hidden, k, path, None);
+            for o in &cases {
+                let what = format!("{} on {}, K = {k}", o.name, path.name());
+                let cfg = o.config(&sh.spec, 3);
+                let run = |cfg: &SessionConfig, n: u64| {
+                    let mut s = gpu_on(&sh, cfg)?;
+                    for _ in 0..n {
+                        s.evaluate().unwrap();
+                        s.update().unwrap();
+                    }
+                    Some((s.params().unwrap(), s.optimizer_state(false).unwrap()))
+                };
+                let Some((straight, straight_state)) = run(&cfg, 100) else {
+                    return;
+                };
+                let (half, state) = run(&cfg, 50).unwrap();
+                assert_eq!(state.step, 0, "{what}: the step count at the start");
+                let resumed = SessionConfig {
+                    params: half,
+                    resume: Some(OptState {
+                        step: state.step + 50,
+                        ..state
+                    }),
+                    ..cfg.clone()
+                };
+                let (after, after_state) = run(&resumed, 50).unwrap();
+                assert_eq!(bits(&after), bits(&straight), "{what}: weights");
+                assert_eq!(after_state.step, 50, "{what}");
+                for (a, b) in after_state.buffers.iter().zip(&straight_state.buffers) {
+                    assert_eq!(bits(a), bits(b), "{what}: the optimizer state");
+                }
+            }
+        }
+    }
+}
+
+/// Whole runs through `train::train` stop at the same iteration for the same reason on both
+/// backends, for every optimizer, under a threshold rule and a patience rule; with
+/// restore-best the best weights' optimizer state agrees too.
+fn same_stop(hidden: &[usize]) {
+    use wgtrain::stop::{MinDelta, StopReason, StopRule};
+    use wgtrain::train::{Monitor, TrainOptions};
+    let (train, val) = moons_split(300, 61);
+    let sp = spec(&train, hidden, Activation::Tanh);
+    let threshold = TrainOptions {
+        monitor: Monitor::Val,
+        ..TrainOptions::new(StopRule {
+            threshold: Some(0.77),
+            ..rule(wgtrain::metrics::Metric::Accuracy, None, 3000)
+        })
+    };
+    let patience = TrainOptions {
+        restore_best: true,
+        ..TrainOptions::new(StopRule {
+            patience: Some(4),
+            min_delta: MinDelta::Abs(1e-3),
+            ..rule(wgtrain::metrics::Metric::Loss, None, 3000)
+        })
+    };
+    for o in optimizer_cases() {
+        let cfg = o.config(&sp, 61);
+        for (name, opts, reason) in [
+            ("threshold", &threshold, StopReason::Threshold),
+            ("patience", &patience, StopReason::Patience),
+        ] {
+            let what = format!("{} under a {name} rule, hidden {hidden:?}", o.name);
+            let Some(mut gpu) = session_val(Kind::Gpu, &train, Some(&val), &sp, &cfg) else {
+                return;
+            };
+            let mut cpu = session_val(Kind::Cpu, &train, Some(&val), &sp, &cfg).unwrap();
+            let (g, _) = train_with(gpu.as_mut(), opts);
+            let (c, _) = train_with(cpu.as_mut(), opts);
+            assert_eq!(c.stop.reason, reason, "{what}: {:?}", c.stop);
+            assert!(c.stop.stopped_at > 0, "{what}: the case must need training");
+            assert_eq!(g.stop.reason, c.stop.reason, "{what}");
+            assert_eq!(g.stop.stopped_at, c.stop.stopped_at, "{what}");
+            assert_eq!(g.stop.iteration, c.stop.iteration, "{what}");
+            eprintln!("{what}: stopped at {}", c.stop.stopped_at);
+            assert!(norm_rel(&g.params, &c.params) <= 1e-4, "{what}: weights");
+            let (gs, cs) = (
+                gpu.optimizer_state(opts.restore_best).unwrap(),
+                cpu.optimizer_state(opts.restore_best).unwrap(),
+            );
+            for (a, b) in gs.buffers.iter().zip(&cs.buffers) {
+                assert!(norm_rel(a, b) <= 1e-3, "{what}: the optimizer state");
+            }
+        }
+    }
+}
+
+#[test]
+fn same_stop_logistic() {
+    same_stop(&[]);
+}
+
+#[test]
+fn same_stop_mlp() {
+    same_stop(&[8]);
+}
