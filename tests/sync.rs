@@ -571,7 +571,8 @@ fn optimizers_on_every_path() {
         };
         c.cfg.lr = 0.3;
     };
-    let setups: [(&str, &dyn Fn(&mut Case)); 2] = [("adam", &adam), ("nesterov", &nesterov)];
+    type Setup = fn(&mut Case);
+    let setups: [(&str, Setup); 2] = [("adam", adam), ("nesterov", nesterov)];
     let paths: [(&[usize], KernelPath); 4] = [
         (&[], KernelPath::OneWorkgroup),
         (&[], KernelPath::Blocked),
