@@ -32,6 +32,17 @@
 //                                              training rows, then validation rows)
 //   13 zs      storage, read_write  f32[rows, K]  z, written only when cfg.keep_z = 1 (for
 //                                              logits(); training skips it)
+//   14 opt     uniform              OptConsts  (update.wgsl)
+//   15 scalars storage, read        StepScalars[MAX_CHUNK + 1]  entry i: the scalars of the
+//                                              update at step i of the loop below (the one
+//                                              before the dispatch's evaluation i)
+//   16 pflags  storage, read        u32[P]     bit PARAM_DECAYS: a weight (decayed), else a
+//                                              bias
+//   17 m_buf   storage, read_write  f32[P]     the first optimizer state buffer, in place (a
+//                                              dummy of 4 if opt.buffers = 0)
+//   18 v_buf   storage, read_write  f32[P]     the second, in place (a dummy if < 2)
+//   19 best_m  storage, read_write  f32[P]     m's copy, written with `best` (a dummy alike)
+//   20 best_v  storage, read_write  f32[P]     v's copy, written with `best` (a dummy alike)
 // Workgroup: exactly one, of WG invocations. Invocation k takes rows k, k + WG, ... in order
 // and keeps its own partial gradient (per logit c, F4 vec4s from slot c(F4 + 1), then the
 // bias's in the next slot), loss and, with one logit, counts; with K logits rows are counted
@@ -40,7 +51,8 @@
 // invocation 0 adds the WG loss (and count) partials in order. No float atomics, so results
 // are bit-identical run to run; every update of a run (the first one of an update_first
 // dispatch included) is the one statement below, so chunked and per-iteration runs agree
-// bit for bit.
+// bit for bit. Parameter p's update, its state m_buf[p], v_buf[p] and its best copies are
+// all the work of invocation p mod WG.
 // Per row, one logit: z = b + Σ_q dot(x_q, w_q); loss = max(z, 0) + log(1 + exp(−|z|)) − y·z;
 // ∂L/∂z = (σ(z) − y)·inv_rows; predicted positive iff z ≥ 0. K logits: z_c = b_c +
 // Σ_q dot(x_q, W_c,q); m = max z, s = Σ_c exp(z_c − m); loss = m + log(s) − z_y;
@@ -51,7 +63,6 @@ struct Loop {
     features: u32,      // F again (the kernel uses the constant)
     val_rows: u32,
     iters: u32,         // evaluations; 0 with update_first = 1 makes an update-only dispatch
-    lr: f32,
     inv_rows: f32,
     update_first: u32,  // 1: apply `grad` to src into dst before the first evaluation
     judge: u32,         // 1: judge every evaluation (a chunk); 0: evaluate only
@@ -59,6 +70,7 @@ struct Loop {
     pad0: u32,
     pad1: u32,
     pad2: u32,
+    pad3: u32,
 }
 
 override F: u32;
@@ -85,6 +97,13 @@ const GS: u32 = MAX_F4 + 1u;  // vec4s per partial gradient in gpart
 @group(0) @binding(11) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(12) var<storage, read_write> result: array<u32>;
 @group(0) @binding(13) var<storage, read_write> zs: array<f32>;
+@group(0) @binding(14) var<uniform> opt: OptConsts;
+@group(0) @binding(15) var<storage, read> scalars: array<StepScalars>;
+@group(0) @binding(16) var<storage, read> pflags: array<u32>;
+@group(0) @binding(17) var<storage, read_write> m_buf: array<f32>;
+@group(0) @binding(18) var<storage, read_write> v_buf: array<f32>;
+@group(0) @binding(19) var<storage, read_write> best_m: array<f32>;
+@group(0) @binding(20) var<storage, read_write> best_v: array<f32>;
 
 var<workgroup> w: array<f32, MAX_P>;
 var<workgroup> g: array<f32, MAX_P>;
@@ -167,8 +186,24 @@ fn main(@builtin(local_invocation_index) k: u32) {
     for (var i = 0u; i < steps; i += 1u) {
         if (i > 0u || uf != 0u) {
             // Parameter p is owned by one invocation from here to its gradient below.
+            let s = scalars[min(i, arrayLength(&scalars) - 1u)];
             for (var p = k; p < np; p += WG) {
-                let next = apply_update(p, w[p], g[p], cfg.lr);
+                var m = 0.0;
+                var v = 0.0;
+                if (opt.buffers > 0u) {
+                    m = m_buf[p];
+                }
+                if (opt.buffers > 1u) {
+                    v = v_buf[p];
+                }
+                let decays = (pflags[p] & PARAM_DECAYS) != 0u;
+                let next = apply_update(opt, s, w[p], g[p], &m, &v, decays);
+                if (opt.buffers > 0u) {
+                    m_buf[p] = m;
+                }
+                if (opt.buffers > 1u) {
+                    v_buf[p] = v;
+                }
                 w[p] = next;
                 if (((i + uf) & 1u) == 1u) {
                     dst[p] = next;
@@ -355,6 +390,12 @@ fn main(@builtin(local_invocation_index) k: u32) {
         if ((flags & ENTRY_IMPROVED) != 0u && rule.copy_groups != 0u) {
             for (var p = k; p < np; p += WG) {
                 best[p] = w[p];
+                if (opt.buffers > 0u) {
+                    best_m[p] = m_buf[p];
+                }
+                if (opt.buffers > 1u) {
+                    best_v[p] = v_buf[p];
+                }
             }
         }
         if ((flags & ENTRY_PAUSED) != 0u) {

@@ -1,11 +1,12 @@
 //! `--sync chunk` against `--sync every` on the GPU: for every rule, the same stop iteration,
-//! the same reason and bit-identical weights, whatever the chunk size.
+//! the same reason and bit-identical weights and optimizer state (the current and the best's),
+//! whatever the chunk size.
 
 mod common;
 
 use common::*;
-use wgtrain::backend::SessionConfig;
 use wgtrain::backend::gpu::{GpuSession, KernelPath};
+use wgtrain::backend::{Session, SessionConfig};
 use wgtrain::data::Dataset;
 use wgtrain::metrics::Metric;
 use wgtrain::model::{Activation, ModelSpec};
@@ -49,16 +50,25 @@ fn same_on_path(
             chunk,
             ..opts.clone()
         };
-        let Some(path) = path else {
-            let mut s = session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?;
-            return Some(train_with(s.as_mut(), &o));
+        let mut s: Box<dyn Session> = match path {
+            None => session_val(Kind::Gpu, &c.train, Some(&c.val), &c.spec, &c.cfg)?,
+            Some(path) => {
+                let ctx = gpu_context_on(path)?;
+                let s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
+                assert_eq!(s.path(), path, "{name}: the path");
+                Box::new(s)
+            }
         };
-        let ctx = gpu_context_on(path)?;
-        let mut s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
-        assert_eq!(s.path(), path, "{name}: the path");
-        Some(train_with(&mut s, &o))
+        let (out, log) = train_with(s.as_mut(), &o);
+        // The best's state where best weights are kept (with restore-best).
+        let states = [false, o.restore_best].map(|best| {
+            let st = s.optimizer_state(best).unwrap();
+            assert_eq!(st.buffers.len(), c.cfg.optimizer.buffers(), "{name}");
+            st.buffers.iter().map(|b| bits(b)).collect::<Vec<_>>()
+        });
+        Some((out, log, states))
     };
-    let (every, log_every) = run(SyncMode::Every, None)?;
+    let (every, log_every, states_every) = run(SyncMode::Every, None)?;
     assert!(
         every.stop.stopped_at > 0,
         "{name}: the case must need training: {:?}",
@@ -68,8 +78,9 @@ fn same_on_path(
     // one dispatch run: the chunk is cut (`long_chunks_of_a_larger_logistic_regression` has
     // data where an uncut chunk would pass the limit).
     for chunk in [None, Some(1), Some(3), Some(64), Some(1024)] {
-        let (out, log) = run(SyncMode::Chunk, chunk).unwrap();
+        let (out, log, states) = run(SyncMode::Chunk, chunk).unwrap();
         let what = format!("{name}, chunk {chunk:?}");
+        assert!(states == states_every, "{what}: the optimizer state");
         assert_eq!(out.stop.reason, every.stop.reason, "{what}");
         assert_eq!(out.stop.stopped_at, every.stop.stopped_at, "{what}");
         assert_eq!(out.stop.iteration, every.stop.iteration, "{what}");
@@ -330,7 +341,7 @@ fn long_chunks_of_a_larger_logistic_regression() {
 /// the chunk ended on, bit for bit as after `--sync every`'s evaluation.
 #[test]
 fn logits_after_a_chunk() {
-    use wgtrain::backend::{ChunkRule, ChunkStart, Session};
+    use wgtrain::backend::{ChunkRule, ChunkStart};
     let c = case(43, &[], Activation::Relu, 0.5);
     let on = || gpu_context_on(KernelPath::OneWorkgroup);
     let (Some(a), Some(b)) = (on(), on()) else {
@@ -506,7 +517,7 @@ fn three_classes_every_rule_on_every_path() {
 /// 512 KiB record per iteration, so only a few iterations per chunk, and they still agree.
 #[test]
 fn many_classes_cap_the_chunk() {
-    use wgtrain::backend::{ChunkRule, Session};
+    use wgtrain::backend::ChunkRule;
     let c = case_k(wgtrain::data::Demo::Blobs, 256, 55, &[], 0.5);
     let Some(ctx) = gpu_context() else { return };
     let s = GpuSession::new(ctx, &c.train, Some(&c.val), &c.spec, &c.cfg).unwrap();
@@ -531,4 +542,80 @@ fn many_classes_cap_the_chunk() {
         ..base()
     };
     same_on_path("K = 256", &c, val(rule), None);
+}
+
+/// Adam (with a cosine schedule and weight decay) and SGD with Nesterov momentum (with a step
+/// schedule) on every path: chunks read each update's own scalars and carry the state (and,
+/// with restore-best, the best's copy taken on the device) bit for bit as `--sync every`.
+#[test]
+fn optimizers_on_every_path() {
+    use wgtrain::optim::{Optimizer, OptimizerKind, Schedule};
+    let adam = |c: &mut Case| {
+        c.cfg.optimizer = Optimizer {
+            kind: OptimizerKind::Adam,
+            weight_decay: 0.01,
+            ..Default::default()
+        };
+        c.cfg.schedule = Schedule::Cosine { t_max: 150 };
+        c.cfg.lr = 0.05;
+    };
+    let nesterov = |c: &mut Case| {
+        c.cfg.optimizer = Optimizer {
+            momentum: 0.9,
+            nesterov: true,
+            ..Default::default()
+        };
+        c.cfg.schedule = Schedule::Step {
+            step: 20,
+            gamma: 0.7,
+        };
+        c.cfg.lr = 0.3;
+    };
+    type Setup = fn(&mut Case);
+    let setups: [(&str, Setup); 2] = [("adam", adam), ("nesterov", nesterov)];
+    let paths: [(&[usize], KernelPath); 4] = [
+        (&[], KernelPath::OneWorkgroup),
+        (&[], KernelPath::Blocked),
+        (&[8], KernelPath::OnePassMlp),
+        (&[8], KernelPath::Layered),
+    ];
+    for (hidden, path) in paths {
+        for (name, setup) in setups {
+            let mut c = case(57, hidden, Activation::Tanh, 1.0);
+            setup(&mut c);
+            let what = |rule: &str| format!("{name}, {rule}, {}", path.name());
+            let threshold = StopRule {
+                metric: Metric::Accuracy,
+                threshold: Some(0.86),
+                ..base()
+            };
+            let Some(_) = same_on_path(&what("threshold"), &c, val(threshold), Some(path)) else {
+                return;
+            };
+            let patience = StopRule {
+                metric: Metric::Loss,
+                patience: Some(3),
+                min_delta: MinDelta::Abs(1e-3),
+                max_iter: 1500,
+                ..base()
+            };
+            let restore = TrainOptions {
+                restore_best: true,
+                ..val(patience)
+            };
+            same_on_path(&what("patience, restore best"), &c, restore, Some(path));
+            let rule = StopRule {
+                metric: Metric::F1,
+                max_iter: 90,
+                eval_every: 7,
+                ..base()
+            };
+            let restore = TrainOptions {
+                restore_best: true,
+                ..val(rule)
+            };
+            let stop = same_on_path(&what("max_iter"), &c, restore, Some(path)).unwrap();
+            assert_eq!(stop.reason, StopReason::MaxIter);
+        }
+    }
 }

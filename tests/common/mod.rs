@@ -236,3 +236,122 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// One optimizer and schedule the GPU is held to the CPU with.
+#[derive(Clone, Copy, Debug)]
+pub struct OptCase {
+    pub name: &'static str,
+    pub lr: f32,
+    pub optimizer: wgtrain::optim::Optimizer,
+    pub schedule: wgtrain::optim::Schedule,
+}
+
+impl OptCase {
+    /// The session's configuration with `spec`'s initial weights from `seed`.
+    pub fn config(&self, spec: &ModelSpec, seed: u64) -> SessionConfig {
+        SessionConfig {
+            optimizer: self.optimizer,
+            schedule: self.schedule,
+            ..config(spec, self.lr, seed)
+        }
+    }
+}
+
+/// SGD plain, with momentum, Nesterov and weight decay; Adam with and without (coupled)
+/// weight decay; AdamW; a step and a cosine schedule.
+pub fn optimizer_cases() -> Vec<OptCase> {
+    use wgtrain::optim::{Optimizer, OptimizerKind, Schedule};
+    let sgd = Optimizer::default();
+    let adam = Optimizer {
+        kind: OptimizerKind::Adam,
+        ..sgd
+    };
+    let case = |name, lr, optimizer, schedule| OptCase {
+        name,
+        lr,
+        optimizer,
+        schedule,
+    };
+    let momentum = Optimizer {
+        momentum: 0.9,
+        ..sgd
+    };
+    vec![
+        case("sgd", 0.5, sgd, Schedule::Constant),
+        case("momentum", 0.1, momentum, Schedule::Constant),
+        case(
+            "nesterov",
+            0.1,
+            Optimizer {
+                nesterov: true,
+                ..momentum
+            },
+            Schedule::Constant,
+        ),
+        case(
+            "sgd weight decay",
+            0.5,
+            Optimizer {
+                weight_decay: 0.05,
+                ..sgd
+            },
+            Schedule::Constant,
+        ),
+        case(
+            "momentum weight decay",
+            0.1,
+            Optimizer {
+                weight_decay: 0.05,
+                ..momentum
+            },
+            Schedule::Constant,
+        ),
+        case("adam", 0.02, adam, Schedule::Constant),
+        case(
+            "adam weight decay",
+            0.02,
+            Optimizer {
+                weight_decay: 0.05,
+                ..adam
+            },
+            Schedule::Constant,
+        ),
+        case(
+            "adamw",
+            0.02,
+            Optimizer {
+                kind: OptimizerKind::Adamw,
+                weight_decay: 0.1,
+                ..adam
+            },
+            Schedule::Constant,
+        ),
+        case(
+            "step schedule",
+            0.2,
+            Optimizer {
+                momentum: 0.5,
+                ..sgd
+            },
+            Schedule::Step {
+                step: 30,
+                gamma: 0.5,
+            },
+        ),
+        case(
+            "cosine schedule",
+            0.05,
+            adam,
+            Schedule::Cosine { t_max: 80 },
+        ),
+    ]
+}
+
+/// The largest |a − b| / max(|b|, floor) over two vectors of the same length.
+pub fn max_rel(a: &[f32], b: &[f32], floor: f32) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(floor))
+        .fold(0.0, |m, d| if d.is_nan() || d > m { d } else { m })
+}

@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::device::GpuContext;
 use super::kernels::*;
+use super::optimizer::OptBuffers;
 use super::plan::binding_bytes;
 use super::session::GpuSession;
 use crate::backend::{ChunkEntry, ChunkRule, ChunkStart, Evaluation, MAX_CHUNK};
@@ -31,7 +32,8 @@ pub(super) struct ChunkKit {
     stop: wgpu::ComputePipeline,
     stop_group: wgpu::BindGroup,
     copy: wgpu::ComputePipeline,
-    /// Variant k copies params[k] to the best weights.
+    /// Variant k copies params[k] to the best weights, and the optimizer state to its best
+    /// copy.
     copy_groups: [wgpu::BindGroup; 2],
     pub rule: wgpu::Buffer,
     /// [`State`], then [`state_ints`] words.
@@ -68,15 +70,22 @@ fn state_words(s: &State, ints: &[u32]) -> Vec<u32> {
     w
 }
 
-/// The device stop rule's pipelines and buffers, over the session's result, weights and
-/// dispatch sizes.
+/// The device stop rule's state for K classes (made before the session's dispatches: the
+/// update kernels read which update of a chunk they run from it).
+pub(super) fn stop_state(ctx: &GpuContext, classes: usize) -> wgpu::Buffer {
+    let ints = vec![0u32; state_ints(classes)];
+    ctx.storage_of("stop state", &state_words(&State::zeroed(), &ints))
+}
+
+/// The device stop rule's pipelines and buffers, over the session's result, weights (and the
+/// optimizer state that goes with them), dispatch sizes and stop state ([`stop_state`]).
 pub(super) fn chunk_kit(
     ctx: &GpuContext,
     result: &wgpu::Buffer,
-    params: &[wgpu::Buffer; 2],
-    best: &wgpu::Buffer,
+    (params, best, opt): (&[wgpu::Buffer; 2], &wgpu::Buffer, &OptBuffers),
     args: &wgpu::Buffer,
     classes: usize,
+    state: wgpu::Buffer,
 ) -> Result<ChunkKit> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let stop = ctx.pipeline(Kernel::StopRule);
@@ -88,7 +97,6 @@ pub(super) fn chunk_kit(
         mapped_at_creation: false,
     });
     let ints = vec![0u32; state_ints(classes)];
-    let state = ctx.storage_of("stop state", &state_words(&State::zeroed(), &ints));
     let capacity = history_capacity(ctx, classes);
     let history_bytes = (4 * entry_words(classes) * capacity) as u64;
     let history = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -100,7 +108,8 @@ pub(super) fn chunk_kit(
     let state_bytes = (size_of::<State>() + 4 * ints.len()) as u64;
     let staging = ctx.readback("chunk staging", state_bytes + history_bytes);
     let stop_group = ctx.bind_group(&stop, &[result, &state, &history, args, &rule]);
-    let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&params[k], best]));
+    let ([m, v], [bm, bv]) = (&opt.state, &opt.best);
+    let copy_groups = [0, 1].map(|k| ctx.bind_group(&copy, &[&params[k], best, m, v, bm, bv]));
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(Error::Gpu(format!("setting up the device stop rule: {e}")));
     }
@@ -117,6 +126,19 @@ pub(super) fn chunk_kit(
         classes,
         last_state: (State::zeroed(), ints),
     })
+}
+
+impl ChunkKit {
+    /// Sets the device state's slot to 0 where the last chunk left it otherwise (the slot is
+    /// the entry of the optimizer's scalars an update reads).
+    pub(super) fn clear_slot(&mut self, queue: &wgpu::Queue) {
+        let slot = &mut self.last_state.0.slot;
+        if *slot != 0 {
+            let at = std::mem::offset_of!(State, slot) as u64;
+            queue.write_buffer(&self.state, at, bytemuck::bytes_of(&0u32));
+            *slot = 0;
+        }
+    }
 }
 
 /// A chunk's readback: the stop state (head and integers) and the history entries (each its
@@ -147,8 +169,8 @@ impl GpuSession {
     }
 
     /// The most iterations one chunk runs under `r`: the history's capacity
-    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries) and, in one
-    /// workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
+    /// ([`history_capacity`]: at most [`HISTORY_BYTES`] of K-class entries), the optimizer's
+    /// table of scalars and, in one workgroup, the driver's loop budget; `None` where the rule's bounds or the best-weights
     /// copy do not fit the device's words and grids.
     pub(super) fn chunk_capacity(&self, r: &ChunkRule) -> Option<u32> {
         let fits = r.rule.max_iter < u64::from(u32::MAX)
@@ -156,7 +178,8 @@ impl GpuSession {
             && self.copy_groups()
                 <= u64::from(self.ctx.limits.max_compute_workgroups_per_dimension);
         let max_k = self.looped.as_ref().map_or(u32::MAX, |l| l.max_k);
-        fits.then(|| self.chunks.capacity.min(max_k))
+        let steps = self.opt.entries as u32;
+        fits.then(|| self.chunks.capacity.min(max_k).min(steps))
     }
 
     /// [`crate::backend::Session::run_chunk`].
@@ -201,6 +224,15 @@ impl GpuSession {
             bytemuck::cast_slice(&state_words(&st, &ints)),
         );
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
+        // Entry j of the optimizer's table: the update before the chunk's evaluation j, this
+        // session's update T + j − 1 (T: the updates asked for so far, a pending one included).
+        let t0 = self.updates;
+        let k0 = self.opt.step0 + t0;
+        if t0 > 0 {
+            self.opt.stage(q, 0, k0 - 1, k as usize);
+        } else {
+            self.opt.stage(q, 1, k0, k as usize - 1);
+        }
 
         // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
         let (enc, base, shift) = if let Some(lc) = &self.looped {
@@ -254,6 +286,7 @@ impl GpuSession {
             })
             .collect();
         self.chunks.last_state = state;
+        self.updates = t0 + ran as u64 - 1;
         self.cur = base ^ ((ran - 1 + shift) & 1);
         self.pending = false;
         self.evaluated = true;

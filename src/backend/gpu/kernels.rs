@@ -60,6 +60,9 @@ const RULE_DIVERGENCE: u32 = 2;
 const RULE_PATIENCE: u32 = 4;
 const RULE_TRACK: u32 = 8;
 const RULE_RELATIVE: u32 = 16;
+/// Bits of each parameter's word in the optimizer's flags (`pflags` of update kernels): a
+/// weight, which weight decay applies to (else a bias).
+pub(super) const PARAM_DECAYS: u32 = 1;
 /// Bits of [`Entry::flags`].
 const ENTRY_CHECKED: u32 = 1;
 const ENTRY_IMPROVED: u32 = 2;
@@ -68,7 +71,7 @@ const ENTRY_PAUSED: u32 = 4;
 /// The WGSL `const` lines every kernel starts with: the limits above, defined only here.
 pub(super) fn prelude() -> String {
     let u = |v: usize| v as u64;
-    let consts: [(&str, u64); 32] = [
+    let consts: [(&str, u64); 34] = [
         ("WORKGROUP", u(WORKGROUP)),
         ("LOSS_WORKGROUP", u(LOSS_WORKGROUP)),
         ("STATS_WORKGROUP", u(STATS_WORKGROUP)),
@@ -101,6 +104,8 @@ pub(super) fn prelude() -> String {
         ("METRIC_F1", metric_code(Metric::F1).into()),
         ("METRIC_IOU", metric_code(Metric::Iou).into()),
         ("METRIC_LOSS", metric_code(Metric::Loss).into()),
+        ("STATE_SLOT", u(std::mem::offset_of!(State, slot) / 4)),
+        ("PARAM_DECAYS", PARAM_DECAYS.into()),
     ];
     consts
         .iter()
@@ -372,14 +377,15 @@ pub(super) struct Stats {
     pub pad1: u32,
 }
 
-/// `Update` of reduce_update.wgsl.
+/// `Update` of reduce_update.wgsl (the rate and the optimizer's scalars are apart: see
+/// [`crate::optim::StepScalars`] and `optimizer.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(super) struct Update {
     pub params: u32,
     pub parts: u32,
     pub stride: u32,
-    pub lr: f32,
+    pub pad0: u32,
 }
 
 /// `Loop` of lr_loop.wgsl.
@@ -390,7 +396,6 @@ pub(super) struct Loop {
     pub features: u32,
     pub val_rows: u32,
     pub iters: u32,
-    pub lr: f32,
     pub inv_rows: f32,
     pub update_first: u32,
     pub judge: u32,
@@ -398,6 +403,7 @@ pub(super) struct Loop {
     pub pad0: u32,
     pub pad1: u32,
     pub pad2: u32,
+    pub pad3: u32,
 }
 
 /// `RecordHead` of reduction.wgsl: an evaluation's record starts with it, then the training
@@ -584,6 +590,7 @@ pub(super) struct DispatchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::{OptConsts, StepScalars};
     use std::mem::size_of;
 
     /// (size, alignment) of a WGSL type under the storage/uniform layout rules, for the types
@@ -648,6 +655,14 @@ mod tests {
             (Kernel::ReduceStats, "RecordHead", size_of::<RecordHead>()),
             (Kernel::ReduceUpdate, "Update", size_of::<Update>()),
             (Kernel::LrLoop, "Loop", size_of::<Loop>()),
+            (Kernel::ReduceUpdate, "OptConsts", size_of::<OptConsts>()),
+            (
+                Kernel::ReduceUpdate,
+                "StepScalars",
+                size_of::<StepScalars>(),
+            ),
+            (Kernel::LrLoop, "OptConsts", size_of::<OptConsts>()),
+            (Kernel::LrLoop, "StepScalars", size_of::<StepScalars>()),
             (Kernel::StopRule, "Rule", size_of::<Rule>()),
             (Kernel::StopRule, "State", size_of::<State>()),
             (Kernel::StopRule, "EntryHead", size_of::<EntryHead>()),
@@ -660,7 +675,7 @@ mod tests {
         assert_eq!(size_of::<RecordHead>(), 4 * HEAD_WORDS);
         assert_eq!(size_of::<EntryHead>(), 4 * HEAD_WORDS);
         // Uniforms are read in 16-byte rows.
-        for (k, name, rust) in &cases[..10] {
+        for (k, name, rust) in &cases[..14] {
             assert_eq!(rust % 16, 0, "{name} of {}", k.name());
         }
     }

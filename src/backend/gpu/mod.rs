@@ -14,6 +14,7 @@ mod device;
 mod forward;
 mod kernels;
 mod limits;
+mod optimizer;
 mod plan;
 mod session;
 mod sets;

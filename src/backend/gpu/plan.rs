@@ -54,7 +54,7 @@ pub const LOOP_MAX_ELEMENTS: usize = 1 << 16;
 /// invocations per AVX2 vector, so more invocations only add partial sums and barrier switches.
 pub(super) const CPU_LOOP_WORKGROUP: u32 = 8;
 /// Storage buffers `lr_loop.wgsl` binds.
-const LOOP_STORAGE_BUFFERS: u32 = 12;
+const LOOP_STORAGE_BUFFERS: u32 = 18;
 /// llvmpipe (lavapipe) silently ends every loop of a shader invocation once its loops have
 /// taken 65,535 back-edges in all. On CPU adapters an `lr_loop.wgsl` dispatch is kept under
 /// this many (see [`loop_edges`]).

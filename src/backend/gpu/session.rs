@@ -4,9 +4,10 @@
 use wgpu::util::DeviceExt;
 
 use super::chunk::args_offset;
-use super::chunk::{ChunkKit, LoopChunk, chunk_kit};
+use super::chunk::{ChunkKit, LoopChunk, chunk_kit, stop_state};
 use super::device::GpuContext;
 use super::kernels::*;
+use super::optimizer::OptBuffers;
 use super::plan::{KernelPath, Plan, loop_edges, pad_rows, plan};
 use super::sets::{Dispatch, Shared};
 use crate::backend::{
@@ -49,8 +50,10 @@ pub struct GpuSession {
     pub(super) has_val: bool,
     /// An update was requested and is recorded before the next use of the weights.
     pub(super) pending: bool,
-    /// `save_best` was asked for the weights in params[k]; copied with the next submission.
-    pub(super) pending_best: Option<usize>,
+    /// `save_best` was asked for the weights in params[k] (and the optimizer state that goes
+    /// with them); copied with the next submission, before the pending update where `save_best`
+    /// came before `update` (true), else after it.
+    pub(super) pending_best: Option<(usize, bool)>,
     pub(super) evaluated: bool,
     /// Indirect dispatch sizes of every dispatch, then of the best-weights copy.
     pub(super) args: wgpu::Buffer,
@@ -63,8 +66,10 @@ pub struct GpuSession {
     /// With the one-workgroup kernel (`lr_loop.wgsl`): its chunk dispatch.
     pub(super) looped: Option<LoopChunk>,
     pub(super) path: KernelPath,
-    /// The optimizer's step count at the start (resumed).
-    pub(super) step0: u64,
+    /// The optimizer's buffers on the device.
+    pub(super) opt: OptBuffers,
+    /// Updates asked for so far (a pending one included): the weights' iteration.
+    pub(super) updates: u64,
 }
 
 impl GpuSession {
@@ -76,8 +81,12 @@ impl GpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         crate::backend::check_shapes(data, val, spec, cfg)?;
-        if let Some(why) = unsupported(cfg, data.rows) {
-            return Err(Error::Unsupported(why));
+        if cfg.mini_batches(data.rows).is_some() {
+            return Err(Error::Unsupported(
+                "the GPU backend runs full batches so far; mini-batches (--batch-size) run on \
+                 the CPU (--backend cpu)"
+                    .into(),
+            ));
         }
         let Plan {
             layout,
@@ -98,8 +107,10 @@ impl GpuSession {
             ctx.storage("params1", &cfg.params),
         ];
         let best = ctx.storage("best", &cfg.params);
+        let opt = OptBuffers::new(&ctx, cfg, &layout, p);
         let partials = ctx.storage("partials", &vec![0.0f32; parts * stride]);
         let classes = spec.classes();
+        let stop = stop_state(&ctx, classes);
         let none = Evaluation {
             train: Counts::new(classes),
             val: None,
@@ -143,7 +154,8 @@ impl GpuSession {
             spec,
             layout: &layout,
             stride,
-            lr: cfg.lr,
+            opt: &opt,
+            stop: &stop,
         };
         let (mut forward, mut backward, train_logits, loop_data) = if looped {
             // X in rows padded to whole vec4s; z in a buffer of its own.
@@ -201,7 +213,7 @@ impl GpuSession {
                     | wgpu::BufferUsages::COPY_DST,
             });
 
-        let chunks = chunk_kit(&ctx, &result, &params, &best, &args, classes)?;
+        let chunks = chunk_kit(&ctx, &result, (&params, &best, &opt), &args, classes, stop)?;
         let looped = match &loop_data {
             None => None,
             Some(bufs) => {
@@ -213,20 +225,40 @@ impl GpuSession {
                     features: u(f),
                     val_rows: u(nv),
                     iters,
-                    lr: cfg.lr,
                     inv_rows: 1.0f32 / n as f32,
                     update_first,
                     judge,
                     keep_z,
                     ..Default::default()
                 };
-                // Bindings 0..=13 in order; `src` is params[s].
+                // Bindings 0..=20 in order; `src` is params[s].
                 let group = |cfg: &wgpu::Buffer, s: usize| {
                     let (k, h, r) = (&chunks.state, &chunks.history, &chunks.rule);
                     let [acts, labels, vx, vy, z] = bufs;
                     let (src, dst, b) = (&params[s], &params[1 - s], &best);
+                    let ([m, v], [bm, bv]) = (&opt.state, &opt.best);
                     let all = [
-                        cfg, k, h, src, r, dst, b, acts, labels, vx, vy, &partials, &result, z,
+                        cfg,
+                        k,
+                        h,
+                        src,
+                        r,
+                        dst,
+                        b,
+                        acts,
+                        labels,
+                        vx,
+                        vy,
+                        &partials,
+                        &result,
+                        z,
+                        &opt.consts,
+                        &opt.steps,
+                        &opt.flags,
+                        m,
+                        v,
+                        bm,
+                        bv,
                     ];
                     ctx.bind_group(&pipelines[Kernel::LrLoop as usize], &all)
                 };
@@ -310,7 +342,8 @@ impl GpuSession {
             chunks,
             looped,
             path,
-            step0: cfg.resume.as_ref().map_or(0, |s| s.step),
+            opt,
+            updates: 0,
         })
     }
 
@@ -327,7 +360,8 @@ impl GpuSession {
     /// Runs kernel `i` of [`Self::kernels`] `times` times in one submission and returns the
     /// wall time until the device has finished. For benchmarks: the update kernels write the
     /// previous weights' buffer, so the current weights survive, but the session needs an
-    /// `evaluate` before its next `update`, and `previous_params` is undefined afterwards.
+    /// `evaluate` before its next `update`, and `previous_params` and the optimizer state
+    /// (updated in place) are undefined afterwards.
     pub fn time_kernel(&mut self, i: usize, times: u32) -> Result<std::time::Duration> {
         let enc = self.encoder();
         self.ctx.queue.submit([enc.finish()]);
@@ -384,14 +418,19 @@ impl GpuSession {
     }
 
     /// An encoder that starts with the pending update and the pending copy of the best
-    /// weights, if any.
+    /// weights and optimizer state, if any, in the order they were asked for.
     pub(super) fn encoder(&mut self) -> wgpu::CommandEncoder {
         if std::mem::take(&mut self.args_stale) {
             let args = bytemuck::cast_slice(&self.live_args);
             self.ctx.queue.write_buffer(&self.args, 0, args);
         }
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let best = self.pending_best.take();
+        if let Some((k, true)) = best {
+            self.copy_best(&mut enc, k);
+        }
         if self.pending {
+            self.stage_lone_update();
             let mut pass = enc.begin_compute_pass(&Default::default());
             for d in &self.backward {
                 self.record(&mut pass, d, self.cur);
@@ -399,10 +438,25 @@ impl GpuSession {
             drop(pass);
             self.pending = false;
         }
-        if let Some(k) = self.pending_best.take() {
-            enc.copy_buffer_to_buffer(&self.params[k], 0, &self.best, 0, self.param_bytes);
+        if let Some((k, false)) = best {
+            self.copy_best(&mut enc, k);
         }
         enc
+    }
+
+    /// Records the copy of params[k] and of the optimizer state to their best copies. (The
+    /// state is updated in place, so it goes with params[k] only where no update came since.)
+    fn copy_best(&self, enc: &mut wgpu::CommandEncoder, k: usize) {
+        enc.copy_buffer_to_buffer(&self.params[k], 0, &self.best, 0, self.param_bytes);
+        self.opt.copy_to_best(enc, self.param_bytes);
+    }
+
+    /// Before an update outside a chunk: its scalars in entry 0 of the optimizer's table, and
+    /// the stop state's slot, which the update kernels read as their entry, at 0.
+    fn stage_lone_update(&mut self) {
+        let k = self.opt.step0 + self.updates - 1;
+        self.opt.stage(&self.ctx.queue, 0, k, 1);
+        self.chunks.clear_slot(&self.ctx.queue);
     }
 
     /// The training and validation counts of a record's words.
@@ -423,34 +477,25 @@ impl GpuSession {
     }
 }
 
-/// Why the GPU cannot run `cfg` yet (it runs plain full-batch gradient descent at a constant
-/// rate), if it cannot.
-fn unsupported(cfg: &SessionConfig, rows: usize) -> Option<String> {
-    let o = &cfg.optimizer;
-    let what = if cfg.mini_batches(rows).is_some() {
-        "mini-batches (--batch-size)"
-    } else if o.kind != crate::optim::OptimizerKind::Sgd {
-        o.kind.name()
-    } else if o.momentum != 0.0 {
-        "--momentum"
-    } else if o.weight_decay != 0.0 {
-        "--weight-decay"
-    } else if cfg.schedule != crate::optim::Schedule::Constant {
-        "--lr-schedule"
-    } else {
-        return None;
-    };
-    Some(format!(
-        "the GPU backend runs plain full-batch gradient descent so far; {what} runs on the CPU \
-         (--backend cpu)"
-    ))
-}
-
 impl Session for GpuSession {
-    fn optimizer_state(&mut self, _best: bool) -> Result<crate::optim::OptState> {
+    fn optimizer_state(&mut self, best: bool) -> Result<crate::optim::OptState> {
+        let mut buffers = Vec::with_capacity(self.opt.buffers);
+        for b in 0..self.opt.buffers {
+            // After the pending update and best copy, if any.
+            let enc = self.encoder();
+            let src = if best {
+                &self.opt.best[b]
+            } else {
+                &self.opt.state[b]
+            };
+            let bytes = self
+                .ctx
+                .read(enc, src, &self.params_staging, self.param_bytes)?;
+            buffers.push(bytemuck::pod_collect_to_vec(&bytes));
+        }
         Ok(crate::optim::OptState {
-            step: self.step0,
-            buffers: Vec::new(),
+            step: self.opt.step0,
+            buffers,
         })
     }
 
@@ -478,6 +523,7 @@ impl Session for GpuSession {
         // and one readback per iteration.
         self.cur = 1 - self.cur;
         self.pending = true;
+        self.updates += 1;
         self.evaluated = false;
         Ok(())
     }
@@ -491,9 +537,10 @@ impl Session for GpuSession {
     }
 
     fn save_best(&mut self) -> Result<()> {
-        // Recorded with the next submission, after any pending update: that update writes
-        // the other buffer, so params[cur] is the same before and after it.
-        self.pending_best = Some(self.cur);
+        // Recorded with the next submission: the weights params[cur] are the same before and
+        // after a pending update asked for later (it writes the other buffer), but the
+        // optimizer state is updated in place, so the copy goes first then.
+        self.pending_best = Some((self.cur, !self.pending));
         Ok(())
     }
 

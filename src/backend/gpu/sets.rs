@@ -4,6 +4,7 @@
 
 use super::device::GpuContext;
 use super::kernels::*;
+use super::optimizer::OptBuffers;
 use super::plan::{Cut, KernelPath, STAT_WORDS};
 use crate::data::Dataset;
 use crate::error::Result;
@@ -45,7 +46,10 @@ pub(super) struct Shared<'a> {
     pub layout: &'a [LayerLayout],
     /// Words per part in `partials`: the gradient [P], then the stats.
     pub stride: usize,
-    pub lr: f32,
+    /// The optimizer's constants, scalars, flags and state, read by the update.
+    pub opt: &'a OptBuffers,
+    /// The device stop rule's state: the update reads which entry of the scalars is its own.
+    pub stop: &'a wgpu::Buffer,
 }
 
 impl Shared<'_> {
@@ -299,13 +303,27 @@ impl Shared<'_> {
                 params: u(params_len),
                 parts: u(cut.parts(n)),
                 stride: u(self.stride),
-                lr: self.lr,
+                ..Default::default()
             };
             let cfg = self.uniform("reduce_update cfg", &update);
             let grid = self.ctx.grid(params_len.div_ceil(WORKGROUP))?;
+            let o = self.opt;
             set.backward.push(self.variants(
                 Kernel::ReduceUpdate,
-                |k| vec![&self.params[1 - k], &self.params[k], self.partials, &cfg],
+                |k| {
+                    vec![
+                        &self.params[1 - k],
+                        &self.params[k],
+                        self.partials,
+                        &cfg,
+                        &o.consts,
+                        &o.steps,
+                        &o.flags,
+                        &o.state[0],
+                        &o.state[1],
+                        self.stop,
+                    ]
+                },
                 grid,
             ));
         }
