@@ -188,8 +188,8 @@ both_backends! {
     }
 }
 
-/// Mini-batch settings (the CPU runs them; the GPU does not yet).
-fn mini(extra: &[&str]) -> Value {
+/// Mini-batch settings on backend `b`.
+fn mini(b: &str, extra: &[&str]) -> Value {
     let mut a = vec![
         "--demo",
         "moons",
@@ -205,144 +205,92 @@ fn mini(extra: &[&str]) -> Value {
         "64",
     ];
     a.extend(extra);
-    run("cpu", &a)
+    run(b, &a)
 }
 
-#[test]
-fn mini_batches_check_once_per_epoch_and_count_epochs() {
-    // 500 rows in batches of 64: 8 updates per epoch, the last of 52 rows.
-    let f = Fixtures::new();
-    let log = f.path("log.csv");
-    let r = mini(&["--threshold", "none", "--max-epochs", "5", "--log", &log]);
-    assert_eq!(r["training"]["updates_per_epoch"], 8);
-    assert_eq!(r["training"]["batch_size"], 64);
-    assert_eq!(r["training"]["shuffle"], true);
-    assert_eq!(r["eval_every"], 8);
-    assert_eq!(r["max_iter"], 40);
-    assert_eq!(r["stop"]["iteration"], 40);
-    assert_eq!(r["stop"]["epoch"], 5.0);
-    let (_, rows) = read_csv(&std::fs::read_to_string(&log).unwrap());
-    let iters: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(iters, ["0", "8", "16", "24", "32", "40"]);
-    // --eval-every counts updates as before.
-    let r = mini(&[
-        "--threshold",
-        "none",
-        "--max-iter",
-        "10",
-        "--eval-every",
-        "3",
-        "--log",
-        &log,
-    ]);
-    assert_eq!(r["eval_every"], 3);
-    let (_, rows) = read_csv(&std::fs::read_to_string(&log).unwrap());
-    let iters: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(iters, ["0", "3", "6", "9", "10"]);
-    assert_eq!(num(&r["stop"]["epoch"], "epoch"), 10.0 / 8.0);
-}
+both_backends! {
+    fn mini_batches_check_once_per_epoch_and_count_epochs(kind) {
+        let Some(b) = backend(kind) else { return };
+        // 500 rows in batches of 64: 8 updates per epoch, the last of 52 rows.
+        let f = Fixtures::new();
+        let log = f.path("log.csv");
+        let r = mini(b, &["--threshold", "none", "--max-epochs", "5", "--log", &log]);
+        assert_eq!(r["training"]["updates_per_epoch"], 8);
+        assert_eq!(r["training"]["batch_size"], 64);
+        assert_eq!(r["training"]["shuffle"], true);
+        assert_eq!(r["eval_every"], 8);
+        assert_eq!(r["max_iter"], 40);
+        assert_eq!(r["stop"]["iteration"], 40);
+        assert_eq!(r["stop"]["epoch"], 5.0);
+        let (_, rows) = read_csv(&std::fs::read_to_string(&log).unwrap());
+        let iters: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(iters, ["0", "8", "16", "24", "32", "40"]);
+        // --eval-every counts updates as before.
+        let r = mini(b, &["--threshold", "none", "--max-iter", "10", "--eval-every", "3", "--log", &log]);
+        assert_eq!(r["eval_every"], 3);
+        let (_, rows) = read_csv(&std::fs::read_to_string(&log).unwrap());
+        let iters: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(iters, ["0", "3", "6", "9", "10"]);
+        assert_eq!(num(&r["stop"]["epoch"], "epoch"), 10.0 / 8.0);
+    }
 
-#[test]
-fn a_check_reports_exact_metrics_of_the_weights() {
-    // The metrics at the stop are those of the saved weights on every row, not a running
-    // average of batch losses: eval of the saved model gives the same numbers.
-    let f = Fixtures::new();
-    let data = f.file("d.csv", &fixture_csv(300, 4));
-    let model = f.path("m.safetensors");
-    let r = run(
-        "cpu",
-        &[
-            "--data",
-            &data,
-            "--hidden",
-            "5",
-            "--optimizer",
-            "sgd",
-            "--momentum",
-            "0.9",
-            "--lr",
-            "0.05",
-            "--batch-size",
-            "32",
-            "--threshold",
-            "none",
-            "--max-epochs",
-            "3",
-            "--save",
+    fn a_check_reports_exact_metrics_of_the_weights(kind) {
+        let Some(b) = backend(kind) else { return };
+        // The metrics at the stop are those of the saved weights on every row, not a running
+        // average of batch losses: eval of the saved model gives the same numbers.
+        let f = Fixtures::new();
+        let data = f.file("d.csv", &fixture_csv(300, 4));
+        let model = f.path("m.safetensors");
+        let r = run(b, &[
+            "--data", &data, "--hidden", "5", "--optimizer", "sgd", "--momentum", "0.9", "--lr",
+            "0.05", "--batch-size", "32", "--threshold", "none", "--max-epochs", "3", "--save",
             &model,
-        ],
-    );
-    let (out, _) = ok(&[
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
-    let e = json(&out);
-    assert_eq!(e["metrics"]["accuracy"], r["metrics"]["accuracy"]);
-    let (a, b) = (
-        num(&e["metrics"]["loss"], "eval"),
-        num(&r["metrics"]["loss"], "train"),
-    );
-    assert!((a - b).abs() <= 1e-6 * b.abs(), "eval {a} train {b}");
-}
+        ]);
+        let (out, _) = ok(&["eval", "--model", &model, "--data", &data, "--backend", b, "--json"]);
+        let e = json(&out);
+        assert_eq!(e["metrics"]["accuracy"], r["metrics"]["accuracy"]);
+        let (x, y) = (num(&e["metrics"]["loss"], "eval"), num(&r["metrics"]["loss"], "train"));
+        assert!((x - y).abs() <= 1e-6 * y.abs(), "eval {x} train {y}");
+    }
 
-#[test]
-fn shuffled_runs_repeat_and_the_order_matters() {
-    let a = mini(&["--threshold", "none", "--max-iter", "30"]);
-    let b = mini(&["--threshold", "none", "--max-iter", "30"]);
-    assert_eq!(checksum_of(&a), checksum_of(&b));
-    let ordered = mini(&["--threshold", "none", "--max-iter", "30", "--no-shuffle"]);
-    assert_eq!(ordered["training"]["shuffle"], false);
-    assert_ne!(checksum_of(&a), checksum_of(&ordered));
-    let other_seed = mini(&["--threshold", "none", "--max-iter", "30", "--seed", "1"]);
-    assert_ne!(checksum_of(&a), checksum_of(&other_seed));
-}
+    fn shuffled_runs_repeat_and_the_order_matters(kind) {
+        let Some(b) = backend(kind) else { return };
+        let a = mini(b, &["--threshold", "none", "--max-iter", "30"]);
+        let again = mini(b, &["--threshold", "none", "--max-iter", "30"]);
+        assert_eq!(checksum_of(&a), checksum_of(&again));
+        let ordered = mini(b, &["--threshold", "none", "--max-iter", "30", "--no-shuffle"]);
+        assert_eq!(ordered["training"]["shuffle"], false);
+        assert_ne!(checksum_of(&a), checksum_of(&ordered));
+        let other_seed = mini(b, &["--threshold", "none", "--max-iter", "30", "--seed", "1"]);
+        assert_ne!(checksum_of(&a), checksum_of(&other_seed));
+    }
 
-#[test]
-fn warm_starts_resume_shuffled_mini_batches_mid_epoch() {
-    for opt in [
-        &["--optimizer", "adam", "--lr", "0.01"][..],
-        &[
-            "--optimizer",
-            "sgd",
-            "--momentum",
-            "0.9",
-            "--nesterov",
-            "--lr",
-            "0.02",
-        ][..],
-        &[
-            "--optimizer",
-            "adamw",
-            "--lr",
-            "0.01",
-            "--weight-decay",
-            "0.05",
-            "--lr-schedule",
-            "cosine",
-            "--lr-tmax",
-            "60",
-        ][..],
-        &["--lr", "0.1", "--no-shuffle"][..],
-    ] {
-        let mut common = vec![
-            "--demo",
-            "moons",
-            "--rows",
-            "250",
-            "--hidden",
-            "6",
-            "--batch-size",
-            "40",
+    fn warm_starts_resume_shuffled_mini_batches_mid_epoch(kind) {
+        let Some(b) = backend(kind) else { return };
+        for opt in [
+            &["--optimizer", "adam", "--lr", "0.01"][..],
+            &["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--lr", "0.02"][..],
+            &["--optimizer", "adamw", "--lr", "0.01", "--weight-decay", "0.05", "--lr-schedule", "cosine", "--lr-tmax", "60"][..],
+            &["--lr", "0.1", "--no-shuffle"][..],
+        ] {
+            let mut common = vec!["--demo", "moons", "--rows", "250", "--hidden", "6", "--batch-size", "40"];
+            common.extend(opt);
+            // 7 updates per epoch: 17 ends mid-epoch.
+            resume_equals_straight(b, &common, 17, 45);
+        }
+    }
+
+    fn mini_batch_runs_stop_where_the_cpu_stops(kind) {
+        let Some(b) = backend(kind) else { return };
+        let args = [
+            "--demo", "moons", "--rows", "800", "--hidden", "8", "--optimizer", "adam", "--lr",
+            "0.01", "--batch-size", "50", "--val-split", "0.25", "--threshold", "0.9",
         ];
-        common.extend(opt);
-        // 7 updates per epoch: 17 ends mid-epoch.
-        resume_equals_straight("cpu", &common, 17, 45);
+        let here = run(b, &args);
+        let cpu = run("cpu", &args);
+        assert_eq!(here["stop"]["reason"], "threshold", "{}", here["stop"]);
+        assert_eq!(here["stop"]["iteration"], cpu["stop"]["iteration"]);
+        assert_eq!(here["val_metrics"]["confusion"], cpu["val_metrics"]["confusion"]);
     }
 }
 
@@ -376,39 +324,6 @@ fn batch_sizes_at_the_edges() {
     let one = f.file("one.csv", "a,y\n1,0\n");
     let e = train_fails(&["--data", &one, "--batch-size", "1", "--backend", "cpu"]);
     assert!(e.contains("one.csv"), "{e}");
-}
-
-#[test]
-fn the_gpu_says_it_leaves_mini_batches_to_the_cpu() {
-    if !gpu_present() {
-        return;
-    }
-    let args = [
-        "--demo",
-        "moons",
-        "--rows",
-        "200",
-        "--batch-size",
-        "50",
-        "--max-iter",
-        "8",
-    ];
-    let mut gpu = args.to_vec();
-    gpu.extend(["--backend", "gpu"]);
-    let e = train_fails(&gpu);
-    assert!(
-        e.contains("mini-batches") && e.contains("--backend cpu"),
-        "{e}"
-    );
-    let mut auto = args.to_vec();
-    auto.extend(["--backend", "auto", "--json"]);
-    let (out, err) = ok(&{
-        let mut a = vec!["train"];
-        a.extend(auto);
-        a
-    });
-    assert_eq!(json(&out)["backend"], "cpu");
-    assert!(err.contains("mini-batches"), "{err}");
 }
 
 #[test]

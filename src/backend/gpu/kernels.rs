@@ -146,6 +146,8 @@ pub(super) enum Kernel {
     LrLoop,
     StopRule,
     CopyParams,
+    GatherRows,
+    AdvanceSlot,
 }
 
 impl Kernel {
@@ -164,7 +166,7 @@ impl Kernel {
 
     /// Every kernel (for the tests).
     #[cfg(test)]
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::DenseForward,
         Kernel::LossMetrics,
         Kernel::DenseGrad,
@@ -176,6 +178,8 @@ impl Kernel {
         Kernel::LrLoop,
         Kernel::StopRule,
         Kernel::CopyParams,
+        Kernel::GatherRows,
+        Kernel::AdvanceSlot,
     ];
 
     /// The shader's name: its file in `shaders/` without `.wgsl`.
@@ -205,6 +209,8 @@ impl Kernel {
             Kernel::LrLoop => (own!("lr_loop"), &[REDUCTION, STOP_RULE_CORE, UPDATE]),
             Kernel::StopRule => (own!("stop_rule"), &[REDUCTION, STOP_RULE_CORE]),
             Kernel::CopyParams => (own!("copy_params"), &[]),
+            Kernel::GatherRows => (own!("gather_rows"), &[]),
+            Kernel::AdvanceSlot => (own!("advance_slot"), &[]),
         };
         (shared, name, own)
     }
@@ -386,6 +392,16 @@ pub(super) struct Update {
     pub parts: u32,
     pub stride: u32,
     pub pad0: u32,
+}
+
+/// `Gather` of gather_rows.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub(super) struct Gather {
+    pub features: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 
 /// `Loop` of lr_loop.wgsl.
@@ -654,6 +670,7 @@ mod tests {
             (Kernel::ReduceStats, "Stats", size_of::<Stats>()),
             (Kernel::ReduceStats, "RecordHead", size_of::<RecordHead>()),
             (Kernel::ReduceUpdate, "Update", size_of::<Update>()),
+            (Kernel::GatherRows, "Gather", size_of::<Gather>()),
             (Kernel::LrLoop, "Loop", size_of::<Loop>()),
             (Kernel::ReduceUpdate, "OptConsts", size_of::<OptConsts>()),
             (
@@ -675,7 +692,7 @@ mod tests {
         assert_eq!(size_of::<RecordHead>(), 4 * HEAD_WORDS);
         assert_eq!(size_of::<EntryHead>(), 4 * HEAD_WORDS);
         // Uniforms are read in 16-byte rows.
-        for (k, name, rust) in &cases[..14] {
+        for (k, name, rust) in &cases[..15] {
             assert_eq!(rust % 16, 0, "{name} of {}", k.name());
         }
     }

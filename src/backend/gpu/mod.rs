@@ -5,8 +5,9 @@
 //! decides the [`KernelPath`] and the cuts from the shapes alone, and `limits.rs` checks the
 //! model's buffers against the adapter; `kernels.rs` holds the kernel table, the limits it
 //! hands to WGSL and the host↔WGSL layouts; `sets.rs` records a set of rows' dispatches;
-//! `chunk.rs` runs chunks under the device stop rule; `forward.rs` computes logits without
-//! training. All buffers, pipelines and bind groups are made when the
+//! `chunk.rs` runs chunks under the device stop rule; `minibatch.rs` gathers and runs
+//! mini-batches; `optimizer.rs` holds the optimizer's buffers; `forward.rs` computes logits
+//! without training. All buffers, pipelines and bind groups are made when the
 //! session opens; an iteration only records dispatches.
 
 mod chunk;
@@ -14,6 +15,7 @@ mod device;
 mod forward;
 mod kernels;
 mod limits;
+mod minibatch;
 mod optimizer;
 mod plan;
 mod session;

@@ -7,8 +7,9 @@ use super::chunk::args_offset;
 use super::chunk::{ChunkKit, LoopChunk, chunk_kit, stop_state};
 use super::device::GpuContext;
 use super::kernels::*;
+use super::minibatch::{GatherBuffers, GpuMini, check_one_segment};
 use super::optimizer::OptBuffers;
-use super::plan::{KernelPath, Plan, loop_edges, pad_rows, plan};
+use super::plan::{KernelPath, Plan, kernel_path, loop_edges, pad_rows, plan};
 use super::sets::{Dispatch, Shared};
 use crate::backend::{
     AdapterDesc, ChunkEntry, ChunkRule, ChunkStart, Evaluation, MAX_CHUNK, Session, SessionConfig,
@@ -70,6 +71,8 @@ pub struct GpuSession {
     pub(super) opt: OptBuffers,
     /// Updates asked for so far (a pending one included): the weights' iteration.
     pub(super) updates: u64,
+    /// With mini-batches: the batch sets, their tables and the pending updates.
+    pub(super) mini: Option<GpuMini>,
 }
 
 impl GpuSession {
@@ -81,12 +84,24 @@ impl GpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         crate::backend::check_shapes(data, val, spec, cfg)?;
-        if cfg.mini_batches(data.rows).is_some() {
-            return Err(Error::Unsupported(
-                "the GPU backend runs full batches so far; mini-batches (--batch-size) run on \
-                 the CPU (--backend cpu)"
-                    .into(),
-            ));
+        let batching = cfg.mini_batches(data.rows);
+        let mut ctx = ctx;
+        if batching.is_some() {
+            // lr_loop.wgsl runs whole iterations in one workgroup, full batch only: small
+            // logistic regressions take the blocked pass instead.
+            match ctx.force_path {
+                Some(KernelPath::OneWorkgroup) => {
+                    return Err(Error::Unsupported(
+                        "the one-workgroup kernel runs full batches only; mini-batches take \
+                         the other paths"
+                            .into(),
+                    ));
+                }
+                None if kernel_path(&ctx, data, val, spec)? == KernelPath::OneWorkgroup => {
+                    ctx.force_path = Some(KernelPath::Blocked);
+                }
+                _ => {}
+            }
         }
         let Plan {
             layout,
@@ -157,7 +172,7 @@ impl GpuSession {
             opt: &opt,
             stop: &stop,
         };
-        let (mut forward, mut backward, train_logits, loop_data) = if looped {
+        let (mut forward, mut backward, train_logits, loop_data, train_rows) = if looped {
             // X in rows padded to whole vec4s; z in a buffer of its own.
             let n = data.rows;
             let acts = ctx.storage("training rows", &pad_rows(data));
@@ -174,7 +189,7 @@ impl GpuSession {
                 z.clone(),
             ];
             let logits = vec![(z, 0, n * outputs)];
-            (Vec::new(), Vec::new(), logits, Some(buffers))
+            (Vec::new(), Vec::new(), logits, Some(buffers), Vec::new())
         } else {
             let train = shared.set("training rows", data, train_cut, 0, 0, true)?;
             let mut forward = train.forward;
@@ -182,25 +197,79 @@ impl GpuSession {
                 let set = shared.set("validation rows", v, c, train_parts, 1, false)?;
                 forward.extend(set.forward);
             }
-            (forward, train.backward, train.logits, None)
+            (forward, train.backward, train.logits, None, train.segments)
+        };
+        // Mini-batches: a set of B rows (and one of the remainder), filled by gather_rows.wgsl.
+        let mut batch_sets = match batching {
+            None => None,
+            Some(b) => {
+                check_one_segment(train_rows.len())?;
+                let zeros = |rows: usize| Dataset {
+                    x: vec![0.0; rows * data.features],
+                    y: vec![0.0; rows],
+                    rows,
+                    features: data.features,
+                    feature_names: Vec::new(),
+                    label: data.label.clone(),
+                    source: String::new(),
+                };
+                let set = |what, rows| shared.set(what, &zeros(rows), train_cut, 0, 0, true);
+                let full = set("a mini-batch's rows", b.size)?;
+                check_one_segment(full.segments.len())?;
+                let rem = data.rows % b.size;
+                let rem = (rem > 0)
+                    .then(|| set("the remainder batch's rows", rem))
+                    .transpose()?;
+                Some((b, full, rem))
+            }
         };
 
         // Every dispatch is indirect, so that a stop on the device can turn the rest of a
         // chunk into no-ops; the last entry is the best-weights copy.
         let mut live_args = Vec::new();
-        for (i, d) in forward.iter_mut().chain(backward.iter_mut()).enumerate() {
-            d.arg = i;
+        let mut assign = |d: &mut Dispatch| {
+            d.arg = live_args.len();
             live_args.push(DispatchArgs {
                 x: d.grid.0,
                 y: d.grid.1,
                 z: 1,
             });
+        };
+        forward
+            .iter_mut()
+            .chain(backward.iter_mut())
+            .for_each(&mut assign);
+        if let Some((_, full, rem)) = batch_sets.as_mut() {
+            let sets = std::iter::once(full).chain(rem.as_mut());
+            for set in sets {
+                set.forward
+                    .iter_mut()
+                    .chain(set.backward.iter_mut())
+                    .for_each(&mut assign);
+            }
         }
         let one = DispatchArgs { x: 1, y: 1, z: 1 };
         if looped {
             // lr_loop.wgsl's evaluation (arg 0) and update (arg 1), added below.
             live_args.extend([one, one]);
         }
+        let mini = match batch_sets {
+            None => None,
+            Some((b, full, rem)) => Some(GpuMini::new(
+                &ctx,
+                b,
+                data.rows,
+                data.features,
+                full,
+                rem,
+                GatherBuffers {
+                    train: &train_rows[0],
+                    stop: &stop,
+                },
+                opt.entries,
+                &cfg.params,
+            )?),
+        };
         // x is set by stop_rule.wgsl when an iteration improves.
         live_args.push(DispatchArgs { x: 0, ..one });
         let args = ctx
@@ -344,6 +413,7 @@ impl GpuSession {
             path,
             opt,
             updates: 0,
+            mini,
         })
     }
 
@@ -465,11 +535,16 @@ impl GpuSession {
     }
 
     fn read_params(&mut self, which: Option<usize>) -> Result<Vec<f32>> {
-        let enc = self.encoder();
         let src = match which {
-            Some(k) => &self.params[k],
-            None => &self.best,
+            Some(k) => self.params[k].clone(),
+            None => self.best.clone(),
         };
+        self.read_buffer(&src)
+    }
+
+    /// P floats of `src`, after whatever is pending.
+    pub(super) fn read_buffer(&mut self, src: &wgpu::Buffer) -> Result<Vec<f32>> {
+        let enc = self.encoder();
         let bytes = self
             .ctx
             .read(enc, src, &self.params_staging, self.param_bytes)?;
@@ -479,6 +554,7 @@ impl GpuSession {
 
 impl Session for GpuSession {
     fn optimizer_state(&mut self, best: bool) -> Result<crate::optim::OptState> {
+        self.flush()?;
         let mut buffers = Vec::with_capacity(self.opt.buffers);
         for b in 0..self.opt.buffers {
             // After the pending update and best copy, if any.
@@ -500,6 +576,7 @@ impl Session for GpuSession {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
+        self.flush()?;
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -507,6 +584,7 @@ impl Session for GpuSession {
                 self.record(&mut pass, d, self.cur);
             }
         }
+        self.keep_evaluated(&mut enc);
         let bytes = 4 * record_words(self.classes) as u64;
         let read = self
             .ctx
@@ -516,6 +594,9 @@ impl Session for GpuSession {
     }
 
     fn update(&mut self) -> Result<()> {
+        if self.mini.is_some() {
+            return self.push_update();
+        }
         if !self.evaluated {
             return Err(Error::Config("update() needs an evaluate() first".into()));
         }
@@ -529,11 +610,23 @@ impl Session for GpuSession {
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
+        self.flush()?;
         self.read_params(Some(self.cur))
     }
 
     fn previous_params(&mut self) -> Result<Vec<f32>> {
-        self.read_params(Some(1 - self.cur))
+        self.flush()?;
+        match &self.mini {
+            Some(m) => {
+                let src = m.evals[1 - m.last].clone();
+                self.read_buffer(&src)
+            }
+            None => self.read_params(Some(1 - self.cur)),
+        }
+    }
+
+    fn mini_batches(&self) -> Option<u64> {
+        self.mini.as_ref().map(|m| m.per_epoch)
     }
 
     fn save_best(&mut self) -> Result<()> {
@@ -545,6 +638,7 @@ impl Session for GpuSession {
     }
 
     fn best_params(&mut self) -> Result<Vec<f32>> {
+        self.flush()?;
         self.read_params(None)
     }
 
@@ -553,6 +647,10 @@ impl Session for GpuSession {
     }
 
     fn max_chunk(&self, r: &ChunkRule) -> Option<u32> {
+        if self.mini.is_some() {
+            // The updates between checks already go in one submission.
+            return None;
+        }
         self.chunk_capacity(r).map(|k| k.min(MAX_CHUNK))
     }
 
@@ -561,6 +659,11 @@ impl Session for GpuSession {
     }
 
     fn logits(&mut self) -> Result<Vec<f32>> {
+        if self.mini.is_some() {
+            return Err(Error::Config(
+                "logits(): a mini-batch session's evaluations keep no logits".into(),
+            ));
+        }
         if !self.evaluated {
             return Err(Error::Config(
                 "logits() needs an evaluate() first (and no update() since)".into(),

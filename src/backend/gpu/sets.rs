@@ -29,6 +29,8 @@ pub(super) struct DeviceSet {
     pub backward: Vec<Dispatch>,
     /// Each segment's logits: buffer, byte offset, words (rows × outputs).
     pub logits: Vec<(wgpu::Buffer, u64, usize)>,
+    /// Each segment's activations (its rows' features first, [rows, f]) and labels.
+    pub segments: Vec<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 /// What every set of rows is built against.
@@ -110,6 +112,7 @@ impl Shared<'_> {
             forward: Vec::new(),
             backward: Vec::new(),
             logits: Vec::new(),
+            segments: Vec::new(),
         };
         // lr_pass.wgsl and mlp_pass.wgsl keep X and z; the layered kernels every layer's output.
         let one_pass = self.path != KernelPath::Layered;
@@ -128,6 +131,7 @@ impl Shared<'_> {
             init[..len * f].copy_from_slice(&data.x[r0 * f..(r0 + len) * f]);
             let acts = self.ctx.storage(what, &init);
             let labels = self.ctx.storage("labels", &data.y[r0..r0 + len]);
+            set.segments.push((acts.clone(), labels.clone()));
             if one_pass {
                 let pass = Pass {
                     rows: u(len),
