@@ -473,10 +473,16 @@ pub fn run(
     let opened = prepared.open(&data, val.as_ref(), &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;
-    if let (Some(k), None) = (job.chunk, session.adapter()) {
-        let ignored = format!(
+    let ignored = match (job.chunk, session.adapter(), session.mini_batches()) {
+        (Some(k), None, _) => Some(format!(
             "--chunk {k}: the CPU backend has no round trips to save and runs iteration by iteration; --chunk is ignored"
-        );
+        )),
+        (Some(k), Some(_), Some(_)) => Some(format!(
+            "--chunk {k}: with mini-batches the updates between two checks go to the GPU in one submission; --chunk is ignored"
+        )),
+        _ => None,
+    };
+    if let Some(ignored) = ignored {
         notice = Some(match notice {
             Some(n) => format!("{n}\n{ignored}"),
             None => ignored,

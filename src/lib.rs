@@ -1,5 +1,6 @@
-//! wgtrain: binary classifiers (logistic regression, MLPs) trained by full-batch gradient
-//! descent on the GPU through wgpu, or on the CPU, stopped at the exact iteration a rule holds.
+//! wgtrain: classifiers of two or more classes (logistic regression, MLPs) trained by
+//! gradient descent (full batch or mini-batches; SGD, momentum, Adam, AdamW: [`optim`]) on the
+//! GPU through wgpu, or on the CPU, stopped at the exact iteration a rule holds.
 //!
 //! Data flows one way: [`data`] → [`model::ModelSpec`] → [`backend`] (CPU | GPU) →
 //! [`train::train`] with a [`stop::StopRule`] → [`report`].

@@ -225,3 +225,35 @@ fn gpu_and_cpu_mini_batch_runs_stop_alike() {
         }
     }
 }
+
+both_backends! {
+    /// The batches are the documented ones: update k takes rows
+    /// `permutation(seed, epoch, N)[j·B .. (j + 1)·B]` (the remainder last), and its gradient
+    /// is the mean over them, as the plain reference computes it on those rows alone.
+    fn updates_take_the_documented_batches(kind) {
+        use wgtrain::backend::reference;
+        use wgtrain::batches::permutation;
+        let d = data_k(23, 3, 2, 4);
+        let spec = model(&d, &[4], 2);
+        let (b, lr, seed) = (5usize, 0.2f32, 11u64);
+        let mut c = cfg(&spec, OptimizerKind::Sgd, lr, b, true);
+        c.optimizer = Optimizer::default();
+        let Some(mut s) = session(kind, &d, &spec, &c) else { return };
+        let layout = spec.layout();
+        let f = d.features;
+        let mut w = c.params.clone();
+        // Three epochs of ⌈23 / 5⌉ = 5 updates, the last of each 3 rows.
+        for k in 0..15u64 {
+            let (epoch, j) = (k / 5, (k % 5) as usize);
+            let order = permutation(seed, epoch, d.rows);
+            let rows = &order[j * b..((j + 1) * b).min(d.rows)];
+            let x: Vec<f32> = rows.iter().flat_map(|&r| d.x[r as usize * f..][..f].to_vec()).collect();
+            let y: Vec<f32> = rows.iter().map(|&r| d.y[r as usize]).collect();
+            let (_, grad, _) = reference::evaluate(&x, &y, &w, &layout, spec.activation);
+            reference::update(&mut w, &grad, lr);
+            s.update().unwrap();
+        }
+        let got = s.params().unwrap();
+        assert!(norm_rel(&got, &w) <= REL, "{:?}", norm_rel(&got, &w));
+    }
+}
