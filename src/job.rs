@@ -9,7 +9,7 @@ use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, Head, ModelSpec};
 use crate::modelfile::{self, Model, ModelFile, SavedOptimizer};
-use crate::optim::{OptState, Optimizer, Schedule, ScheduleKind};
+use crate::optim::{MAX_STEP, OptState, Optimizer, Schedule, ScheduleKind};
 use crate::outputs::{self, WriteError};
 use crate::progress;
 use crate::report::{
@@ -389,6 +389,7 @@ fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Res
 pub fn run(
     job: &TrainJob,
     checked: &outputs::Checked,
+    settled: impl FnOnce(&StopRule),
     mut observe: impl FnMut(&CheckRecord),
 ) -> Result<JobResult> {
     if !(job.lr.is_finite() && job.lr > 0.0) {
@@ -448,8 +449,19 @@ pub fn run(
     )?;
     let params = params.unwrap_or_else(|| spec.init_params(job.seed));
     let (batch, per_epoch, rule) = settle(job, data.rows)?;
+    settled(&rule);
     let ts = &job.training;
     let step0 = resume.as_ref().map_or(0, |s| s.step);
+    if step0
+        .checked_add(rule.max_iter)
+        .is_none_or(|end| end > MAX_STEP)
+    {
+        return Err(Error::Config(format!(
+            "--max-iter {}: resumed at step {step0}, the optimizer would count more than 2^53 \
+             updates",
+            rule.max_iter
+        )));
+    }
     let schedule = match ts.schedule {
         ScheduleKind::Constant => Schedule::Constant,
         ScheduleKind::Step => Schedule::Step {
@@ -563,7 +575,7 @@ pub fn run(
             checksum: model::checksum(&outcome.params),
         },
         stop: StopReport {
-            message: report::stop_message(&outcome.stop, &job.rule),
+            message: report::stop_message(&outcome.stop, &rule),
             info: outcome.stop.clone(),
         },
         metrics: FullMetrics::new(&outcome.counts.train, &data.label.classes),

@@ -27,9 +27,15 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         .plot
         .as_ref()
         .map(|_| plot::Curve::new(&job.rule, args.monitor));
-    let result = job::run(&job, &checked, |c| {
+    // `--max-epochs` is settled once the rows are known, before the first check.
+    let settled = std::cell::Cell::new(None);
+    let on_settled = |rule: &wgtrain::stop::StopRule| settled.set(Some(rule.max_iter));
+    let result = job::run(&job, &checked, on_settled, |c| {
         if let Some(s) = &signals {
             s.training();
+        }
+        if let Some(max_iter) = settled.take() {
+            bar.set_max_iter(max_iter);
         }
         bar.observe(c);
         if let Some(curve) = curve.as_mut() {

@@ -245,7 +245,7 @@ fn read_model(
             "more bytes follow the {data} bytes of tensor data the header states"
         )));
     }
-    Ok(checked.into_file(params))
+    checked.into_file(name, params)
 }
 
 /// Reads into `buf` until it is full or the input ends; the bytes read.
@@ -350,17 +350,23 @@ impl Checked {
         self.floats() as u64 * 4
     }
 
-    fn into_file(self, mut params: Vec<f32>) -> ModelFile {
+    fn into_file(self, name: &str, mut params: Vec<f32>) -> Result<ModelFile> {
         let p = self.spec.parameter_count();
-        let optimizer = self.optimizer.map(|(optimizer, step)| {
-            let buffers = params[p..].chunks(p.max(1)).map(<[f32]>::to_vec).collect();
-            SavedOptimizer {
-                optimizer,
-                state: crate::optim::OptState { step, buffers },
+        let optimizer = match self.optimizer {
+            Some((optimizer, step)) => {
+                let layout = self.spec.layout();
+                Some(optimizer::saved(
+                    name,
+                    optimizer,
+                    step,
+                    &params[p..],
+                    &layout,
+                )?)
             }
-        });
+            None => None,
+        };
         params.truncate(p);
-        ModelFile {
+        Ok(ModelFile {
             optimizer,
             model: Model {
                 spec: self.spec,
@@ -373,7 +379,7 @@ impl Checked {
                 params,
             },
             report: self.report,
-        }
+        })
     }
 }
 
@@ -425,7 +431,8 @@ pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<ModelFile> {
     let header = parse_header(json).map_err(|e| not_readable(name, e))?;
     let checked = check_header(name, &header)?;
     let mut data = bytes.get(8 + n..).unwrap_or_default();
-    read_params(name, &checked, &mut data).map(|p| checked.into_file(p))
+    let params = read_params(name, &checked, &mut data)?;
+    checked.into_file(name, params)
 }
 
 /// Checks a header against the architecture its metadata states: every metadata key, then
@@ -838,6 +845,23 @@ mod tests {
             e.contains("tensor \"optimizer.layers.1.weight.exp_avg_sq\" is missing"),
             "{e}"
         );
+        let huge = text
+            .replace("lion", "adam")
+            .replace("\"step\":1", "\"step\":18446744073709551615");
+        let e = err(edited(&m, Some(&huge), ""));
+        assert!(e.contains("more updates than an optimizer counts"), "{e}");
+        let mut negative = adam_state(&m, crate::optim::OptimizerKind::Adam);
+        negative.state.buffers[1][7] = -1.0;
+        let e = err(to_bytes_full(&m, Some(&negative), None, false).unwrap());
+        // Parameter 7 of the 3 → 4 → 1 model: layer 0's weights [4, 3] (its bias at 12).
+        let want = "\"optimizer.layers.0.weight.exp_avg_sq\" holds a negative second moment (-1) at element 7";
+        assert!(e.contains(want), "{e}");
+        let mut nan = negative.clone();
+        nan.state.buffers[0][0] = f32::NAN;
+        assert!(to_bytes_full(&m, Some(&nan), None, false).is_err());
+        let mut weights = m.clone();
+        weights.params[0] = f32::INFINITY;
+        assert!(to_bytes_full(&weights, None, None, false).is_err());
     }
 
     #[test]

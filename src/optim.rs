@@ -279,8 +279,14 @@ pub fn step_one(
     }
 }
 
+/// The most updates an optimizer counts (2⁵³, exact in f64, where the bias corrections and
+/// schedules are computed).
+pub const MAX_STEP: u64 = 1 << 53;
+
 /// An optimizer's state beside the weights: the updates applied so far and the buffers
-/// ([`Optimizer::buffers`] of them, each laid out as the parameters).
+/// ([`Optimizer::buffers`] of them, each laid out as the parameters). A session's
+/// `optimizer_state` gives the step it started from; the caller adds the returned weights'
+/// iteration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OptState {
     pub step: u64,

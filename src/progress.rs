@@ -213,6 +213,12 @@ impl Progress {
         }
     }
 
+    /// The most iterations as settled once the data is read (`--max-epochs`); call it before
+    /// the first check.
+    pub fn set_max_iter(&mut self, max_iter: u64) {
+        self.status.max_iter = max_iter;
+    }
+
     pub fn status(&self) -> &Status {
         &self.status
     }

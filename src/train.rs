@@ -261,7 +261,8 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
 
     /// Mini-batches: updates run over the batches and the weights are evaluated (on every
     /// training and validation row) at checks only; between checks only `max_time` and an
-    /// interrupt can stop the run, and the weights are then evaluated for the report.
+    /// interrupt can stop the run, and the weights are then evaluated for the report (a
+    /// non-finite loss there stops as `non_finite`, with the last check's weights).
     fn mini(mut self, session: &mut dyn Session) -> Result<Outcome> {
         let mut t = 0u64;
         loop {
@@ -284,6 +285,14 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 if let Decision::Stop(reason) = self.interrupted(step.decision) {
                     let e = session.evaluate()?;
                     let now = self.report_only(t, &e, elapsed)?;
+                    // Weights gone non-finite since the last check are not returned: that
+                    // check's are, as at a check.
+                    let finite = now.0.loss.is_finite() && now.1.is_none_or(|v| v.loss.is_finite());
+                    let reason = if finite {
+                        reason
+                    } else {
+                        StopReason::NonFinite
+                    };
                     return self.finish(session, t, reason, now, e);
                 }
             }

@@ -79,7 +79,14 @@ fn gpu_on(
 fn gpu_mini_batches_follow_the_cpu_update_by_update() {
     use KernelPath::*;
     // (what, rows, features, hidden, batch, path)
-    type Case = (&'static str, usize, usize, &'static [usize], usize, KernelPath);
+    type Case = (
+        &'static str,
+        usize,
+        usize,
+        &'static [usize],
+        usize,
+        KernelPath,
+    );
     let cases: [Case; 7] = [
         ("B = 1", 40, 3, &[], 1, Blocked),
         ("B not dividing N", 203, 5, &[], 16, Blocked),

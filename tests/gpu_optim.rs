@@ -275,6 +275,11 @@ fn a_warm_start_continues_bit_for_bit() {
                 let (after, after_state) = run(&resumed, 50).unwrap();
                 assert_eq!(bits(&after), bits(&straight), "{what}: weights");
                 assert_eq!(after_state.step, 50, "{what}");
+                assert_eq!(
+                    after_state.buffers.len(),
+                    straight_state.buffers.len(),
+                    "{what}"
+                );
                 for (a, b) in after_state.buffers.iter().zip(&straight_state.buffers) {
                     assert_eq!(bits(a), bits(b), "{what}: the optimizer state");
                 }
@@ -330,6 +335,7 @@ fn same_stop(hidden: &[usize]) {
                 gpu.optimizer_state(opts.restore_best).unwrap(),
                 cpu.optimizer_state(opts.restore_best).unwrap(),
             );
+            assert_eq!(gs.buffers.len(), cs.buffers.len(), "{what}: buffers");
             for (a, b) in gs.buffers.iter().zip(&cs.buffers) {
                 assert!(norm_rel(a, b) <= 1e-3, "{what}: the optimizer state");
             }

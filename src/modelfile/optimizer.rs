@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::LayerLayout;
-use crate::optim::{OptState, Optimizer, OptimizerKind};
+use crate::optim::{MAX_STEP, OptState, Optimizer, OptimizerKind};
 
 pub const OPTIMIZER: &str = "wgtrain.optimizer";
 
@@ -67,6 +67,12 @@ impl Meta {
                 "a hyperparameter is negative, not finite, or a beta is not below 1".into(),
             );
         }
+        if self.step > MAX_STEP {
+            return Err(format!(
+                "step {} is more updates than an optimizer counts (at most 2^53)",
+                self.step
+            ));
+        }
         Ok((
             Optimizer {
                 kind,
@@ -80,6 +86,46 @@ impl Meta {
             self.step,
         ))
     }
+}
+
+/// The saved state of `optimizer` at `step` from its buffers' floats (`floats`, p each);
+/// Adam's second moments must not be negative (their square roots are taken).
+pub(super) fn saved(
+    name: &str,
+    optimizer: Optimizer,
+    step: u64,
+    floats: &[f32],
+    layout: &[LayerLayout],
+) -> crate::error::Result<SavedOptimizer> {
+    let p: usize = layout.iter().map(|l| l.b_off + l.outputs - l.w_off).sum();
+    let buffers: Vec<Vec<f32>> = floats.chunks(p.max(1)).map(<[f32]>::to_vec).collect();
+    if let Some(v) = buffers.get(1) {
+        if let Some(i) = v.iter().position(|&x| x < 0.0) {
+            // The tensor and element of parameter i.
+            let (layer, l) = layout
+                .iter()
+                .enumerate()
+                .find(|(_, l)| i < l.b_off + l.outputs)
+                .expect("i is a parameter");
+            let (part, k) = if i < l.b_off {
+                ("weight", i - l.w_off)
+            } else {
+                ("bias", i - l.b_off)
+            };
+            return Err(crate::error::Error::data(
+                name,
+                format!(
+                    "tensor \"optimizer.layers.{layer}.{part}.exp_avg_sq\" holds a negative \
+                     second moment ({}) at element {k}",
+                    v[i]
+                ),
+            ));
+        }
+    }
+    Ok(SavedOptimizer {
+        optimizer,
+        state: OptState { step, buffers },
+    })
 }
 
 /// The state tensors of `opt` over `layout` (p parameters): (name, shape, offset), the offset

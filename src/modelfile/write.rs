@@ -52,6 +52,14 @@ pub fn to_bytes_full(
             "the optimizer state does not match the model's architecture".into(),
         ));
     }
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    if !finite(&model.params) || opt.is_some_and(|o| !o.state.buffers.iter().all(|b| finite(b))) {
+        return Err(Error::Config(
+            "the weights or the optimizer state hold a non-finite value; a model file holds \
+             finite numbers only"
+                .into(),
+        ));
+    }
     if model.params.len() != model.spec.parameter_count()
         || model.features.len() != model.spec.layers[0]
     {
