@@ -3,6 +3,7 @@
 //! precise errors and exact label values, the classes learned in `classes`), z-score
 //! standardization and the validation split (`prep`) and the built-in demo sets (`demo`).
 
+mod chunks;
 mod classes;
 mod csv;
 mod demo;

@@ -59,6 +59,57 @@ impl Learned {
         Ok(())
     }
 
+    /// Adds the labels of consecutive rows at once: `texts` holds their distinct values in
+    /// order of first appearance, `rows` each row's index in `texts`. The same as `add` row
+    /// by row, except that where that would fail (more classes than a model may have), this
+    /// returns false and leaves everything as it was, for `add` to say so at the exact row.
+    pub(super) fn add_run(&mut self, texts: &[&str], rows: &[u32]) -> bool {
+        let (old_texts, old_some_text) = (self.texts.len(), self.some_text);
+        let mut new_nums = Vec::new();
+        let mut global = Vec::with_capacity(texts.len());
+        let mut fits = true;
+        for &t in texts {
+            if let Some(&i) = self.index.get(t) {
+                global.push(i);
+                continue;
+            }
+            let value = label::parse(t);
+            match &value {
+                None => self.some_text = true,
+                Some(v) => {
+                    if self.nums.insert(v.clone()) {
+                        new_nums.push(v.clone());
+                    }
+                }
+            }
+            let i = self.texts.len() as u32;
+            self.texts.push((t.to_string(), value));
+            self.index.insert(t.to_string(), i);
+            global.push(i);
+            let classes = if self.some_text {
+                self.texts.len()
+            } else {
+                self.nums.len()
+            };
+            if classes > MAX_CLASSES {
+                fits = false;
+                break;
+            }
+        }
+        if !fits {
+            for (t, _) in self.texts.drain(old_texts..) {
+                self.index.remove(&t);
+            }
+            for v in &new_nums {
+                self.nums.remove(v);
+            }
+            self.some_text = old_some_text;
+            return false;
+        }
+        self.rows.extend(rows.iter().map(|&r| global[r as usize]));
+        true
+    }
+
     fn too_many(&self, name: &str, column: &str, line: u64) -> Error {
         let shown: Vec<String> = self
             .texts

@@ -1,11 +1,13 @@
 //! CSV loading: the options and `--delimiter`, the loaders of training data, validation data
-//! and a saved model's rows (streamed, capped, with precise errors), and the choice of their
+//! and a saved model's rows (streamed, capped, with precise errors; the rows of files and
+//! bytes parsed on all cores by `chunks` where they read the same), and the choice of their
 //! columns and label mapping.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use super::chunks;
 use super::classes::Learned;
 use super::label::{self, Decimal};
 use super::records::{MAX_RECORD_BYTES, Records};
@@ -290,7 +292,7 @@ fn unknown_label(lab: &str, mapping: &LabelMapping) -> String {
 
 /// Makes room for one more row of `f` features, growing the capacity at most to `max`
 /// elements (beyond what the row itself needs); false if the memory cannot be had.
-fn reserve_row(x: &mut Vec<f32>, f: usize, max: usize) -> bool {
+pub(super) fn reserve_row(x: &mut Vec<f32>, f: usize, max: usize) -> bool {
     if x.capacity() - x.len() >= f {
         return true;
     }
@@ -343,7 +345,7 @@ fn delimiter_hint(name: &str, line: u64, headers: &[String], delimiter: u8) -> O
 }
 
 /// Where each row's label goes.
-enum LabelSink<'a> {
+pub(super) enum LabelSink<'a> {
     /// Training data: the two values are found in the file.
     Learn(Learned),
     /// A known mapping (validation data, a saved model's rows).
@@ -486,6 +488,25 @@ fn parse_with<R: Read>(
     let max_x = usize::try_from(budget / 4).unwrap_or(usize::MAX);
     let mut x: Vec<f32> = Vec::new();
     let mut rows = 0usize;
+    if limits.input.is_none() {
+        // As many rows as read exactly as below, on all cores; this loop reads the rest.
+        let plan = chunks::Plan {
+            delimiter,
+            fields: headers.len(),
+            features: &feature_cols,
+            label: label_idx,
+            max_record: limits.record,
+            budget,
+            row_bytes,
+            max_x,
+        };
+        let out = chunks::Rows {
+            x: &mut x,
+            rows: &mut rows,
+            sink: &mut sink,
+        };
+        chunks::run(&mut recs, &plan, out);
+    }
     while let Some(line) = recs.next_record()? {
         for j in 0..recs.len() {
             field_text(name, &recs, line, j)?;
@@ -538,23 +559,17 @@ fn parse_with<R: Read>(
                 let column = &headers[l];
                 learned.add(name, column, lab, line)?
             }
-            LabelSink::Fixed { mapping, values, y } => {
-                let at = mapping.classes.iter().position(|c| c == lab).or_else(|| {
-                    let v = label::parse(lab)?;
-                    values.iter().position(|c| c.as_ref() == Some(&v))
-                });
-                match at {
-                    Some(c) => y.push(c as f32),
-                    None => {
-                        return Err(Error::Data {
-                            path: name.into(),
-                            line: Some(line),
-                            column: Some(column_name(l, &headers[l])),
-                            msg: unknown_label(lab, mapping),
-                        });
-                    }
+            LabelSink::Fixed { mapping, values, y } => match fixed_class(mapping, values, lab) {
+                Some(c) => y.push(c as f32),
+                None => {
+                    return Err(Error::Data {
+                        path: name.into(),
+                        line: Some(line),
+                        column: Some(column_name(l, &headers[l])),
+                        msg: unknown_label(lab, mapping),
+                    });
                 }
-            }
+            },
             LabelSink::Absent => {}
         }
     }
@@ -587,6 +602,19 @@ fn parse_with<R: Read>(
         },
         labelled,
     ))
+}
+
+/// The class of label `lab` in a known mapping (`values`: each class's value if a number):
+/// the class of the same text, else of the same number.
+pub(super) fn fixed_class(
+    mapping: &LabelMapping,
+    values: &[Option<Decimal>],
+    lab: &str,
+) -> Option<usize> {
+    mapping.classes.iter().position(|c| c == lab).or_else(|| {
+        let v = label::parse(lab)?;
+        values.iter().position(|c| c.as_ref() == Some(&v))
+    })
 }
 
 /// The label column and the feature columns chosen by the options.
@@ -656,9 +684,9 @@ fn parse_feature(name: &str, line: u64, j: usize, header: &str, cell: &str) -> R
             "the cell is empty; features must be finite numbers".into()
         ));
     }
-    let v: f64 = cell
-        .parse()
-        .map_err(|_| bad(format!("\"{cell}\" is not a number")))?;
+    // Correctly rounded, as `str::parse::<f64>` (the same numbers, the same values).
+    let v: f64 =
+        fast_float2::parse(cell).map_err(|_| bad(format!("\"{cell}\" is not a number")))?;
     if !v.is_finite() {
         return Err(bad(format!("\"{cell}\" is not a finite number")));
     }
@@ -675,6 +703,51 @@ pub(super) mod tests {
 
     pub(in crate::data) fn parse(text: &str, opts: &CsvOptions) -> Result<Dataset> {
         parse_csv("t.csv", text.as_bytes(), opts)
+    }
+
+    /// Limits under which the rows are read as a stream is, without the parallel path.
+    fn sequential_limits() -> Limits {
+        Limits {
+            input: Some(u64::MAX),
+            ..Limits::machine(true)
+        }
+    }
+
+    /// `parse_csv` without the parallel path.
+    pub(in crate::data) fn sequential(
+        name: &str,
+        bytes: &[u8],
+        opts: &CsvOptions,
+    ) -> Result<Dataset> {
+        let limits = sequential_limits();
+        Ok(parse_with(name, bytes, opts.delimiter, limits, Columns::Select(opts))?.0)
+    }
+
+    /// `parse_csv_like` without the parallel path.
+    pub(in crate::data) fn sequential_like(
+        name: &str,
+        bytes: &[u8],
+        like: &Dataset,
+    ) -> Result<Dataset> {
+        let limits = sequential_limits();
+        Ok(parse_with(name, bytes, b',', limits, Columns::Like(like))?.0)
+    }
+
+    /// `parse_csv_named` without the parallel path.
+    pub(in crate::data) fn sequential_named(
+        name: &str,
+        bytes: &[u8],
+        features: &[String],
+        label: &LabelMapping,
+    ) -> Result<(Dataset, bool)> {
+        let limits = sequential_limits();
+        parse_with(
+            name,
+            bytes,
+            b',',
+            limits,
+            Columns::Named { features, label },
+        )
     }
 
     pub(in crate::data) fn err(text: &str, opts: &CsvOptions) -> String {
@@ -858,6 +931,42 @@ pub(super) mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn the_memory_cap_names_the_same_line_on_the_parallel_path() {
+        let limits = Limits {
+            input: None,
+            record: MAX_RECORD_BYTES,
+            memory: memory::Limit {
+                bytes: 2 * (300 * 16),
+                known: true,
+            },
+        };
+        let opts = CsvOptions::default();
+        let rows: String = (0..400)
+            .map(|i| format!("{i},{},{}\n", i * 2, i % 2))
+            .collect();
+        let text = format!("a,b,y\n{rows}");
+        for s in super::chunks::tests::TRIES {
+            let e = super::chunks::tests::with_sizes(s, || {
+                parse_with(
+                    "m.csv",
+                    text.as_bytes(),
+                    b',',
+                    limits,
+                    Columns::Select(&opts),
+                )
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with(
+                    "m.csv, line 302: 301 rows of 2 features need 4.7 KiB, more than half"
+                ),
+                "{s:?}: {e}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -3,6 +3,7 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::Dataset;
@@ -17,45 +18,67 @@ pub struct Standardizer {
 }
 
 impl Standardizer {
+    /// Each column's sums run over the rows in order, so the statistics do not depend on how
+    /// the columns are shared out: blocks of 16 columns (a cache line of each row) in parallel.
     pub fn fit(data: &Dataset) -> Self {
         let (n, f) = (data.rows, data.features);
-        let mut mean = vec![0.0f64; f];
-        for r in 0..n {
-            for (m, &v) in mean.iter_mut().zip(data.row(r)) {
-                *m += v as f64;
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut var = vec![0.0f64; f];
-        let mut constant = vec![true; f];
-        for r in 0..n {
-            for (j, &v) in data.row(r).iter().enumerate() {
-                let d = v as f64 - mean[j];
-                var[j] += d * d;
-                if v != data.x[j] {
-                    constant[j] = false;
+        let blocks: Vec<(usize, usize)> =
+            (0..f).step_by(16).map(|a| (a, (a + 16).min(f))).collect();
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = blocks
+            .par_iter()
+            .map(|&(a, b)| {
+                let mut mean = vec![0.0f64; b - a];
+                for r in 0..n {
+                    for (m, &v) in mean.iter_mut().zip(&data.row(r)[a..b]) {
+                        *m += v as f64;
+                    }
                 }
-            }
-        }
-        let std = var
-            .iter()
-            .zip(&constant)
-            .map(|(&v, &c)| if c { 0.0 } else { (v / n as f64).sqrt() })
+                mean.iter_mut().for_each(|m| *m /= n as f64);
+                let mut var = vec![0.0f64; b - a];
+                let mut constant = vec![true; b - a];
+                for r in 0..n {
+                    for (k, &v) in data.row(r)[a..b].iter().enumerate() {
+                        let d = v as f64 - mean[k];
+                        var[k] += d * d;
+                        if v != data.x[a + k] {
+                            constant[k] = false;
+                        }
+                    }
+                }
+                let std = var
+                    .iter()
+                    .zip(&constant)
+                    .map(|(&v, &c)| if c { 0.0 } else { (v / n as f64).sqrt() })
+                    .collect();
+                (mean, std)
+            })
             .collect();
+        let (mut mean, mut std) = (Vec::with_capacity(f), Vec::with_capacity(f));
+        for (m, s) in parts {
+            mean.extend(m);
+            std.extend(s);
+        }
         Standardizer { mean, std }
     }
 
-    /// x ← (x − mean) / std, computed in f64; constant columns become 0.
+    /// x ← (x − mean) / std, computed in f64; constant columns become 0. Blocks of rows in
+    /// parallel (each value on its own, so the result does not depend on the split).
     pub fn apply(&self, data: &mut Dataset) {
         let f = data.features;
-        for (k, v) in data.x.iter_mut().enumerate() {
-            let j = k % f;
-            *v = if self.std[j] == 0.0 {
-                0.0
-            } else {
-                ((*v as f64 - self.mean[j]) / self.std[j]) as f32
-            };
+        if f == 0 {
+            return;
         }
+        data.x.par_chunks_mut(f * 4096).for_each(|block| {
+            for row in block.chunks_mut(f) {
+                for ((v, &mean), &std) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                    *v = if std == 0.0 {
+                        0.0
+                    } else {
+                        ((*v as f64 - mean) / std) as f32
+                    };
+                }
+            }
+        });
     }
 }
 
@@ -113,6 +136,38 @@ mod tests {
         assert_eq!(s.std, vec![1.0, 0.0]);
         s.apply(&mut d);
         assert_eq!(d.x, vec![-1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn the_statistics_are_those_of_one_pass_in_row_order() {
+        let d = demo(
+            Demo::Hyperplane,
+            &DemoOptions {
+                rows: Some(500),
+                features: Some(37),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (n, f) = (d.rows, d.features);
+        let mut mean = vec![0.0f64; f];
+        let mut var = vec![0.0f64; f];
+        for r in 0..n {
+            for (m, &v) in mean.iter_mut().zip(d.row(r)) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        for r in 0..n {
+            for (j, &v) in d.row(r).iter().enumerate() {
+                var[j] += (v as f64 - mean[j]) * (v as f64 - mean[j]);
+            }
+        }
+        let std: Vec<f64> = var.iter().map(|v| (v / n as f64).sqrt()).collect();
+        let s = Standardizer::fit(&d);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&s.mean), bits(&mean));
+        assert_eq!(bits(&s.std), bits(&std));
     }
 
     #[test]

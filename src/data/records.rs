@@ -1,6 +1,7 @@
 //! The streaming CSV record reader under the loaders: csv-core over any `Read`, with exact
 //! line numbers (CRLF and blank lines count as an editor shows them), a leading UTF-8 BOM
-//! dropped, and caps on one record's size, its field count and the bytes an input may supply.
+//! dropped, and caps on one record's size, its field count and the bytes an input may supply;
+//! and the hand-off of whole records, in large blocks, to the parallel parser (`chunks`).
 
 use std::io::{ErrorKind, Read};
 
@@ -47,6 +48,9 @@ pub struct Records<'n, R> {
     quote: Quote,
     /// The line of the quote that opened the current quoted field.
     quote_line: Option<u64>,
+    /// A read that failed while `unparsed` read ahead, reported by the next `fill`, after
+    /// the bytes read before it, as if read one chunk at a time.
+    pending: Option<std::io::Error>,
 }
 
 /// A field's quoting, byte by byte, as csv-core reads it (quotes doubled inside quotes).
@@ -108,6 +112,51 @@ impl<'n, R: Read> Records<'n, R> {
             delimiter,
             quote: Quote::FieldStart,
             quote_line: None,
+            pending: None,
+        }
+    }
+
+    /// The input not yet parsed, read on (when the input is uncapped) until it holds `min`
+    /// bytes or ends, and whether the input ended there. For a parser of whole records that
+    /// hands the bytes it took back with `skip`; nothing before the first record is offered.
+    pub fn unparsed(&mut self, min: usize) -> (&[u8], bool) {
+        if !self.began || self.done {
+            return (&[], true);
+        }
+        if self.max_input.is_none() && self.pending.is_none() && self.end - self.start < min {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < min {
+                self.buf.resize(min, 0);
+            }
+            while self.end < min && !self.eof {
+                match self.src.read(&mut self.buf[self.end..]) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => {
+                        self.end += n;
+                        self.read += n as u64;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.pending = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let ended = self.eof && self.pending.is_none();
+        (&self.buf[self.start..self.end], ended)
+    }
+
+    /// Marks the first `n` bytes of `unparsed` as parsed: whole records, each with its line
+    /// break, holding `newlines` `\n` bytes in all.
+    pub fn skip(&mut self, n: usize, newlines: u64) {
+        if n > 0 {
+            debug_assert!(self.quote == Quote::FieldStart && n <= self.end - self.start);
+            self.start += n;
+            self.newlines += newlines;
+            self.core.reset();
         }
     }
 
@@ -142,6 +191,14 @@ impl<'n, R: Read> Records<'n, R> {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if let Some(e) = self.pending.take() {
+            let line = (self.read > 0).then_some(self.newlines + 1);
+            return Err(self.error(line, format!("reading failed: {e}")));
+        }
+        if self.end == self.buf.len() {
+            // `unparsed` left the buffer full.
+            self.buf.resize(self.buf.len() + CHUNK, 0);
         }
         loop {
             match self.src.read(&mut self.buf[self.end..]) {
