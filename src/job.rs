@@ -400,8 +400,8 @@ pub fn run(
     }
     let start = Instant::now();
     let Loaded {
-        train: data,
-        val,
+        train: mut data,
+        mut val,
         standardized,
         standardizer,
         init,
@@ -482,7 +482,17 @@ pub fn run(
         batch,
         resume,
     };
-    let opened = prepared.open(&data, val.as_ref(), &spec, &cfg)?;
+    // The session takes the rows' features (the CPU keeps them, the GPU uploads them): X is
+    // not copied; what the report needs of the data stays here.
+    let owned = Dataset {
+        x: std::mem::take(&mut data.x),
+        ..data.clone()
+    };
+    let owned_val = val.as_mut().map(|v| Dataset {
+        x: std::mem::take(&mut v.x),
+        ..v.clone()
+    });
+    let opened = prepared.open_owned(owned, owned_val, &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;
     let ignored = match (job.chunk, session.adapter(), session.mini_batches()) {

@@ -315,7 +315,7 @@ pub fn forward_logits(
 }
 
 impl Prepared {
-    /// Builds the session with the initial parameters.
+    /// Builds the session with the initial parameters over copies of the rows.
     pub fn open(
         self,
         data: &Dataset,
@@ -323,25 +323,39 @@ impl Prepared {
         spec: &ModelSpec,
         cfg: &SessionConfig,
     ) -> Result<Opened> {
-        let cpu = |notice| -> Result<Opened> {
+        self.open_owned(data.clone(), val.cloned(), spec, cfg)
+    }
+
+    /// Builds the session with the initial parameters, handing it the rows: the CPU keeps
+    /// them (no second copy of X), the GPU uploads them and drops them.
+    pub fn open_owned(
+        self,
+        data: Dataset,
+        val: Option<Dataset>,
+        spec: &ModelSpec,
+        cfg: &SessionConfig,
+    ) -> Result<Opened> {
+        let cpu = |data, val, notice| -> Result<Opened> {
             Ok(Opened {
-                session: Box::new(cpu::CpuSession::new(data, val, spec, cfg)?),
+                session: Box::new(cpu::CpuSession::from_owned(data, val, spec, cfg)?),
                 notice,
             })
         };
         match self {
-            Prepared::Cpu { notice } => cpu(notice),
-            Prepared::Gpu { ctx, auto } => match gpu::GpuSession::new(*ctx, data, val, spec, cfg) {
-                Ok(s) => Ok(Opened {
-                    session: Box::new(s),
-                    notice: None,
-                }),
-                // E.g. the device ran out of memory, or lacks the optimizer.
-                Err(Error::TooLarge(why) | Error::Unsupported(why)) if auto => {
-                    cpu(Some(fallback_notice("training", &why)))
+            Prepared::Cpu { notice } => cpu(data, val, notice),
+            Prepared::Gpu { ctx, auto } => {
+                match gpu::GpuSession::new(*ctx, &data, val.as_ref(), spec, cfg) {
+                    Ok(s) => Ok(Opened {
+                        session: Box::new(s),
+                        notice: None,
+                    }),
+                    // E.g. the device ran out of memory, or lacks the optimizer.
+                    Err(Error::TooLarge(why) | Error::Unsupported(why)) if auto => {
+                        cpu(data, val, Some(fallback_notice("training", &why)))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
         }
     }
 }

@@ -139,6 +139,7 @@ pub(super) struct Mini {
 }
 
 impl CpuSession {
+    /// A session over copies of the rows.
     pub fn new(
         data: &Dataset,
         val: Option<&Dataset>,
@@ -146,14 +147,26 @@ impl CpuSession {
         cfg: &SessionConfig,
     ) -> Result<Self> {
         check_shapes(data, val, spec, cfg)?;
+        check_memory(data, val, spec, cfg.batch)?;
+        Self::from_owned(data.clone(), val.cloned(), spec, cfg)
+    }
+
+    /// A session that keeps the rows it is given (no copy of X).
+    pub fn from_owned(
+        data: Dataset,
+        val: Option<Dataset>,
+        spec: &ModelSpec,
+        cfg: &SessionConfig,
+    ) -> Result<Self> {
+        check_shapes(&data, val.as_ref(), spec, cfg)?;
         let classes = spec.classes();
         if spec.outputs() > 1 {
             check_classes(&data.y, classes, "training")?;
-            if let Some(v) = val {
+            if let Some(v) = &val {
                 check_classes(&v.y, classes, "validation")?;
             }
         }
-        check_memory(data, val, spec, cfg.batch)?;
+        check_memory(&data, val.as_ref(), spec, cfg.batch)?;
         let layout = spec.layout();
         let p = cfg.params.len();
         let cover = |n, train| Block::cover(n, &layout, p, train, classes);
@@ -172,12 +185,14 @@ impl CpuSession {
             }
         });
         let state = cfg.initial_state();
+        let val_blocks = val.as_ref().map_or_else(Vec::new, |v| cover(v.rows, false));
+        let rows = data.rows;
         Ok(CpuSession {
-            x: data.x.clone(),
-            y: data.y.clone(),
-            val: val.map(|v| (v.x.clone(), v.y.clone())),
-            blocks: cover(data.rows, true),
-            val_blocks: val.map_or_else(Vec::new, |v| cover(v.rows, false)),
+            x: data.x,
+            y: data.y,
+            val: val.map(|v| (v.x, v.y)),
+            blocks: cover(rows, true),
+            val_blocks,
             act: spec.activation,
             optim: cfg.optim(),
             best_state: state.buffers.clone(),
@@ -195,7 +210,7 @@ impl CpuSession {
             mini,
             best: cfg.params.clone(),
             grad: vec![0.0; p],
-            logits: vec![0.0; data.rows * spec.outputs()],
+            logits: vec![0.0; rows * spec.outputs()],
             layout,
             evaluated: false,
             simd: Simd::detect(),
