@@ -2,7 +2,7 @@
 // src/backend/gpu/kernels.rs) by reduce_update.wgsl and lr_loop.wgsl. No bindings: the
 // including file loads the state and stores it back.
 // apply_update(c, s, w, g, &m, &v, decays) is one parameter's weight after one step from w
-// with the full-batch gradient g and optimizer state m, v (unused ones are ignored), with the
+// with the gradient g (of the full batch, or of a mini-batch) and optimizer state m, v (unused ones are ignored), with the
 // optimizer constants c and update k's scalars s; `decays`: it is a weight, not a bias. It
 // is src/optim.rs's step_one, the same f32 operations in the same order:
 //   SGD (kind 0): g += λw (weights, λ ≠ 0); with a momentum buffer m = μm + g, then g = g + μm

@@ -120,9 +120,11 @@ fn tensor_names(layer: usize) -> (String, String) {
     )
 }
 
+mod header;
 mod optimizer;
 mod write;
 
+use header::{Header, parse_header};
 pub use optimizer::{OPTIMIZER, SavedOptimizer};
 pub use write::{report_metadata, to_bytes, to_bytes_full, to_bytes_with};
 
@@ -171,7 +173,8 @@ fn not_readable(name: &str, msg: impl std::fmt::Display) -> Error {
 /// Reads a model file from `src` without trusting it: the 8-byte header length (at most
 /// [`MAX_HEADER_BYTES`]), the header's JSON (its first byte checked at once), which is then
 /// checked on its own (metadata, tensor names, dtypes, shapes, contiguous offsets), so that the
-/// tensor data is exactly 4 bytes per parameter; that many bytes are read, into the parameters,
+/// tensor data is exactly 4 bytes per parameter and optimizer-state value; that many bytes
+/// are read, into the parameters and the state,
 /// once that size matches `size` (a regular file's length) and fits `limit`. A stream with
 /// bytes beyond is refused.
 fn read_model(
@@ -226,7 +229,8 @@ fn read_model(
     let header = parse_header(&json).map_err(bad)?;
     drop(json);
     let checked = check_header(name, &header)?;
-    // The checks passed: the data is exactly the parameters, 4 bytes each.
+    // The checks passed: the data is exactly the parameters and any optimizer state, 4 bytes
+    // each.
     let data = checked.data_bytes();
     let total = data.checked_add(8 + n as u64);
     if let Some(size) = size.filter(|&s| total != Some(s)) {
@@ -260,67 +264,6 @@ fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(got)
-}
-
-/// One tensor as the header lists it.
-struct Entry {
-    dtype: String,
-    shape: Vec<usize>,
-    offsets: (u64, u64),
-}
-
-/// A safetensors header's JSON, parsed but not yet checked.
-struct Header {
-    tensors: std::collections::BTreeMap<String, Entry>,
-    metadata: Option<HashMap<String, String>>,
-}
-
-/// Parses a header's JSON: each tensor's dtype, shape and `data_offsets`, and the metadata.
-fn parse_header(json: &[u8]) -> std::result::Result<Header, String> {
-    let map: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(json).map_err(|e| format!("invalid JSON in the header: {e}"))?;
-    let mut tensors = std::collections::BTreeMap::new();
-    let mut metadata = None;
-    for (key, v) in map {
-        if key == "__metadata__" {
-            metadata = serde_json::from_value(v)
-                .map_err(|e| format!("the header's __metadata__ is not a map of strings: {e}"))?;
-            continue;
-        }
-        let offsets = v
-            .get("data_offsets")
-            .and_then(|o| o.as_array())
-            .and_then(|o| match o.as_slice() {
-                [a, b] => Some((a.as_u64()?, b.as_u64()?)),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                format!("tensor \"{key}\" has no data_offsets of two byte offsets [start, end]")
-            })?;
-        let dtype = v
-            .get("dtype")
-            .and_then(|d| d.as_str())
-            .ok_or_else(|| format!("tensor \"{key}\" has no dtype"))?
-            .to_string();
-        let shape = v
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .and_then(|s| {
-                s.iter()
-                    .map(|x| x.as_u64().and_then(|x| usize::try_from(x).ok()))
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(|| format!("tensor \"{key}\" has no shape of dimensions"))?;
-        tensors.insert(
-            key,
-            Entry {
-                dtype,
-                shape,
-                offsets,
-            },
-        );
-    }
-    Ok(Header { tensors, metadata })
 }
 
 /// A header that passed every check: the model less its parameters, and where each tensor's

@@ -17,8 +17,8 @@ use crate::optim::{self, OptState, Optim};
 
 /// Bytes a session holds with its data, `None` past u64: the caller's rows and the session's
 /// copy ([n, f] and [n] each, for the training and the validation rows), the logits [n, K]
-/// (K the output layer's width), the weights nine times (params, wt, prev, best, grad, the
-/// last evaluation's and two optimizer buffers and their best copies), and per block its
+/// (K the output layer's width), the weights eleven times (params, wt, prev, best, grad, the
+/// last evaluation's, two optimizer buffers and their best copies, and a spare), and per block its
 /// tiles' scratch (and a softmax's [K, TILE_ROWS]) and, for the training rows, a partial
 /// gradient [p]; with mini-batches of `batch` rows, their copy, logits and blocks (twice:
 /// full batches and the remainder).

@@ -418,7 +418,7 @@ fn forward_logits_check_shapes_and_memory() {
 
 /// The session's update is the one update site's, bit for bit.
 #[test]
-fn the_session_updates_through_apply_update() {
+fn the_session_updates_through_the_one_update_site() {
     let d = data(Demo::Moons, 300, None, 3);
     let (_, mut s) = session(&d, &[5], Activation::Tanh, 3);
     s.evaluate().unwrap();

@@ -17,7 +17,8 @@ use crate::optim::{Optim, StepScalars};
 
 /// The most entries of the scalars table: entry j holds the scalars of the update before
 /// evaluation j of a chunk (a chunk's pending update is entry 0, so is an update outside a
-/// chunk). Fewer where one storage binding holds fewer; chunks are cut to the entries.
+/// chunk), or with mini-batches of the j-th update of a submission. Fewer where one storage
+/// binding holds fewer; chunks and mini-batch submissions are cut to the entries.
 pub(super) const STEP_ENTRIES: usize = MAX_CHUNK as usize + 1;
 
 /// Floats of a stand-in for a state buffer the optimizer does not have (bindings cannot be
