@@ -1,7 +1,7 @@
 // lr_loop.wgsl: logistic regression on small data, whole iterations in one workgroup: per
 // iteration the update, then the logits, loss, counts and gradient of every training row, the
 // validation rows' loss and counts, and (in a chunk) the stop rule, judge() of
-// stop_rule_core.wgsl; the update is apply_update() of update.wgsl (this file is appended to
+// stop_rule_core.wgsl; the update is step_param() of update.wgsl (this file is appended to
 // reduction.wgsl, stop_rule_core.wgsl and update.wgsl). A chunk of iterations is one dispatch,
 // where the layered path needs four per iteration; a pause breaks out of the loop.
 //
@@ -188,22 +188,7 @@ fn main(@builtin(local_invocation_index) k: u32) {
             // Parameter p is owned by one invocation from here to its gradient below.
             let s = scalars[min(i, arrayLength(&scalars) - 1u)];
             for (var p = k; p < np; p += WG) {
-                var m = 0.0;
-                var v = 0.0;
-                if (opt.buffers > 0u) {
-                    m = m_buf[p];
-                }
-                if (opt.buffers > 1u) {
-                    v = v_buf[p];
-                }
-                let decays = (pflags[p] & PARAM_DECAYS) != 0u;
-                let next = apply_update(opt, s, w[p], g[p], &m, &v, decays);
-                if (opt.buffers > 0u) {
-                    m_buf[p] = m;
-                }
-                if (opt.buffers > 1u) {
-                    v_buf[p] = v;
-                }
+                let next = step_param(p, s, w[p], g[p]);
                 w[p] = next;
                 if (((i + uf) & 1u) == 1u) {
                     dst[p] = next;

@@ -25,8 +25,8 @@
 // Workgroup: WORKGROUP (64, from the prelude) invocations along x; grid (min(G, max_x),
 // ceil(G / max_x)) for G = ceil(P / WORKGROUP), parameter p = x + y·WORKGROUP·nwg.x. Invocation p
 // adds its parameter's partials over the parts in order (deterministic), then
-// next[p] = apply_update(opt, scalars[stop[STATE_SLOT]], cur[p], Σ, m[p], v[p], decays)
-// (update.wgsl, which this file is appended to), and stores m[p], v[p] back.
+// next[p] = step_param(p, scalars[stop[STATE_SLOT]], cur[p], Σ) (update.wgsl, which this
+// file is appended to: it loads m[p], v[p], steps and stores them back).
 
 struct Update {
     params: u32,
@@ -58,20 +58,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         g += bitcast<f32>(partials[j * cfg.stride + p]);
     }
     let s = scalars[min(stop[STATE_SLOT], arrayLength(&scalars) - 1u)];
-    var m = 0.0;
-    var v = 0.0;
-    if (opt.buffers > 0u) {
-        m = m_buf[p];
-    }
-    if (opt.buffers > 1u) {
-        v = v_buf[p];
-    }
-    let decays = (pflags[p] & PARAM_DECAYS) != 0u;
-    next[p] = apply_update(opt, s, cur[p], g, &m, &v, decays);
-    if (opt.buffers > 0u) {
-        m_buf[p] = m;
-    }
-    if (opt.buffers > 1u) {
-        v_buf[p] = v;
-    }
+    next[p] = step_param(p, s, cur[p], g);
 }

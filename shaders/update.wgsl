@@ -1,9 +1,13 @@
 // update.wgsl: the one place the parameter update is written, shared (by concatenation, see
-// src/backend/gpu/kernels.rs) by reduce_update.wgsl and lr_loop.wgsl. No bindings: the
-// including file loads the state and stores it back.
+// src/backend/gpu/kernels.rs) by reduce_update.wgsl and lr_loop.wgsl. No bindings of its
+// own: step_param() uses the including file's `opt` (OptConsts), `pflags` (u32[P]) and the
+// state buffers `m_buf`, `v_buf` (f32[P], dummies where unused), which both declare.
+// step_param(p, s, w, g) is parameter p's weight after one step: its state loaded, stepped by
+// apply_update and stored back (only the buffers the optimizer has).
 // apply_update(c, s, w, g, &m, &v, decays) is one parameter's weight after one step from w
-// with the gradient g (of the full batch, or of a mini-batch) and optimizer state m, v (unused ones are ignored), with the
-// optimizer constants c and update k's scalars s; `decays`: it is a weight, not a bias. It
+// with the gradient g (of the full batch, or of a mini-batch) and optimizer state m, v (unused
+// ones are ignored), with the optimizer constants c and update k's scalars s; `decays`: it is
+// a weight, not a bias. It
 // is src/optim.rs's step_one, the same f32 operations in the same order:
 //   SGD (kind 0): g += λw (weights, λ ≠ 0); with a momentum buffer m = μm + g, then g = g + μm
 //     (Nesterov) or g = m; w − lr·g.
@@ -65,4 +69,24 @@ fn apply_update(c: OptConsts, s: StepScalars, w0: f32, g0: f32, m: ptr<function,
     *v = c.beta2 * *v + c.one_minus_beta2 * (g * g);
     let denom = sqrt(*v) / s.bc2_sqrt + c.eps;
     return w - s.step_size * (*m / denom);
+}
+
+fn step_param(p: u32, s: StepScalars, w: f32, g: f32) -> f32 {
+    var m = 0.0;
+    var v = 0.0;
+    if (opt.buffers > 0u) {
+        m = m_buf[p];
+    }
+    if (opt.buffers > 1u) {
+        v = v_buf[p];
+    }
+    let decays = (pflags[p] & PARAM_DECAYS) != 0u;
+    let next = apply_update(opt, s, w, g, &m, &v, decays);
+    if (opt.buffers > 0u) {
+        m_buf[p] = m;
+    }
+    if (opt.buffers > 1u) {
+        v_buf[p] = v;
+    }
+    return next;
 }

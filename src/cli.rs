@@ -249,14 +249,6 @@ impl TrainArgs {
         if self.eval_every == Some(0) {
             bail!("--eval-every 0: must be at least 1");
         }
-        let non_negative = |flag: &str, v: Option<f64>| -> Result<()> {
-            match v {
-                Some(d) if !(d.is_finite() && d >= 0.0) => {
-                    bail!("{flag} {d}: must be a finite number at least 0")
-                }
-                _ => Ok(()),
-            }
-        };
         non_negative("--min-delta", self.min_delta)?;
         non_negative("--min-delta-rel", self.min_delta_rel)?;
         if let Some(m) = self.max_time {
@@ -439,6 +431,16 @@ impl TrainArgs {
             backend: self.backend,
             adapter: self.adapter.clone(),
         })
+    }
+}
+
+/// A flag's value, where given, is a finite number at least 0.
+fn non_negative(flag: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(d) if !(d.is_finite() && d >= 0.0) => {
+            bail!("{flag} {d}: must be a finite number at least 0")
+        }
+        _ => Ok(()),
     }
 }
 

@@ -166,16 +166,21 @@ pub fn train(
         restore_best: opts.restore_best,
     };
     if session.mini_batches().is_some() {
-        return run.mini(session);
+        return run.every(session, true);
     }
     match session.max_chunk(&chunk_rule) {
         Some(max) if opts.sync == SyncMode::Chunk => run.chunked(session, &chunk_rule, max),
-        _ => run.every(session),
+        _ => run.every(session, false),
     }
 }
 
 /// The metrics of one iteration on both sets.
 type Pair = (Metrics, Option<Metrics>);
+
+/// Whether the loss of every set is finite.
+fn losses_finite((train, val): &Pair) -> bool {
+    train.loss.is_finite() && val.is_none_or(|v| v.loss.is_finite())
+}
 
 /// A run in progress: the engine and what the loop remembers between iterations.
 struct Run<'a, F> {
@@ -206,9 +211,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         clock: f64,
         elapsed_s: f64,
     ) -> Result<(Step, Pair)> {
-        self.evaluations += 1;
-        let train = Metrics::from_counts(&e.train);
-        let val = e.val.as_ref().map(Metrics::from_counts);
+        let (train, val) = self.evaluated(e);
         let monitored = match (self.opts.monitor, &val) {
             (Monitor::Train, _) => &train,
             (Monitor::Val, Some(v)) => v,
@@ -218,7 +221,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 ));
             }
         };
-        let finite = train.loss.is_finite() && val.is_none_or(|v| v.loss.is_finite());
+        let finite = losses_finite(&(train, val));
         let value = monitored.get(self.opts.rule.metric);
         let step = self.engine.observe(t, value, finite, clock);
         if step.improved {
@@ -226,47 +229,40 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             self.best_eval = Some(e.clone());
         }
         if step.checked || step.decision != Decision::Continue {
-            (self.on_check)(&CheckRecord {
-                iteration: t,
-                elapsed_s,
-                train,
-                val,
-            })?;
+            self.log(t, elapsed_s, (train, val))?;
         }
         Ok((step, (train, val)))
     }
 
-    /// One readback per iteration.
-    fn every(mut self, session: &mut dyn Session) -> Result<Outcome> {
-        let mut t = 0u64;
-        loop {
-            let e = session.evaluate()?;
-            let elapsed = self.start.elapsed().as_secs_f64();
-            let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
-            if step.improved {
-                session.save_best()?;
-            }
-            match self.interrupted(step.decision) {
-                Decision::Continue => {
-                    session.update()?;
-                    self.last = Some(now);
-                    self.last_eval = Some(e);
-                    self.last_t = t;
-                    t += 1;
-                }
-                Decision::Stop(reason) => return self.finish(session, t, reason, now, e),
-            }
-        }
+    /// The metrics of an evaluation, counted.
+    fn evaluated(&mut self, e: &Evaluation) -> Pair {
+        self.evaluations += 1;
+        (
+            Metrics::from_counts(&e.train),
+            e.val.as_ref().map(Metrics::from_counts),
+        )
     }
 
-    /// Mini-batches: updates run over the batches and the weights are evaluated (on every
-    /// training and validation row) at checks only; between checks only `max_time` and an
-    /// interrupt can stop the run, and the weights are then evaluated for the report (a
-    /// non-finite loss there stops as `non_finite`, with the last check's weights).
-    fn mini(mut self, session: &mut dyn Session) -> Result<Outcome> {
+    /// Hands iteration t's metrics to `on_check`.
+    fn log(&mut self, t: u64, elapsed_s: f64, (train, val): Pair) -> Result<()> {
+        (self.on_check)(&CheckRecord {
+            iteration: t,
+            elapsed_s,
+            train,
+            val,
+        })
+    }
+
+    /// One readback per evaluated iteration. At full batch every iteration is evaluated (its
+    /// forward pass is the gradient's). With mini-batches (`mini`) updates run over the
+    /// batches and the weights are evaluated (on every training and validation row) at checks
+    /// only; between checks only `max_time` and an interrupt can stop the run, and the
+    /// weights are then evaluated for the report (a non-finite loss there stops as
+    /// `non_finite`, with the last check's weights).
+    fn every(mut self, session: &mut dyn Session, mini: bool) -> Result<Outcome> {
         let mut t = 0u64;
         loop {
-            if self.opts.rule.is_check(t) {
+            if !mini || self.opts.rule.is_check(t) {
                 let e = session.evaluate()?;
                 let elapsed = self.start.elapsed().as_secs_f64();
                 let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
@@ -287,8 +283,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                     let now = self.report_only(t, &e, elapsed)?;
                     // Weights gone non-finite since the last check are not returned: that
                     // check's are, as at a check.
-                    let finite = now.0.loss.is_finite() && now.1.is_none_or(|v| v.loss.is_finite());
-                    let reason = if finite {
+                    let reason = if losses_finite(&now) {
                         reason
                     } else {
                         StopReason::NonFinite
@@ -303,16 +298,9 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
 
     /// The metrics of iteration t, evaluated for the report only (the rules do not see them).
     fn report_only(&mut self, t: u64, e: &Evaluation, elapsed_s: f64) -> Result<Pair> {
-        self.evaluations += 1;
-        let train = Metrics::from_counts(&e.train);
-        let val = e.val.as_ref().map(Metrics::from_counts);
-        (self.on_check)(&CheckRecord {
-            iteration: t,
-            elapsed_s,
-            train,
-            val,
-        })?;
-        Ok((train, val))
+        let now = self.evaluated(e);
+        self.log(t, elapsed_s, now)?;
+        Ok(now)
     }
 
     /// One readback per chunk of at most `max` iterations; the device pauses wherever a rule

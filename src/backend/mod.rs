@@ -4,6 +4,8 @@ pub mod cpu;
 pub mod gpu;
 pub mod reference;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::batches::Batching;
@@ -315,7 +317,8 @@ pub fn forward_logits(
 }
 
 impl Prepared {
-    /// Builds the session with the initial parameters over copies of the rows.
+    /// Builds the session with the initial parameters; the CPU copies the rows, the GPU
+    /// uploads them.
     pub fn open(
         self,
         data: &Dataset,
@@ -323,7 +326,7 @@ impl Prepared {
         spec: &ModelSpec,
         cfg: &SessionConfig,
     ) -> Result<Opened> {
-        self.open_owned(data.clone(), val.cloned(), spec, cfg)
+        self.open_rows(Cow::Borrowed(data), val.map(Cow::Borrowed), spec, cfg)
     }
 
     /// Builds the session with the initial parameters, handing it the rows: the CPU keeps
@@ -335,21 +338,40 @@ impl Prepared {
         spec: &ModelSpec,
         cfg: &SessionConfig,
     ) -> Result<Opened> {
-        let cpu = |data, val, notice| -> Result<Opened> {
+        self.open_rows(Cow::Owned(data), val.map(Cow::Owned), spec, cfg)
+    }
+
+    /// [`Self::open`] and [`Self::open_owned`]: the CPU takes owned rows as they are and
+    /// copies borrowed ones; the GPU only reads them.
+    fn open_rows(
+        self,
+        data: Cow<Dataset>,
+        val: Option<Cow<Dataset>>,
+        spec: &ModelSpec,
+        cfg: &SessionConfig,
+    ) -> Result<Opened> {
+        let cpu = |data: Cow<Dataset>, val: Option<Cow<Dataset>>, notice| -> Result<Opened> {
+            let session = match data {
+                Cow::Owned(d) => {
+                    cpu::CpuSession::from_owned(d, val.map(Cow::into_owned), spec, cfg)?
+                }
+                Cow::Borrowed(d) => cpu::CpuSession::new(d, val.as_deref(), spec, cfg)?,
+            };
             Ok(Opened {
-                session: Box::new(cpu::CpuSession::from_owned(data, val, spec, cfg)?),
+                session: Box::new(session),
                 notice,
             })
         };
         match self {
             Prepared::Cpu { notice } => cpu(data, val, notice),
             Prepared::Gpu { ctx, auto } => {
-                match gpu::GpuSession::new(*ctx, &data, val.as_ref(), spec, cfg) {
+                match gpu::GpuSession::new(*ctx, &data, val.as_deref(), spec, cfg) {
                     Ok(s) => Ok(Opened {
                         session: Box::new(s),
                         notice: None,
                     }),
-                    // E.g. the device ran out of memory, or lacks the optimizer.
+                    // E.g. the device ran out of memory, or cannot run mini-batches over
+                    // these rows.
                     Err(Error::TooLarge(why) | Error::Unsupported(why)) if auto => {
                         cpu(data, val, Some(fallback_notice("training", &why)))
                     }

@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
+use super::non_negative;
 use crate::job::TrainingSettings;
 use crate::optim::{Optimizer, OptimizerKind, ScheduleKind};
 
@@ -67,16 +68,8 @@ impl OptimArgs {
         let kind = self.optimizer;
         let name = kind.name();
         let d = Optimizer::default();
-        let finite_at_least_0 = |flag: &str, v: Option<f64>| -> Result<()> {
-            match v {
-                Some(x) if !(x.is_finite() && x >= 0.0) => {
-                    bail!("{flag} {x}: must be a finite number at least 0")
-                }
-                _ => Ok(()),
-            }
-        };
-        finite_at_least_0("--momentum", self.momentum)?;
-        finite_at_least_0("--weight-decay", self.weight_decay)?;
+        non_negative("--momentum", self.momentum)?;
+        non_negative("--weight-decay", self.weight_decay)?;
         if kind != OptimizerKind::Sgd {
             if let Some(m) = self.momentum {
                 bail!(
