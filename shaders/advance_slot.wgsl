@@ -2,9 +2,10 @@
 // gather_rows.wgsl and reduce_update.wgsl read the next entries of their tables.
 //
 // Bindings (group 0):
-//   0  stop  storage, read_write  u32[..]  the stop rule's state; word STATE_SLOT is the
-//                                          update's entry j, set to 0 by the host before the
-//                                          submission
+//   0  stop  storage, read_write  u32[..]  the update counter (apart from the stop rule's
+//                                          state, which counts a chunk's checks); word
+//                                          STATE_SLOT is the update's entry j, set to 0 by
+//                                          the host before the submission
 // Workgroup: 1 invocation, grid (1, 1, 1): stop[STATE_SLOT] += 1.
 
 @group(0) @binding(0) var<storage, read_write> stop: array<u32>;

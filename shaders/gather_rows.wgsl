@@ -10,7 +10,7 @@
 //                                               one batch after another
 //   3  batches  storage, read        vec2<u32>[MAX_CHUNK + 1]  entry j: (first index, rows)
 //                                               of the submission's update j
-//   4  stop     storage, read        u32[..]    the stop rule's state: word STATE_SLOT is j
+//   4  stop     storage, read        u32[..]    the update counter: word STATE_SLOT is j
 //                                               (advance_slot.wgsl counts the updates)
 //   5  dst_x    storage, read_write  f32[B·F..] the batch's rows (the first rows·F words of
 //                                               the batch set's activations)

@@ -18,10 +18,13 @@
 //                                              opt.buffers = 0
 //   8  v         storage, read_write  f32[P]   Adam's exp_avg_sq, in place; a dummy of 4 if
 //                                              opt.buffers < 2
-//   9  stop      storage, read        u32[..]  the stop rule's state (stop_rule_core.wgsl):
-//                                              word STATE_SLOT, the iterations judged so far in
-//                                              this chunk, is the entry of `scalars` this update
-//                                              reads (the host sets it to 0 outside chunks)
+//   9  stop      storage, read        u32[..]  at full batch the stop rule's state
+//                                              (stop_rule_core.wgsl): word STATE_SLOT, the
+//                                              iterations judged so far in this chunk, is the
+//                                              entry of `scalars` this update reads (the host
+//                                              sets it to 0 outside chunks); with mini-batches
+//                                              the update counter (advance_slot.wgsl), whose
+//                                              word STATE_SLOT is the submission's update j
 // Workgroup: WORKGROUP (64, from the prelude) invocations along x; grid (min(G, max_x),
 // ceil(G / max_x)) for G = ceil(P / WORKGROUP), parameter p = x + y·WORKGROUP·nwg.x. Invocation p
 // adds its parameter's partials over the parts in order (deterministic), then

@@ -174,7 +174,8 @@ pub struct TrainArgs {
     /// the stop rule evaluated on the device (same stop, same weights).
     #[arg(long, value_enum, default_value = "chunk")]
     pub sync: SyncMode,
-    /// Iterations per chunk with --sync chunk, 1 to 1024 [default: adaptive].
+    /// Iterations per chunk with --sync chunk (with mini-batches: checks), 1 to 1024
+    /// [default: adaptive].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK)))]
     pub chunk: Option<u32>,
     /// Draw the monitored metric and the loss against iteration, with the threshold and the

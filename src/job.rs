@@ -495,12 +495,9 @@ pub fn run(
     let opened = prepared.open_owned(owned, owned_val, &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;
-    let ignored = match (job.chunk, session.adapter(), session.mini_batches()) {
-        (Some(k), None, _) => Some(format!(
+    let ignored = match (job.chunk, session.adapter()) {
+        (Some(k), None) => Some(format!(
             "--chunk {k}: the CPU backend has no round trips to save and runs iteration by iteration; --chunk is ignored"
-        )),
-        (Some(k), Some(_), Some(_)) => Some(format!(
-            "--chunk {k}: with mini-batches the updates between two checks go to the GPU in one submission; --chunk is ignored"
         )),
         _ => None,
     };

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::{ChunkRule, ChunkStart, Evaluation, Session};
+use crate::backend::{ChunkEntry, ChunkRule, ChunkStart, Evaluation, Session};
 use crate::error::{Error, Result};
 use crate::metrics::{Metric, Metrics};
 use crate::stop::{Decision, Step, StopEngine, StopReason, StopRule};
@@ -165,13 +165,20 @@ pub fn train(
         monitor_val: opts.monitor == Monitor::Val,
         restore_best: opts.restore_best,
     };
-    if session.mini_batches().is_some() {
-        return run.every(session, true);
-    }
-    match session.max_chunk(&chunk_rule) {
-        Some(max) if opts.sync == SyncMode::Chunk => run.chunked(session, &chunk_rule, max),
-        _ => run.every(session, false),
-    }
+    let mini = session.mini_batches().is_some();
+    let chunks = match opts.sync {
+        SyncMode::Chunk => session.max_chunk(&chunk_rule).map(|max| (&chunk_rule, max)),
+        SyncMode::Every => None,
+    };
+    run.run(session, mini, chunks)
+}
+
+/// What a chunk's replay ended with.
+enum Replayed {
+    /// A stop at iteration t, for the reason, with its metrics and counts.
+    Stop(Box<(u64, StopReason, Pair, Evaluation)>),
+    /// No stop: the last entry's iteration, and whether the host counted it an improvement.
+    Ran(u64, bool),
 }
 
 /// The metrics of one iteration on both sets.
@@ -253,28 +260,82 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         })
     }
 
-    /// One readback per evaluated iteration. At full batch every iteration is evaluated (its
-    /// forward pass is the gradient's). With mini-batches (`mini`) updates run over the
-    /// batches and the weights are evaluated (on every training and validation row) at checks
-    /// only; between checks only `max_time` and an interrupt can stop the run, and the
-    /// weights are then evaluated for the report (a non-finite loss there stops as
-    /// `non_finite`, with the last check's weights).
-    fn every(mut self, session: &mut dyn Session, mini: bool) -> Result<Outcome> {
+    /// The loop. At full batch every iteration is evaluated (its forward pass is the
+    /// gradient's). With mini-batches (`mini`) updates run over the batches and the weights
+    /// are evaluated (on every training and validation row) at checks only; between checks
+    /// only `max_time` and an interrupt can stop the run, and the weights are then evaluated
+    /// for the report (a non-finite loss there stops as `non_finite`, with the last check's
+    /// weights). Without `chunks` each evaluation is read back on its own; with them,
+    /// evaluations go in chunks of at most `max`, judged on the device, which pauses wherever
+    /// a rule may fire.
+    fn run(
+        mut self,
+        session: &mut dyn Session,
+        mini: bool,
+        chunks: Option<(&ChunkRule, u32)>,
+    ) -> Result<Outcome> {
+        let opts = self.opts;
+        let mut k = chunks.map_or(1, |(_, max)| {
+            opts.chunk.unwrap_or(FIRST_CHUNK).clamp(1, max.max(1))
+        });
+        let mut adopt = false;
         let mut t = 0u64;
         loop {
-            if !mini || self.opts.rule.is_check(t) {
-                let e = session.evaluate()?;
-                let elapsed = self.start.elapsed().as_secs_f64();
-                let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
-                if step.improved {
-                    session.save_best()?;
+            if !mini || opts.rule.is_check(t) {
+                match chunks {
+                    None => {
+                        let e = session.evaluate()?;
+                        let elapsed = self.start.elapsed().as_secs_f64();
+                        let (step, now) = self.judge(t, &e, elapsed, elapsed)?;
+                        if step.improved {
+                            session.save_best()?;
+                        }
+                        if let Decision::Stop(reason) = self.interrupted(step.decision) {
+                            return self.finish(session, t, reason, now, e);
+                        }
+                        self.last = Some(now);
+                        self.last_eval = Some(e);
+                        self.last_t = t;
+                    }
+                    Some((chunk_rule, max)) => {
+                        let start = ChunkStart {
+                            t,
+                            has_best: self.engine.best().is_some(),
+                            wait: self.engine.wait(),
+                            adopt_candidate: adopt,
+                        };
+                        let left = if mini {
+                            let every = opts.rule.eval_every.max(1);
+                            opts.rule.max_iter.div_ceil(every) - t.div_ceil(every) + 1
+                        } else {
+                            opts.rule.max_iter.saturating_sub(t).saturating_add(1)
+                        };
+                        let began = self.start.elapsed().as_secs_f64();
+                        let entries =
+                            session.run_chunk(chunk_rule, &start, left.min(u64::from(k)) as u32)?;
+                        let elapsed = self.start.elapsed().as_secs_f64();
+                        let paused = entries.last().is_some_and(|e| e.paused);
+                        let (last_t, improved_last) =
+                            match self.replay(session, entries, t, mini, elapsed)? {
+                                Replayed::Stop(stop) => {
+                                    let (t, reason, now, e) = *stop;
+                                    return self.finish(session, t, reason, now, e);
+                                }
+                                Replayed::Ran(t, improved) => (t, improved),
+                            };
+                        t = last_t;
+                        adopt = paused && improved_last;
+                        if opts.chunk.is_none() {
+                            k = if paused {
+                                FIRST_CHUNK
+                            } else if elapsed - began < CHUNK_SECONDS {
+                                (k * 2).min(max.max(1))
+                            } else {
+                                k
+                            };
+                        }
+                    }
                 }
-                if let Decision::Stop(reason) = self.interrupted(step.decision) {
-                    return self.finish(session, t, reason, now, e);
-                }
-                self.last = Some(now);
-                self.last_eval = Some(e);
-                self.last_t = t;
             } else {
                 let elapsed = self.start.elapsed().as_secs_f64();
                 let step = self.engine.pass(t, elapsed);
@@ -303,78 +364,60 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
         Ok(now)
     }
 
-    /// One readback per chunk of at most `max` iterations; the device pauses wherever a rule
-    /// may fire.
-    fn chunked(
-        mut self,
+    /// Replays a chunk's entries from iteration `t` (the next evaluated iteration after each:
+    /// t + 1, or with mini-batches the next check, the iterations between passed) through
+    /// the engine, which stays the judge: the device must agree with it wherever it did not
+    /// pause. `max_time` and an interrupt are looked at on the last entry only.
+    fn replay(
+        &mut self,
         session: &mut dyn Session,
-        chunk_rule: &ChunkRule,
-        max: u32,
-    ) -> Result<Outcome> {
-        let opts = self.opts;
-        let tracking = opts.rule.patience.is_some() || opts.restore_best;
-        let mut k = opts.chunk.unwrap_or(FIRST_CHUNK).clamp(1, max.max(1));
-        let mut adopt = false;
-        let mut t = 0u64;
-        loop {
-            let left = opts.rule.max_iter.saturating_sub(t).saturating_add(1);
-            let start = ChunkStart {
-                t,
-                has_best: self.engine.best().is_some(),
-                wait: self.engine.wait(),
-                adopt_candidate: adopt,
-            };
-            let began = self.start.elapsed().as_secs_f64();
-            let entries = session.run_chunk(chunk_rule, &start, left.min(u64::from(k)) as u32)?;
-            let elapsed = self.start.elapsed().as_secs_f64();
-            let n = entries.len();
-            let paused = entries.last().is_some_and(|e| e.paused);
-            let mut host_improved_last = false;
-            for (i, en) in entries.into_iter().enumerate() {
-                let last = i + 1 == n;
-                // max_time can only end a run where the host looks: at the chunk's end.
-                let clock = if last { elapsed } else { 0.0 };
-                let (step, now) = self.judge(t, &en.eval, clock, elapsed)?;
-                let agrees = en.t == t
-                    && (last || step.decision == Decision::Continue)
-                    && (last || !en.paused)
-                    && (en.paused || en.checked == step.checked)
-                    && (!tracking || last || en.improved == step.improved);
-                if !agrees {
-                    return Err(Error::Gpu(format!(
-                        "the device stop rule disagreed with the host at iteration {t} \
-                         (device {en:?}, host {step:?}); --sync every avoids it"
-                    )));
-                }
-                if step.improved && !en.improved {
-                    session.save_best()?;
-                }
-                let decision = if last {
-                    self.interrupted(step.decision)
-                } else {
-                    step.decision
-                };
-                if let Decision::Stop(reason) = decision {
-                    return self.finish(session, t, reason, now, en.eval);
-                }
-                host_improved_last = step.improved;
-                self.last = Some(now);
-                self.last_eval = Some(en.eval);
-                self.last_t = t;
+        entries: Vec<ChunkEntry>,
+        mut t: u64,
+        mini: bool,
+        elapsed: f64,
+    ) -> Result<Replayed> {
+        let tracking = self.opts.rule.patience.is_some() || self.opts.restore_best;
+        let n = entries.len();
+        let mut improved_last = false;
+        for (i, en) in entries.into_iter().enumerate() {
+            let last = i + 1 == n;
+            if i > 0 {
                 t += 1;
+                while mini && !self.opts.rule.is_check(t) {
+                    self.engine.pass(t, 0.0);
+                    t += 1;
+                }
             }
-            adopt = paused && host_improved_last;
-            if opts.chunk.is_none() {
-                k = if paused {
-                    FIRST_CHUNK
-                } else if elapsed - began < CHUNK_SECONDS {
-                    (k * 2).min(max.max(1))
-                } else {
-                    k
-                };
+            let clock = if last { elapsed } else { 0.0 };
+            let (step, now) = self.judge(t, &en.eval, clock, elapsed)?;
+            let agrees = en.t == t
+                && (last || step.decision == Decision::Continue)
+                && (last || !en.paused)
+                && (en.paused || en.checked == step.checked)
+                && (!tracking || last || en.improved == step.improved);
+            if !agrees {
+                return Err(Error::Gpu(format!(
+                    "the device stop rule disagreed with the host at iteration {t} \
+                     (device {en:?}, host {step:?}); --sync every avoids it"
+                )));
             }
-            session.update()?;
+            if step.improved && !en.improved {
+                session.save_best()?;
+            }
+            let decision = if last {
+                self.interrupted(step.decision)
+            } else {
+                step.decision
+            };
+            if let Decision::Stop(reason) = decision {
+                return Ok(Replayed::Stop(Box::new((t, reason, now, en.eval))));
+            }
+            improved_last = step.improved;
+            self.last = Some(now);
+            self.last_eval = Some(en.eval);
+            self.last_t = t;
         }
+        Ok(Replayed::Ran(t, improved_last))
     }
 
     /// `decision`, or a stop with `interrupted` once the interrupt flag is set.

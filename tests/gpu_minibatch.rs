@@ -165,6 +165,65 @@ fn gpu_mini_batch_reruns_are_bit_identical_and_keep_the_evaluations() {
     assert_eq!(Some(a), run());
 }
 
+/// A chunk holds several checks, each with the updates before it, in one submission: the
+/// entries are the checks' iterations, the weights after it those of its last check (as
+/// updates and evaluations one by one give them), and `previous_params` the check's before.
+#[test]
+fn a_chunk_runs_the_updates_of_several_checks() {
+    use wgtrain::backend::{ChunkRule, ChunkStart};
+    let d = data_k(300, 5, 3, 4);
+    let spec = model(&d, &[6], 3);
+    let c = cfg(&spec, OptimizerKind::Adam, 0.01, 23, true);
+    let rule = ChunkRule {
+        rule: StopRule {
+            max_iter: 1000,
+            eval_every: 9,
+            ..Default::default()
+        },
+        monitor_val: false,
+        restore_best: false,
+    };
+    let Some(mut s) = gpu_on(KernelPath::Layered, &d, &spec, &c) else {
+        return;
+    };
+    assert!(s.max_chunk(&rule).is_some_and(|k| k >= 6));
+    let start = |t| ChunkStart {
+        t,
+        has_best: false,
+        wait: 0,
+        adopt_candidate: false,
+    };
+    let entries = s.run_chunk(&rule, &start(0), 6).unwrap();
+    let ts: Vec<u64> = entries.iter().map(|e| e.t).collect();
+    assert_eq!(ts, [0, 9, 18, 27, 36, 45]);
+    // The next chunk starts at the next check, after the host's updates up to it.
+    for _ in 0..9 {
+        s.update().unwrap();
+    }
+    let more = s.run_chunk(&rule, &start(54), 2).unwrap();
+    assert_eq!(more.iter().map(|e| e.t).collect::<Vec<_>>(), [54, 63]);
+    let (after, before) = (s.params().unwrap(), s.previous_params().unwrap());
+
+    let mut one = gpu_on(KernelPath::Layered, &d, &spec, &c).unwrap();
+    let mut evals = Vec::new();
+    for t in 0..=63 {
+        if t % 9 == 0 {
+            evals.push(one.evaluate().unwrap());
+        }
+        if t < 63 {
+            one.update().unwrap();
+        }
+    }
+    assert_eq!(bits(&after), bits(&one.params().unwrap()));
+    assert_eq!(bits(&before), bits(&one.previous_params().unwrap()));
+    let chunked: Vec<_> = entries
+        .iter()
+        .chain(&more)
+        .map(|e| e.eval.clone())
+        .collect();
+    assert_eq!(chunked, evals);
+}
+
 #[test]
 fn the_one_workgroup_kernel_leaves_mini_batches_to_the_others() {
     let d = data_k(40, 3, 2, 1);

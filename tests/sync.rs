@@ -619,3 +619,98 @@ fn optimizers_on_every_path() {
         }
     }
 }
+
+/// Mini-batches (105 rows in batches of 16: six full and a remainder of 9 per epoch, shuffled)
+/// on every path that runs them: a chunk holds the updates of several checks and judges each
+/// check on the device, and pauses (a threshold met, patience run out, a non-finite loss,
+/// max-iter between two checks) keep the stop, the weights, the previous check's weights and
+/// the optimizer state bit for bit as `--sync every`.
+#[test]
+fn mini_batches_on_every_path() {
+    use wgtrain::batches::Batching;
+    use wgtrain::optim::{Optimizer, OptimizerKind, Schedule};
+    let paths: [(&[usize], KernelPath); 3] = [
+        (&[], KernelPath::Blocked),
+        (&[8], KernelPath::OnePassMlp),
+        (&[8], KernelPath::Layered),
+    ];
+    let mini = |c: &mut Case| {
+        c.cfg.batch = Some(Batching {
+            size: 16,
+            shuffle: true,
+            seed: 7,
+        });
+    };
+    for (hidden, path) in paths {
+        let mut c = case(61, hidden, Activation::Tanh, 0.05);
+        mini(&mut c);
+        c.cfg.optimizer = Optimizer {
+            kind: OptimizerKind::Adam,
+            ..Default::default()
+        };
+        c.cfg.schedule = Schedule::Cosine { t_max: 400 };
+        let what = |rule: &str| format!("mini-batches, adam, {rule}, {}", path.name());
+        let threshold = StopRule {
+            metric: Metric::Accuracy,
+            threshold: Some(0.86),
+            eval_every: 7,
+            ..base()
+        };
+        let Some(_) = same_on_path(&what("threshold"), &c, val(threshold), Some(path)) else {
+            return;
+        };
+        let patience = StopRule {
+            metric: Metric::Loss,
+            patience: Some(3),
+            min_delta: MinDelta::Abs(1e-3),
+            eval_every: 5,
+            warmup: 12,
+            max_iter: 1500,
+            ..base()
+        };
+        let restore = TrainOptions {
+            restore_best: true,
+            ..val(patience)
+        };
+        same_on_path(&what("patience, restore best"), &c, restore, Some(path));
+        // max_iter 97 is no multiple of eval_every 7: the last check comes 6 updates after
+        // the one before.
+        let rule = StopRule {
+            metric: Metric::F1,
+            max_iter: 97,
+            eval_every: 7,
+            ..base()
+        };
+        let restore = TrainOptions {
+            restore_best: true,
+            ..val(rule)
+        };
+        let stop = same_on_path(&what("max_iter"), &c, restore, Some(path)).unwrap();
+        assert_eq!((stop.reason, stop.stopped_at), (StopReason::MaxIter, 97));
+
+        let mut c = case(62, hidden, Activation::Relu, 0.5);
+        mini(&mut c);
+        c.cfg.optimizer = Optimizer {
+            momentum: 0.9,
+            nesterov: true,
+            ..Default::default()
+        };
+        let rule = StopRule {
+            metric: Metric::Accuracy,
+            threshold: Some(0.88),
+            eval_every: 7,
+            ..base()
+        };
+        let name = format!("mini-batches, nesterov, threshold, {}", path.name());
+        same_on_path(&name, &c, val(rule), Some(path));
+        let mut c = case(63, hidden, Activation::Relu, 3e38);
+        mini(&mut c);
+        let rule = StopRule {
+            eval_every: 3,
+            ..base()
+        };
+        let name = format!("mini-batches, non-finite, {}", path.name());
+        let stop = same_on_path(&name, &c, val(rule), Some(path)).unwrap();
+        assert_eq!(stop.reason, StopReason::NonFinite, "{name}");
+    }
+}

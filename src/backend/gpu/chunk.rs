@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::device::GpuContext;
 use super::kernels::*;
+use super::minibatch::GpuMini;
 use super::optimizer::OptBuffers;
 use super::plan::binding_bytes;
 use super::session::GpuSession;
@@ -202,7 +203,25 @@ impl GpuSession {
             0
         };
         let k_classes = self.classes;
-        let rule = Rule::new(r, k_classes, self.has_val, n_args as u32, copy_groups);
+        // With mini-batches the device judges checks, numbered as `Checks` says.
+        let checks = self.mini.is_some().then(|| Checks::of(&r.rule));
+        let (rule, t_device) = match &checks {
+            None => (
+                Rule::new(r, k_classes, self.has_val, n_args as u32, copy_groups),
+                start.t,
+            ),
+            Some(ch) => {
+                let rule = Rule::new(
+                    &ch.rule(r),
+                    k_classes,
+                    self.has_val,
+                    n_args as u32,
+                    copy_groups,
+                );
+                (rule, ch.index(start.t))
+            }
+        };
+        self.flush()?;
         let kit = &self.chunks;
         let (mut st, mut ints) = kit.last_state.clone();
         if start.adopt_candidate {
@@ -211,7 +230,7 @@ impl GpuSession {
             st.best_b = st.cand_b;
             ints.copy_within(2 * k_classes.., 0);
         }
-        st.t = start.t as u32;
+        st.t = t_device as u32;
         st.slot = 0;
         st.paused = 0;
         st.has_best = start.has_best as u32;
@@ -224,52 +243,63 @@ impl GpuSession {
             bytemuck::cast_slice(&state_words(&st, &ints)),
         );
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
-        // Entry j of the optimizer's table: the update before the chunk's evaluation j, this
-        // session's update T + j − 1 (T: the updates asked for so far, a pending one included).
         let t0 = self.updates;
-        let k0 = self.opt.step0 + t0;
-        if t0 > 0 {
-            self.opt.stage(q, 0, k0 - 1, k as usize);
+        // Per entry i of the chunk: its weights' buffer and iteration.
+        let (enc, at): (_, Vec<(usize, u64)>) = if let Some(ch) = &checks {
+            self.record_mini_chunk(r, ch, start.t, k, n_args)?
         } else {
-            self.opt.stage(q, 1, k0, k as usize - 1);
-        }
-
-        // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
-        let (enc, base, shift) = if let Some(lc) = &self.looped {
-            // lr_loop.wgsl applies a pending update itself, before the first evaluation.
-            let shift = usize::from(self.pending);
-            let base = self.cur ^ shift;
-            let cfg = Loop {
-                iters: k,
-                update_first: shift as u32,
-                ..lc.chunk_cfg
-            };
-            q.write_buffer(&lc.cfg, 0, bytemuck::bytes_of(&cfg));
-            self.pending = false;
-            let mut enc = self.encoder();
-            if let Some(lc) = &self.looped {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&self.pipelines[Kernel::LrLoop as usize]);
-                pass.set_bind_group(0, &lc.groups[base], &[]);
-                pass.dispatch_workgroups(1, 1, 1);
+            // Entry j of the optimizer's table: the update before the chunk's evaluation j,
+            // this session's update T + j − 1 (T: the updates asked for so far, a pending one
+            // included).
+            let k0 = self.opt.step0 + t0;
+            if t0 > 0 {
+                self.opt.stage(q, 0, k0 - 1, k as usize);
+            } else {
+                self.opt.stage(q, 1, k0, k as usize - 1);
             }
-            (enc, base, shift)
-        } else {
-            (self.record_chunk(r, k, n_args), self.cur, 0)
+            // Iteration i of the chunk has its weights in params[base ^ ((i + shift) & 1)].
+            let (enc, base, shift) = if let Some(lc) = &self.looped {
+                // lr_loop.wgsl applies a pending update itself, before the first evaluation.
+                let shift = usize::from(self.pending);
+                let base = self.cur ^ shift;
+                let cfg = Loop {
+                    iters: k,
+                    update_first: shift as u32,
+                    ..lc.chunk_cfg
+                };
+                q.write_buffer(&lc.cfg, 0, bytemuck::bytes_of(&cfg));
+                self.pending = false;
+                let mut enc = self.encoder();
+                if let Some(lc) = &self.looped {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&self.pipelines[Kernel::LrLoop as usize]);
+                    pass.set_bind_group(0, &lc.groups[base], &[]);
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
+                (enc, base, shift)
+            } else {
+                (self.record_chunk(r, k, n_args), self.cur, 0)
+            };
+            // Entry i is iteration T + i.
+            let at = (0..k as usize)
+                .map(|i| (base ^ ((i + shift) & 1), t0 + i as u64))
+                .collect();
+            (enc, at)
         };
+        let k = at.len();
         // The chunk may zero dispatch sizes, whatever happens below.
         self.args_stale = true;
         let kit = &self.chunks;
         let state_bytes = (size_of::<State>() + 4 * state_ints(kit.classes)) as u64;
-        let history_bytes = (4 * entry_words(kit.classes) * k as usize) as u64;
+        let history_bytes = (4 * entry_words(kit.classes) * k) as u64;
         let bytes = self.ctx.read_parts(
             enc,
             &[(&kit.state, state_bytes), (&kit.history, history_bytes)],
             &kit.staging,
         )?;
-        let (state, history) = decode_chunk(&bytes, kit.classes, k as usize);
+        let (state, history) = decode_chunk(&bytes, kit.classes, k);
         let ran = state.0.slot as usize;
-        if ran == 0 || ran > k as usize {
+        if ran == 0 || ran > k {
             return Err(Error::Gpu(format!(
                 "the device stop rule ran {ran} of {k} iterations"
             )));
@@ -278,7 +308,9 @@ impl GpuSession {
             .iter()
             .take(ran)
             .map(|(e, record)| ChunkEntry {
-                t: u64::from(e.t),
+                t: checks
+                    .as_ref()
+                    .map_or(u64::from(e.t), |ch| ch.t(u64::from(e.t))),
                 eval: self.decode(record),
                 checked: e.checked(),
                 improved: e.improved(),
@@ -286,8 +318,14 @@ impl GpuSession {
             })
             .collect();
         self.chunks.last_state = state;
-        self.updates = t0 + ran as u64 - 1;
-        self.cur = base ^ ((ran - 1 + shift) & 1);
+        let (cur, t_last) = at[ran - 1];
+        if let Some(m) = self.mini.as_mut() {
+            // Entry i's copy went to evals[(last + 1 + i) & 1].
+            m.last = (m.last + ran) & 1;
+            m.clear();
+        }
+        self.updates = t_last;
+        self.cur = cur;
         self.pending = false;
         self.evaluated = true;
         Ok(entries)
@@ -298,7 +336,6 @@ impl GpuSession {
     /// iteration i has its weights in params[cur ^ (i & 1)].
     fn record_chunk(&mut self, r: &ChunkRule, k: u32, n_args: usize) -> wgpu::CommandEncoder {
         let mut enc = self.encoder();
-        let kit = &self.chunks;
         let cur0 = self.cur;
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -309,20 +346,146 @@ impl GpuSession {
                         self.record(&mut pass, d, c);
                     }
                 }
-                for d in &self.forward {
-                    self.record(&mut pass, d, c);
-                }
-                pass.set_pipeline(&kit.stop);
-                pass.set_bind_group(0, &kit.stop_group, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
-                if r.restore_best {
-                    pass.set_pipeline(&kit.copy);
-                    pass.set_bind_group(0, &kit.copy_groups[c], &[]);
-                    pass.dispatch_workgroups_indirect(&self.args, args_offset(n_args));
-                }
+                self.record_judged(&mut pass, r, c, n_args, None);
             }
         }
         enc
+    }
+
+    /// Records the evaluation of params[c] on every set, with mini-batches (`keep`) its copy
+    /// to evals[e], the stop rule and (with restore-best) the indirect best-weights copy.
+    fn record_judged(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        r: &ChunkRule,
+        c: usize,
+        n_args: usize,
+        keep: Option<(&GpuMini, usize)>,
+    ) {
+        let kit = &self.chunks;
+        for d in &self.forward {
+            self.record(pass, d, c);
+        }
+        if let Some((m, e)) = keep {
+            // For `previous_params`; before the rule judges these weights, so that a pause
+            // here keeps it.
+            pass.set_pipeline(&m.copy);
+            pass.set_bind_group(0, &m.keep[c][e], &[]);
+            pass.dispatch_workgroups_indirect(&self.args, args_offset(m.keep_arg));
+        }
+        pass.set_pipeline(&kit.stop);
+        pass.set_bind_group(0, &kit.stop_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+        if r.restore_best {
+            pass.set_pipeline(&kit.copy);
+            pass.set_bind_group(0, &kit.copy_groups[c], &[]);
+            pass.dispatch_workgroups_indirect(&self.args, args_offset(n_args));
+        }
+    }
+
+    /// A mini-batch chunk from the check at iteration `t0` (the current weights, evaluated
+    /// first): per further check of the `k` asked for, its updates (each a gather, the batch
+    /// set's passes and step, the count; no-ops after a pause, as the evaluations are), its
+    /// evaluation and the stop rule. It holds as many checks as the tables and the index
+    /// buffer hold updates for (at least the first). Returns the encoder and, per entry, its
+    /// weights' buffer and iteration.
+    fn record_mini_chunk(
+        &mut self,
+        r: &ChunkRule,
+        checks: &Checks,
+        t0: u64,
+        k: u32,
+        n_args: usize,
+    ) -> Result<(wgpu::CommandEncoder, Vec<(usize, u64)>)> {
+        let mut mini = self
+            .mini
+            .take()
+            .ok_or_else(|| Error::Config("a mini-batch chunk without mini-batches".into()))?;
+        let step0 = self.opt.step0;
+        let c0 = checks.index(t0);
+        let mut ts = vec![t0];
+        while ts.len() < k as usize && c0 + (ts.len() as u64) <= checks.last() {
+            let from = ts[ts.len() - 1];
+            let next = checks.t(c0 + ts.len() as u64);
+            if !mini.has_room_for(step0 + from..step0 + next) {
+                break;
+            }
+            for u in from..next {
+                mini.push(step0 + u);
+            }
+            ts.push(next);
+        }
+        let q = &self.ctx.queue;
+        self.opt.stage(q, 0, step0 + t0, mini.pending.len());
+        mini.stage(q);
+        let last0 = mini.last;
+        let mut enc = self.encoder();
+        let mut at = Vec::with_capacity(ts.len());
+        let mut c = self.cur;
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let mut update = 0;
+            for (i, &t) in ts.iter().enumerate() {
+                if i > 0 {
+                    for _ in ts[i - 1]..t {
+                        c = self.record_batch_update(&mut pass, &mini, mini.pending[update], c);
+                        update += 1;
+                    }
+                }
+                // Entry i's copy goes to evals[(last + 1 + i) & 1].
+                let e = (last0 + 1 + i) & 1;
+                self.record_judged(&mut pass, r, c, n_args, Some((&mini, e)));
+                at.push((c, t));
+            }
+        }
+        self.mini = Some(mini);
+        Ok((enc, at))
+    }
+}
+
+/// A mini-batch run's checks as the device numbers them: check c is iteration
+/// min(c·E, max_iter) for E = eval_every, c = 0 ..= ⌈max_iter / E⌉. (Every check iteration
+/// t of the host's rule is one: t = c·E or t = max_iter.)
+pub(super) struct Checks {
+    every: u64,
+    max_iter: u64,
+}
+
+impl Checks {
+    pub fn of(rule: &crate::stop::StopRule) -> Self {
+        Checks {
+            every: rule.eval_every.max(1),
+            max_iter: rule.max_iter,
+        }
+    }
+
+    /// The number of the check at iteration t.
+    pub fn index(&self, t: u64) -> u64 {
+        t.div_ceil(self.every)
+    }
+
+    /// The iteration of check c.
+    pub fn t(&self, c: u64) -> u64 {
+        c.saturating_mul(self.every).min(self.max_iter)
+    }
+
+    /// The last check's number.
+    pub fn last(&self) -> u64 {
+        self.index(self.max_iter)
+    }
+
+    /// `r` in checks: one per iteration, max_iter the last check, and the warmup the first
+    /// check at or past it (none where it lies past max_iter).
+    pub fn rule(&self, r: &ChunkRule) -> ChunkRule {
+        let mut out = r.clone();
+        out.rule.eval_every = 1;
+        out.rule.max_iter = self.last();
+        out.rule.warmup = if r.rule.warmup > self.max_iter {
+            self.last() + 1
+        } else {
+            self.index(r.rule.warmup)
+        };
+        out
     }
 }
 

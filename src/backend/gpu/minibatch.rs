@@ -3,7 +3,9 @@
 //! the batch set's forward and backward passes and the optimizer's step, and counts itself
 //! (`advance_slot.wgsl`) so that the next update reads the next entries of the tables. The
 //! updates between two checks go to the device in one submission, with no readback and no
-//! allocation; X is uploaded once, when the session opens.
+//! allocation; X is uploaded once, when the session opens. In chunk mode the updates of
+//! several checks and the checks' evaluations and stop rule go in one submission
+//! (src/backend/gpu/chunk.rs records it).
 
 use super::device::GpuContext;
 use super::kernels::{Gather, Kernel, State, WORKGROUP};
@@ -31,8 +33,11 @@ pub(super) struct GpuMini {
     gather: wgpu::ComputePipeline,
     advance: wgpu::ComputePipeline,
     advance_group: wgpu::BindGroup,
-    /// u32 [N]: the row indices of the submission's batches, one after another.
+    /// The update counter: word STATE_SLOT is the submission's update j (zeroed before it).
+    counter: wgpu::Buffer,
+    /// u32 [`index_cap`]: the row indices of the submission's batches, one after another.
     index: wgpu::Buffer,
+    index_cap: usize,
     /// [u32; 2] [entries]: each update's (first index, rows).
     table: wgpu::Buffer,
     /// Updates one submission holds (the entries of this table and of the optimizer's).
@@ -47,14 +52,27 @@ pub(super) struct GpuMini {
     /// The weights of the last two evaluations: `evals[last]` the last one.
     pub evals: [wgpu::Buffer; 2],
     pub last: usize,
+    /// copy_params.wgsl, which copies a chunk's evaluated weights, params[c], to evals[e]
+    /// with `keep[c][e]` (and dummies for the optimizer state), sized by args entry
+    /// `keep_arg`.
+    pub copy: wgpu::ComputePipeline,
+    pub keep: [[wgpu::BindGroup; 2]; 2],
+    pub keep_arg: usize,
 }
 
-/// The buffers a batch set's gather reads and writes.
+/// The buffers the batch sets' gather and count read and write.
 pub(super) struct GatherBuffers<'a> {
     /// The training rows' activations (features first) and labels.
     pub train: &'a (wgpu::Buffer, wgpu::Buffer),
-    pub stop: &'a wgpu::Buffer,
+    /// The update counter the batch sets' updates read.
+    pub counter: wgpu::Buffer,
+    pub params: &'a [wgpu::Buffer; 2],
+    /// The args entry of the evaluated weights' copy.
+    pub keep_arg: usize,
 }
+
+/// Most row indices one submission holds beyond an epoch's (N): 16 MiB of them.
+const INDEX_WORDS: usize = 1 << 22;
 
 impl GpuMini {
     /// The kit over `full` (and `rem`), sets of B (and N mod B) rows built like the training
@@ -73,7 +91,13 @@ impl GpuMini {
     ) -> Result<Self> {
         let gather = ctx.pipeline(Kernel::GatherRows);
         let advance = ctx.pipeline(Kernel::AdvanceSlot);
-        let index = ctx.storage_of("batch row indices", &vec![0u32; n.max(1)]);
+        // Room for every update the tables hold, or an epoch's rows where that is less.
+        let index_cap = entries
+            .saturating_mul(batching.size)
+            .min(INDEX_WORDS)
+            .max(n)
+            .max(1);
+        let index = ctx.storage_of("batch row indices", &vec![0u32; index_cap]);
         let table = ctx.storage_of("batch table", &vec![[0u32; 2]; entries]);
         let cfg = ctx.uniform(
             "gather_rows cfg",
@@ -87,7 +111,7 @@ impl GpuMini {
             let (tx, ty) = bufs.train;
             let group = ctx.bind_group(
                 &gather,
-                &[tx, ty, &index, &table, bufs.stop, &acts, &labels, &cfg],
+                &[tx, ty, &index, &table, &bufs.counter, &acts, &labels, &cfg],
             );
             Ok(BatchSet {
                 gather: group,
@@ -99,7 +123,21 @@ impl GpuMini {
         let rem_rows = n % batching.size;
         let full = make(full, batching.size)?;
         let rem = rem.map(|s| make(s, rem_rows)).transpose()?;
-        let advance_group = ctx.bind_group(&advance, &[bufs.stop]);
+        let advance_group = ctx.bind_group(&advance, &[&bufs.counter]);
+        let evals = [
+            ctx.storage("last evaluation's weights", params),
+            ctx.storage("previous evaluation's weights", params),
+        ];
+        let copy = ctx.pipeline(Kernel::CopyParams);
+        // Read and written dummies must differ: a buffer is bound either way in one group.
+        let dummy = |what| ctx.storage(what, &[0.0; 4]);
+        let (src, dst_m, dst_v) = (dummy("keep src"), dummy("keep m"), dummy("keep v"));
+        let keep = [0, 1].map(|c| {
+            [0, 1].map(|e| {
+                let from = &bufs.params[c];
+                ctx.bind_group(&copy, &[from, &evals[e], &src, &src, &dst_m, &dst_v])
+            })
+        });
         Ok(GpuMini {
             batching,
             n,
@@ -109,7 +147,9 @@ impl GpuMini {
             gather,
             advance,
             advance_group,
+            counter: bufs.counter,
             index,
+            index_cap,
             table,
             entries,
             pending: Vec::new(),
@@ -117,19 +157,28 @@ impl GpuMini {
             staged_table: Vec::with_capacity(entries),
             epoch: None,
             order: Vec::new(),
-            evals: [
-                ctx.storage("last evaluation's weights", params),
-                ctx.storage("previous evaluation's weights", params),
-            ],
+            evals,
             last: 0,
+            copy,
+            keep,
+            keep_arg: bufs.keep_arg,
         })
     }
 
     /// Whether update `k` (0-based over the run) can join the pending ones, or they must be
     /// sent first: the index buffer and the tables hold one submission's worth.
     pub fn has_room(&self, k: u64) -> bool {
-        let rows = self.batching.batch(self.n, k).1.len();
-        self.pending.len() < self.entries && self.staged_index.len() + rows <= self.n
+        self.has_room_for(k..k + 1)
+    }
+
+    /// Whether updates `ks` can all join the pending ones.
+    pub fn has_room_for(&self, ks: std::ops::Range<u64>) -> bool {
+        let count = ks.end.saturating_sub(ks.start);
+        if count > (self.entries - self.pending.len()) as u64 {
+            return false;
+        }
+        let rows: usize = ks.map(|k| self.batching.batch(self.n, k).1.len()).sum();
+        self.staged_index.len() + rows <= self.index_cap
     }
 
     /// Adds update `k`: its batch's rows in its epoch's order.
@@ -145,10 +194,13 @@ impl GpuMini {
         self.staged_index.extend_from_slice(&self.order[range]);
     }
 
-    /// Writes the pending updates' indices and table for the next submission.
+    /// Writes the pending updates' indices and table for the next submission, and the
+    /// update counter's 0.
     pub fn stage(&self, queue: &wgpu::Queue) {
         queue.write_buffer(&self.index, 0, bytemuck::cast_slice(&self.staged_index));
         queue.write_buffer(&self.table, 0, bytemuck::cast_slice(&self.staged_table));
+        let at = std::mem::offset_of!(State, slot) as u64;
+        queue.write_buffer(&self.counter, at, bytemuck::bytes_of(&0u32));
     }
 
     /// After the submission: nothing pending.
@@ -213,23 +265,12 @@ impl GpuSession {
         let k0 = self.opt.step0 + self.updates - count as u64;
         self.opt.stage(q, 0, k0, count);
         mini.stage(q);
-        let at = std::mem::offset_of!(State, slot) as u64;
-        q.write_buffer(&self.chunks.state, at, bytemuck::bytes_of(&0u32));
         let mut enc = self.encoder();
         let mut c = self.cur;
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for &rem in &mini.pending {
-                let set = mini.set(rem);
-                mini.record_gather(&mut pass, set);
-                for d in &set.forward {
-                    self.record(&mut pass, d, c);
-                }
-                for d in &set.backward {
-                    self.record(&mut pass, d, 1 - c);
-                }
-                mini.record_advance(&mut pass);
-                c = 1 - c;
+                c = self.record_batch_update(&mut pass, &mini, rem, c);
             }
         }
         self.ctx.queue.submit([enc.finish()]);
@@ -238,6 +279,28 @@ impl GpuSession {
         mini.clear();
         self.mini = Some(mini);
         Ok(())
+    }
+
+    /// Records one update on `mini`'s full or remainder (`rem`) batch set, from the weights in
+    /// params[c] into params[1 − c]: the gather, the forward pass, the backward pass and
+    /// step, the count. Returns 1 − c.
+    pub(super) fn record_batch_update(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        mini: &GpuMini,
+        rem: bool,
+        c: usize,
+    ) -> usize {
+        let set = mini.set(rem);
+        mini.record_gather(pass, set);
+        for d in &set.forward {
+            self.record(pass, d, c);
+        }
+        for d in &set.backward {
+            self.record(pass, d, 1 - c);
+        }
+        mini.record_advance(pass);
+        1 - c
     }
 
     /// Records the copy of the evaluated weights, params[cur], as the last evaluation's (the

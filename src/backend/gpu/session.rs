@@ -1,6 +1,8 @@
 //! The training session: every buffer, pipeline and bind group made once when it opens, and
 //! the per-iteration protocol (evaluate, a lazily recorded update, the weights' ping-pong).
 
+use std::mem::size_of;
+
 use wgpu::util::DeviceExt;
 
 use super::chunk::args_offset;
@@ -200,6 +202,13 @@ impl GpuSession {
             (forward, train.backward, train.logits, None, train.segments)
         };
         // Mini-batches: a set of B rows (and one of the remainder), filled by gather_rows.wgsl.
+        // Their updates count themselves in a word of their own (advance_slot.wgsl), apart
+        // from the stop rule's slot, which counts a chunk's checks.
+        let counter = ctx.storage_of("update counter", &[0u32; size_of::<State>() / 4]);
+        let batch_shared = Shared {
+            stop: &counter,
+            ..shared
+        };
         let mut batch_sets = match batching {
             None => None,
             Some(b) => {
@@ -213,7 +222,7 @@ impl GpuSession {
                     label: data.label.clone(),
                     source: String::new(),
                 };
-                let set = |what, rows| shared.set(what, &zeros(rows), train_cut, 0, 0, true);
+                let set = |what, rows| batch_shared.set(what, &zeros(rows), train_cut, 0, 0, true);
                 let full = set("a mini-batch's rows", b.size)?;
                 check_one_segment(full.segments.len())?;
                 let rem = data.rows % b.size;
@@ -249,6 +258,14 @@ impl GpuSession {
             }
         }
         let one = DispatchArgs { x: 1, y: 1, z: 1 };
+        // A chunk's copy of each check's weights (copy_params.wgsl), a no-op after a pause.
+        let keep_arg = batch_sets.as_ref().map(|_| {
+            live_args.push(DispatchArgs {
+                x: u32::try_from(p.div_ceil(WORKGROUP)).unwrap_or(u32::MAX),
+                ..one
+            });
+            live_args.len() - 1
+        });
         if looped {
             // lr_loop.wgsl's evaluation (arg 0) and update (arg 1), added below.
             live_args.extend([one, one]);
@@ -264,7 +281,9 @@ impl GpuSession {
                 rem,
                 GatherBuffers {
                     train: &train_rows[0],
-                    stop: &stop,
+                    counter,
+                    params: &params,
+                    keep_arg: keep_arg.unwrap_or_default(),
                 },
                 opt.entries,
                 &cfg.params,
@@ -647,10 +666,6 @@ impl Session for GpuSession {
     }
 
     fn max_chunk(&self, r: &ChunkRule) -> Option<u32> {
-        if self.mini.is_some() {
-            // The updates between checks already go in one submission.
-            return None;
-        }
         self.chunk_capacity(r).map(|k| k.min(MAX_CHUNK))
     }
 
