@@ -37,7 +37,7 @@
 //                                              update at step i of the loop below (the one
 //                                              before the dispatch's evaluation i)
 //   16 pflags  storage, read        u32[P]     bit PARAM_DECAYS: a weight (decayed), else a
-//                                              bias
+//                                              bias; bit PARAM_PRUNED: held at 0
 //   17 m_buf   storage, read_write  f32[P]     the first optimizer state buffer, in place (a
 //                                              dummy of 4 if opt.buffers = 0)
 //   18 v_buf   storage, read_write  f32[P]     the second, in place (a dummy if < 2)

@@ -12,7 +12,8 @@
 //                                              update before evaluation j of a chunk (entry 0
 //                                              also of an update outside a chunk)
 //   6  pflags    storage, read        u32[P]   bit PARAM_DECAYS: parameter p is a weight
-//                                              (decayed), else a bias
+//                                              (decayed), else a bias; bit PARAM_PRUNED: p
+//                                              is pruned, held at 0
 //   7  m         storage, read_write  f32[P]   the first state buffer (SGD's momentum, Adam's
 //                                              exp_avg), updated in place; a dummy of 4 if
 //                                              opt.buffers = 0

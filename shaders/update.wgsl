@@ -3,7 +3,8 @@
 // own: step_param() uses the including file's `opt` (OptConsts), `pflags` (u32[P]) and the
 // state buffers `m_buf`, `v_buf` (f32[P], dummies where unused), which both declare.
 // step_param(p, s, w, g) is parameter p's weight after one step: its state loaded, stepped by
-// apply_update and stored back (only the buffers the optimizer has).
+// apply_update and stored back (only the buffers the optimizer has); a pruned parameter
+// (pflags bit PARAM_PRUNED) gets exactly 0, and its state 0.
 // apply_update(c, s, w, g, &m, &v, decays) is one parameter's weight after one step from w
 // with the gradient g (of the full batch, or of a mini-batch) and optimizer state m, v (unused
 // ones are ignored), with the optimizer constants c and update k's scalars s; `decays`: it is
@@ -81,7 +82,12 @@ fn step_param(p: u32, s: StepScalars, w: f32, g: f32) -> f32 {
         v = v_buf[p];
     }
     let decays = (pflags[p] & PARAM_DECAYS) != 0u;
-    let next = apply_update(opt, s, w, g, &m, &v, decays);
+    var next = apply_update(opt, s, w, g, &m, &v, decays);
+    if ((pflags[p] & PARAM_PRUNED) != 0u) {
+        next = 0.0;
+        m = 0.0;
+        v = 0.0;
+    }
     if (opt.buffers > 0u) {
         m_buf[p] = m;
     }

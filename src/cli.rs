@@ -18,7 +18,9 @@ use crate::stop::{MinDelta, StopRule};
 use crate::train::{Monitor, SyncMode};
 
 mod optim;
+mod prune;
 pub use optim::OptimArgs;
+pub use prune::PruneArgs;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,10 @@ pub struct Cli {
 pub enum Command {
     /// Train a classifier on a CSV file or a built-in data set.
     Train(Box<TrainArgs>),
+    /// Prune a saved model to the smallest that still meets a target: each round removes a
+    /// fraction of the weights (or hidden units) left, then fine-tunes only until the target
+    /// is met again.
+    Prune(Box<PruneArgs>),
     /// Apply a saved model (train --save) to a CSV file: one probability and class per row.
     Predict(PredictArgs),
     /// Metrics and confusion counts of a saved model on a labelled CSV file.

@@ -91,6 +91,9 @@ pub fn flags(bytes: &[u8]) {
         Command::Train(args) => {
             let _ = args.job();
         }
+        Command::Prune(args) => {
+            let _ = args.job();
+        }
         Command::Predict(args) => {
             let _ = crate::cli::check_adapter(args.apply.backend, args.apply.adapter.as_deref());
         }

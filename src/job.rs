@@ -1,5 +1,6 @@
 //! A whole training job as typed configuration: what the command line builds and tests call.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -344,7 +345,7 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
 }
 
 /// `--hidden` and `--activation`, where given, must match the `--init-weights` model.
-fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Result<()> {
+pub fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) -> Result<()> {
     let hidden = &model.spec.layers[1..model.spec.layers.len() - 1];
     let list = |h: &[usize]| {
         let v: Vec<String> = h.iter().map(|x| x.to_string()).collect();
@@ -390,22 +391,117 @@ pub fn run(
     job: &TrainJob,
     checked: &outputs::Checked,
     settled: impl FnOnce(&StopRule),
-    mut observe: impl FnMut(&CheckRecord),
+    observe: impl FnMut(&CheckRecord),
 ) -> Result<JobResult> {
-    if !(job.lr.is_finite() && job.lr > 0.0) {
-        return Err(Error::Config(format!(
-            "--lr {}: must be a finite number above 0",
-            job.lr
-        )));
-    }
+    check_lr(job)?;
     let start = Instant::now();
     let Loaded {
-        train: mut data,
-        mut val,
+        train,
+        val,
         standardized,
         standardizer,
         init,
     } = load(job)?;
+    let resume = resume_state(job, init.as_ref())?;
+    let (spec, params) = match (init, &job.init_weights) {
+        (Some(f), Some(path)) => {
+            check_init_arch(job, path, &f.model)?;
+            (f.model.spec, Some(f.model.params))
+        }
+        _ => {
+            let activation = job.activation.unwrap_or(Activation::Relu);
+            let k = train.label.k();
+            if job.head == Some(Head::Sigmoid) && k != 2 {
+                return Err(Error::Config(format!(
+                    "--head sigmoid: the label column \"{}\" has {k} classes; a sigmoid head classifies two (use --head softmax)",
+                    train.label.column
+                )));
+            }
+            let head = Head::for_classes(k, job.head);
+            (
+                ModelSpec::with_head(train.features, &job.hidden, activation, head, k)?,
+                None,
+            )
+        }
+    };
+    let rows = Rows {
+        train: Cow::Owned(train),
+        val: val.map(Cow::Owned),
+        standardized,
+        standardizer,
+    };
+    let from = Start {
+        spec,
+        params,
+        resume,
+        mask: None,
+    };
+    run_from(job, rows, from, start, checked, settled, observe)
+}
+
+/// The job's `--lr` is a finite number above 0.
+pub fn check_lr(job: &TrainJob) -> Result<()> {
+    if job.lr.is_finite() && job.lr > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "--lr {}: must be a finite number above 0",
+            job.lr
+        )))
+    }
+}
+
+/// A job's rows, loaded and standardized ([`load`]): owned rows go to the session (the CPU
+/// keeps them without a copy), borrowed ones are copied or uploaded.
+pub struct Rows<'a> {
+    pub train: Cow<'a, Dataset>,
+    pub val: Option<Cow<'a, Dataset>>,
+    pub standardized: bool,
+    pub standardizer: Option<Standardizer>,
+}
+
+/// Where a run's weights start.
+pub struct Start {
+    pub spec: ModelSpec,
+    /// `None`: initialised from the job's seed, once the shapes are checked.
+    pub params: Option<Vec<f32>>,
+    pub resume: Option<OptState>,
+    /// A pruning mask (see [`SessionConfig::mask`]).
+    pub mask: Option<Vec<bool>>,
+}
+
+/// The rows' dataset without its features (what the report needs of it).
+fn without_x(d: &Dataset) -> Dataset {
+    Dataset {
+        x: Vec::new(),
+        y: d.y.clone(),
+        rows: d.rows,
+        features: d.features,
+        feature_names: d.feature_names.clone(),
+        label: d.label.clone(),
+        source: d.source.clone(),
+    }
+}
+
+/// [`run`] on rows already loaded, from `from`; `start` is when the job began (the report's
+/// setup time counts from it).
+pub fn run_from(
+    job: &TrainJob,
+    rows: Rows,
+    from: Start,
+    start: Instant,
+    checked: &outputs::Checked,
+    settled: impl FnOnce(&StopRule),
+    mut observe: impl FnMut(&CheckRecord),
+) -> Result<JobResult> {
+    let Rows {
+        train: train_rows,
+        val: val_rows,
+        standardized,
+        standardizer,
+    } = rows;
+    let data = without_x(&train_rows);
+    let val = val_rows.as_deref().map(without_x);
     let monitor = match (job.monitor, &val) {
         (Some(Monitor::Val), None) => {
             return Err(Error::Config(
@@ -416,35 +512,19 @@ pub fn run(
         (None, Some(_)) => Monitor::Val,
         (None, None) => Monitor::Train,
     };
-    let resume = resume_state(job, init.as_ref())?;
-    let (spec, params) = match (init, &job.init_weights) {
-        (Some(f), Some(path)) => {
-            check_init_arch(job, path, &f.model)?;
-            (f.model.spec, Some(f.model.params))
-        }
-        _ => {
-            let activation = job.activation.unwrap_or(Activation::Relu);
-            let k = data.label.k();
-            if job.head == Some(Head::Sigmoid) && k != 2 {
-                return Err(Error::Config(format!(
-                    "--head sigmoid: the label column \"{}\" has {k} classes; a sigmoid head classifies two (use --head softmax)",
-                    data.label.column
-                )));
-            }
-            let head = Head::for_classes(k, job.head);
-            (
-                ModelSpec::with_head(data.features, &job.hidden, activation, head, k)?,
-                None,
-            )
-        }
-    };
+    let Start {
+        spec,
+        params,
+        resume,
+        mask,
+    } = from;
     // Every buffer is checked against the adapter's limits (or the memory) from the shapes
     // alone, before the parameters are initialised.
     let prepared = backend::prepare(
         job.backend,
         job.adapter.as_deref(),
-        &data,
-        val.as_ref(),
+        &train_rows,
+        val_rows.as_deref(),
         &spec,
     )?;
     let params = params.unwrap_or_else(|| spec.init_params(job.seed));
@@ -481,18 +561,14 @@ pub fn run(
         schedule,
         batch,
         resume,
+        mask,
     };
-    // The session takes the rows' features (the CPU keeps them, the GPU uploads them): X is
-    // not copied; what the report needs of the data stays here.
-    let owned = Dataset {
-        x: std::mem::take(&mut data.x),
-        ..data.clone()
+    // Owned rows go to the session (the CPU keeps them, the GPU uploads them): X is not
+    // copied; what the report needs of the data stays here.
+    let opened = match (train_rows, val_rows) {
+        (Cow::Owned(t), v) => prepared.open_owned(t, v.map(Cow::into_owned), &spec, &cfg)?,
+        (Cow::Borrowed(t), v) => prepared.open(t, v.as_deref(), &spec, &cfg)?,
     };
-    let owned_val = val.as_mut().map(|v| Dataset {
-        x: std::mem::take(&mut v.x),
-        ..v.clone()
-    });
-    let opened = prepared.open_owned(owned, owned_val, &spec, &cfg)?;
     let mut session = opened.session;
     let mut notice = opened.notice;
     let ignored = match (job.chunk, session.adapter()) {

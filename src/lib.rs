@@ -15,6 +15,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod job;
+pub mod masks;
 pub mod memory;
 pub mod metrics;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod outputs;
 pub mod plot;
 pub mod predict;
 pub mod progress;
+pub mod prune;
 pub mod report;
 pub mod runlog;
 pub mod signals;

@@ -8,11 +8,11 @@ use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 
 use wgtrain::backend::gpu;
-use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, TrainArgs};
+use wgtrain::cli::{ApplyArgs, Cli, Command, EvalArgs, PredictArgs, PruneArgs, TrainArgs};
 use wgtrain::job;
 use wgtrain::model::Head;
 use wgtrain::stop::StopReason;
-use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, signals};
+use wgtrain::{atomic, modelfile, outputs, plot, predict, progress, prune, signals};
 
 /// Trains; the exit status is 130 when Ctrl-C stopped the run, 143 for SIGTERM.
 fn train(args: &TrainArgs) -> Result<ExitCode> {
@@ -112,6 +112,91 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         Some(code) if gave_up => ExitCode::from(code),
         _ if !result.write_errors.is_empty() => ExitCode::FAILURE,
         Some(code) if interrupted => ExitCode::from(code),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// `wgtrain prune`: the rounds, then the model, the log and the chart, then the report.
+fn prune_cmd(args: &PruneArgs) -> Result<ExitCode> {
+    let mut job = args.job()?;
+    let t = &args.train;
+    let checked = outputs::check_train(&job.train, t.plot.as_deref())?;
+    outputs::check_report_stdout(&job.train, t.plot.as_deref(), t.json)?;
+    let signals = job.train.interrupt.clone().map(signals::install);
+    job.train.started = signals.as_ref().map(signals::StopSignals::started);
+    let quiet = t.quiet || !std::io::stderr().is_terminal();
+    let outcome = prune::run(&job, &checked, |r| {
+        if !quiet {
+            progress::eprintln_above(&format!(
+                "wgtrain: round {}: sparsity {:.4}, {} weights kept, {:.4} after pruning, {:.4} after {} updates{}",
+                r.round,
+                r.sparsity,
+                r.weights_kept,
+                r.metric_after_pruning,
+                r.metric_after_finetune,
+                r.updates,
+                if r.met { "" } else { " (missed)" }
+            ));
+        }
+    })?;
+    if let Some(s) = &signals {
+        s.writing();
+    }
+    if let Some(n) = &outcome.notice {
+        say(&format!("wgtrain: {n}"));
+    }
+    let mut pending = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(p) = &job.train.save {
+        let meta = serde_json::to_string(&outcome.meta)?;
+        match modelfile::to_bytes_extra(&outcome.saved, &[(modelfile::PRUNING, meta)]) {
+            Ok(bytes) => pending.push(Pending::new("--save", p, bytes)),
+            Err(e) => errors.push(outputs::WriteError::new("--save", p, &e)),
+        }
+    }
+    if let Some(p) = &t.log {
+        let csv = prune::output::log_csv(&outcome.report.rounds);
+        pending.push(Pending::new("--log", p, csv.into_bytes()));
+    }
+    if let Some(p) = &t.plot {
+        match prune::output::svg(&outcome.report) {
+            Ok(svg) => pending.push(Pending::new("--plot", p, svg.into_bytes())),
+            Err(e) => {
+                let e = wgtrain::error::Error::Io {
+                    path: p.clone(),
+                    err: std::io::Error::other(format!("drawing the chart: {e}")),
+                };
+                errors.push(outputs::WriteError::new("--plot", p, &e));
+            }
+        }
+    }
+    let never = std::sync::Arc::default();
+    let stop = job.train.interrupt.as_ref().unwrap_or(&never);
+    for o in &pending {
+        if let Err(e) = checked.write(o.path, &o.bytes, stop) {
+            errors.push(outputs::WriteError::new(o.flag, o.path, &e));
+        }
+    }
+    let text = if t.json {
+        serde_json::to_string_pretty(&outcome.report)?
+    } else {
+        let mut s = prune::output::human(&outcome.report);
+        for o in &pending {
+            if !errors.iter().any(|e| e.flag == o.flag) {
+                s.push_str(&format!("\nwrote {} ({})", o.path.display(), o.flag));
+            }
+        }
+        s
+    };
+    let printed = print_out("the report", &format!("{text}\n"));
+    for w in &errors {
+        say(&format!("wgtrain: error: {w}"));
+    }
+    printed?;
+    let by_signal = signals.as_ref().and_then(|s| s.exit_status());
+    Ok(match by_signal {
+        _ if !errors.is_empty() => ExitCode::FAILURE,
+        Some(code) if outcome.report.ended == "interrupted" => ExitCode::from(code),
         _ => ExitCode::SUCCESS,
     })
 }
@@ -354,6 +439,7 @@ fn main() -> ExitCode {
     logger.init();
     let result = match &cli.command {
         Command::Train(args) => train(args),
+        Command::Prune(args) => prune_cmd(args),
         Command::Predict(args) => predict_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => eval_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Devices { json } => devices(*json).map(|()| ExitCode::SUCCESS),

@@ -40,6 +40,8 @@ pub const FEATURES: &str = "wgtrain.features";
 pub const STANDARDIZATION: &str = "wgtrain.standardization";
 pub const LABEL: &str = "wgtrain.label";
 pub const REPORT: &str = "wgtrain.report";
+/// `wgtrain prune --save`: how the model was pruned (method, sparsity, rounds).
+pub const PRUNING: &str = "wgtrain.pruning";
 
 /// Everything needed to apply trained weights to new rows.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +128,7 @@ mod write;
 
 use header::{Header, parse_header};
 pub use optimizer::{OPTIMIZER, SavedOptimizer};
-pub use write::{report_metadata, to_bytes, to_bytes_full, to_bytes_with};
+pub use write::{report_metadata, to_bytes, to_bytes_extra, to_bytes_full, to_bytes_with};
 
 /// Reads and checks a model file; errors name the file.
 pub fn load(path: &Path) -> Result<ModelFile> {

@@ -312,6 +312,7 @@ pub fn apply(
     grad: &[f32],
     state: &mut OptState,
     k: u64,
+    mask: Option<&[bool]>,
 ) {
     debug_assert_eq!(params.len(), grad.len());
     let c = optim.optimizer.consts();
@@ -321,8 +322,29 @@ pub fn apply(
         for (p, g) in params.iter_mut().zip(grad) {
             *p -= s.lr * g;
         }
-        return;
+    } else {
+        step_all(&c, &s, layout, params, grad, state);
     }
+    if let Some(mask) = mask {
+        // Pruned parameters stay exactly 0, and so does their state.
+        for (i, _) in mask.iter().enumerate().filter(|(_, keep)| !**keep) {
+            params[i] = 0.0;
+            for b in &mut state.buffers {
+                b[i] = 0.0;
+            }
+        }
+    }
+}
+
+/// The optimizer's step on every parameter of `layout`.
+fn step_all(
+    c: &OptConsts,
+    s: &StepScalars,
+    layout: &[LayerLayout],
+    params: &mut [f32],
+    grad: &[f32],
+    state: &mut OptState,
+) {
     let (mut none_m, mut none_v) = (0.0f32, 0.0f32);
     let mut bufs = state.buffers.iter_mut();
     let mut m = bufs.next();
@@ -332,7 +354,7 @@ pub fn apply(
         for i in l.w_off..end {
             let mi = m.as_deref_mut().map_or(&mut none_m, |b| &mut b[i]);
             let vi = v.as_deref_mut().map_or(&mut none_v, |b| &mut b[i]);
-            params[i] = step_one(&c, &s, params[i], grad[i], mi, vi, i < l.b_off);
+            params[i] = step_one(c, s, params[i], grad[i], mi, vi, i < l.b_off);
         }
     }
 }
@@ -357,7 +379,7 @@ mod tests {
         let mut p = w.to_vec();
         let mut st = OptState::new(&optim.optimizer, 3);
         for (k, g) in grads.iter().enumerate() {
-            apply(optim, &layout, &mut p, g, &mut st, k as u64);
+            apply(optim, &layout, &mut p, g, &mut st, k as u64, None);
         }
         p
     }

@@ -50,6 +50,10 @@ pub struct SessionConfig {
     pub batch: Option<Batching>,
     /// The optimizer's state to resume from (a warm start); `None` starts it at zero.
     pub resume: Option<OptState>,
+    /// A pruning mask over the parameters (false: pruned). A pruned parameter is exactly 0.0
+    /// after every update, its optimizer state 0 (the mask is applied in the update); it must
+    /// be 0 in `params` and `resume` already.
+    pub mask: Option<Vec<bool>>,
 }
 
 impl SessionConfig {
@@ -100,6 +104,20 @@ pub(crate) fn check_shapes(
         {
             return Err(Error::Config(
                 "the optimizer state does not match the optimizer and the model".into(),
+            ));
+        }
+    }
+    if let Some(mask) = &cfg.mask {
+        let pruned_nonzero = |v: &[f32]| v.iter().zip(mask).any(|(x, &keep)| !keep && *x != 0.0);
+        if mask.len() != cfg.params.len()
+            || pruned_nonzero(&cfg.params)
+            || cfg
+                .resume
+                .as_ref()
+                .is_some_and(|st| st.buffers.iter().any(|b| pruned_nonzero(b)))
+        {
+            return Err(Error::Config(
+                "the pruning mask does not match the parameters (or a pruned one is not 0)".into(),
             ));
         }
     }

@@ -233,7 +233,7 @@ pub fn evaluate(
 /// so it needs no layout).
 pub fn update(params: &mut [f32], grad: &[f32], lr: f32) {
     let mut none = OptState::default();
-    optim::apply(&Optim::sgd(lr), &[], params, grad, &mut none, 0);
+    optim::apply(&Optim::sgd(lr), &[], params, grad, &mut none, 0, None);
 }
 
 #[cfg(test)]

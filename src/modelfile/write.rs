@@ -36,12 +36,28 @@ pub fn to_bytes_with(model: &Model, report: Option<&Report>, timings: bool) -> R
     to_bytes_full(model, None, report, timings)
 }
 
+/// The file's bytes with further metadata entries (key, JSON text), no report and no
+/// optimizer state.
+pub fn to_bytes_extra(model: &Model, extra: &[(&str, String)]) -> Result<Vec<u8>> {
+    to_bytes_meta(model, None, None, false, extra)
+}
+
 /// The file's bytes with the optimizer state, if any.
 pub fn to_bytes_full(
     model: &Model,
     opt: Option<&SavedOptimizer>,
     report: Option<&Report>,
     timings: bool,
+) -> Result<Vec<u8>> {
+    to_bytes_meta(model, opt, report, timings, &[])
+}
+
+fn to_bytes_meta(
+    model: &Model,
+    opt: Option<&SavedOptimizer>,
+    report: Option<&Report>,
+    timings: bool,
+    extra: &[(&str, String)],
 ) -> Result<Vec<u8>> {
     let p = model.spec.parameter_count();
     if opt.is_some_and(|o| {
@@ -92,6 +108,9 @@ pub fn to_bytes_full(
     }
     if let Some(o) = opt {
         meta.insert(OPTIMIZER.to_string(), json(&optimizer::Meta::of(o)));
+    }
+    for (key, value) in extra {
+        meta.insert(key.to_string(), value.clone());
     }
     let mut tensors = Vec::new();
     for (i, l) in model.spec.layout().iter().enumerate() {

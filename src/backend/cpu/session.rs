@@ -119,6 +119,8 @@ pub struct CpuSession {
     pub(super) logits: Vec<f32>,
     pub(super) evaluated: bool,
     pub(super) simd: Simd,
+    /// The pruning mask (false: held at 0), applied in every update.
+    pub(super) mask: Option<Vec<bool>>,
 }
 
 /// A mini-batch run's scratch: the batch's rows gathered in order, and the blocks over a
@@ -214,6 +216,7 @@ impl CpuSession {
             layout,
             evaluated: false,
             simd: Simd::detect(),
+            mask: cfg.mask.clone(),
         })
     }
 
@@ -298,6 +301,7 @@ impl Session for CpuSession {
             &self.grad,
             &mut self.state,
             k,
+            self.mask.as_deref(),
         );
         self.updates += 1;
         self.evaluated = false;

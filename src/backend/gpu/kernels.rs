@@ -63,6 +63,8 @@ const RULE_RELATIVE: u32 = 16;
 /// Bits of each parameter's word in the optimizer's flags (`pflags` of update kernels): a
 /// weight, which weight decay applies to (else a bias).
 pub(super) const PARAM_DECAYS: u32 = 1;
+/// ... and a pruned parameter, held at exactly 0 with its state 0.
+pub(super) const PARAM_PRUNED: u32 = 2;
 /// Bits of [`Entry::flags`].
 const ENTRY_CHECKED: u32 = 1;
 const ENTRY_IMPROVED: u32 = 2;
@@ -71,7 +73,7 @@ const ENTRY_PAUSED: u32 = 4;
 /// The WGSL `const` lines every kernel starts with: the limits above, defined only here.
 pub(super) fn prelude() -> String {
     let u = |v: usize| v as u64;
-    let consts: [(&str, u64); 34] = [
+    let consts: [(&str, u64); 35] = [
         ("WORKGROUP", u(WORKGROUP)),
         ("LOSS_WORKGROUP", u(LOSS_WORKGROUP)),
         ("STATS_WORKGROUP", u(STATS_WORKGROUP)),
@@ -106,6 +108,7 @@ pub(super) fn prelude() -> String {
         ("METRIC_LOSS", metric_code(Metric::Loss).into()),
         ("STATE_SLOT", u(std::mem::offset_of!(State, slot) / 4)),
         ("PARAM_DECAYS", PARAM_DECAYS.into()),
+        ("PARAM_PRUNED", PARAM_PRUNED.into()),
     ];
     consts
         .iter()

@@ -9,7 +9,7 @@
 //! chunk, by buffer copies outside one.
 
 use super::device::GpuContext;
-use super::kernels::PARAM_DECAYS;
+use super::kernels::{PARAM_DECAYS, PARAM_PRUNED};
 use super::plan::binding_words;
 use crate::backend::{MAX_CHUNK, SessionConfig};
 use crate::model::LayerLayout;
@@ -48,11 +48,17 @@ pub(super) struct OptBuffers {
     scratch: Vec<StepScalars>,
 }
 
-/// Per parameter of `layout` (P in all): [`PARAM_DECAYS`] for a weight, 0 for a bias.
-pub(super) fn param_flags(layout: &[LayerLayout], p: usize) -> Vec<u32> {
+/// Per parameter of `layout` (P in all): [`PARAM_DECAYS`] for a weight, 0 for a bias, and
+/// [`PARAM_PRUNED`] where `mask` is false.
+pub(super) fn param_flags(layout: &[LayerLayout], p: usize, mask: Option<&[bool]>) -> Vec<u32> {
     let mut flags = vec![0u32; p];
     for l in layout {
         flags[l.w_off..l.b_off].fill(PARAM_DECAYS);
+    }
+    if let Some(mask) = mask {
+        for (f, _) in flags.iter_mut().zip(mask).filter(|(_, keep)| !**keep) {
+            *f |= PARAM_PRUNED;
+        }
     }
     flags
 }
@@ -73,7 +79,10 @@ impl OptBuffers {
             optim,
             consts: ctx.uniform("optimizer constants", &optim.optimizer.consts()),
             steps: ctx.storage_of("optimizer steps", &written),
-            flags: ctx.storage_of("parameter flags", &param_flags(layout, p)),
+            flags: ctx.storage_of(
+                "parameter flags",
+                &param_flags(layout, p, cfg.mask.as_deref()),
+            ),
             state: [buf("optimizer state m", 0), buf("optimizer state v", 1)],
             best: [
                 buf("best optimizer state m", 0),
@@ -142,7 +151,7 @@ mod tests {
         ];
         let d = PARAM_DECAYS;
         assert_eq!(
-            param_flags(&layout, 13),
+            param_flags(&layout, 13, None),
             [d, d, d, d, d, d, 0, 0, 0, d, d, d, 0]
         );
     }
