@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::backend::{self, BackendChoice, SessionConfig};
+use crate::backend::{self, BackendChoice, Session, SessionConfig};
 use crate::batches::Batching;
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
 use crate::error::{Error, Result};
@@ -492,8 +492,39 @@ pub fn run_from(
     start: Instant,
     checked: &outputs::Checked,
     settled: impl FnOnce(&StopRule),
-    mut observe: impl FnMut(&CheckRecord),
+    observe: impl FnMut(&CheckRecord),
 ) -> Result<JobResult> {
+    open(job, rows, from, settled)?.train(job, start, checked, observe)
+}
+
+/// A job's session, open and ready to train; [`OpenJob::restart`] starts it over.
+pub struct OpenJob {
+    session: Box<dyn Session>,
+    /// A one-line notice for the user (e.g. the CPU fallback), if any.
+    pub notice: Option<String>,
+    spec: ModelSpec,
+    cfg: SessionConfig,
+    /// The rows without their features, for the report.
+    data: Dataset,
+    val: Option<Dataset>,
+    standardized: bool,
+    standardizer: Option<Standardizer>,
+    monitor: Monitor,
+    per_epoch: u64,
+    /// The rule as settled (`--max-epochs`, per-epoch checks); a caller may change its
+    /// bounds between runs (the session's schedule stays the one it opened with).
+    pub rule: StopRule,
+    step0: u64,
+}
+
+/// Opens the job's session over `rows` from `from`; `settled` sees the rule once the rows are
+/// known.
+pub fn open(
+    job: &TrainJob,
+    rows: Rows,
+    from: Start,
+    settled: impl FnOnce(&StopRule),
+) -> Result<OpenJob> {
     let Rows {
         train: train_rows,
         val: val_rows,
@@ -569,7 +600,7 @@ pub fn run_from(
         (Cow::Owned(t), v) => prepared.open_owned(t, v.map(Cow::into_owned), &spec, &cfg)?,
         (Cow::Borrowed(t), v) => prepared.open(t, v.as_deref(), &spec, &cfg)?,
     };
-    let mut session = opened.session;
+    let session = opened.session;
     let mut notice = opened.notice;
     let ignored = match (job.chunk, session.adapter()) {
         (Some(k), None) => Some(format!(
@@ -583,120 +614,172 @@ pub fn run_from(
             None => ignored,
         });
     }
-    if let Some(s) = &job.started {
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    let mut log = match &job.log {
-        Some(p) => Some(
-            RunLog::create(p, val.is_some(), checked)
-                .map_err(|e| Error::Config(WriteError::new("--log", p, &e).to_string()))?,
-        ),
-        None => None,
-    };
-    let setup_s = start.elapsed().as_secs_f64();
-    let opts = TrainOptions {
-        rule: rule.clone(),
-        monitor,
-        restore_best: job.restore_best,
-        sync: job.sync,
-        chunk: job.chunk,
-        interrupt: job.interrupt.clone(),
-    };
-    // A failed log write does not stop the run: the log is closed, the error said at once and
-    // again in the result.
-    let mut write_errors = Vec::new();
-    let outcome = train::train(session.as_mut(), &opts, |c| {
-        observe(c);
-        if let (Some(l), Some(p)) = (log.as_mut(), &job.log) {
-            if let Err(e) = l.write(c) {
-                let w = WriteError::new("--log", p, &e);
-                progress::eprintln_above(&format!(
-                    "wgtrain: error: {w}; training goes on without the log"
-                ));
-                write_errors.push(w);
-                log = None;
-            }
-        }
-        Ok(())
-    })?;
-    drop(log);
-    let adapter = session.adapter();
-    // The state that goes with the returned weights; none for a non-finite stop's.
-    let optimizer = match outcome.stop.reason {
-        StopReason::NonFinite if !outcome.stop.restored_best => None,
-        _ => {
-            let mut state = session.optimizer_state(outcome.stop.restored_best)?;
-            state.step = step0 + outcome.stop.iteration;
-            Some(SavedOptimizer {
-                optimizer: cfg.optimizer,
-                state,
-            })
-        }
-    };
-    let report = Report {
-        backend: if adapter.is_some() { "gpu" } else { "cpu" }.into(),
-        adapter,
-        data: DataInfo {
-            source: data.source.clone(),
-            rows: data.rows,
-            features: data.features,
-            positives: data.binary_positives(),
-            classes: data.label.classes.clone(),
-            label_mapping: data.label.json(spec.head == Head::Softmax),
-            standardized,
-            val: val.as_ref().map(|v| ValInfo {
-                source: v.source.clone(),
-                rows: v.rows,
-                positives: v.binary_positives(),
-            }),
-        },
-        model: ModelInfo {
-            layers: spec.layers.clone(),
-            head: spec.head,
-            activation: (!spec.is_logistic()).then_some(spec.activation),
-            parameters: spec.parameter_count(),
-            checksum: model::checksum(&outcome.params),
-        },
-        stop: StopReport {
-            message: report::stop_message(&outcome.stop, &rule),
-            info: outcome.stop.clone(),
-        },
-        metrics: FullMetrics::new(&outcome.counts.train, &data.label.classes),
-        val_metrics: outcome
-            .counts
-            .val
-            .as_ref()
-            .map(|c| FullMetrics::new(c, &data.label.classes)),
-        max_iter: rule.max_iter,
-        eval_every: rule.eval_every,
-        training: TrainingInfo::new(&cfg, data.rows, per_epoch),
-        restore_best: job.restore_best,
-        lr: job.lr,
-        seed: job.seed,
-        timing: Timing {
-            setup_s,
-            train_s: outcome.train_s,
-            // Iterations run: the updates, or at full batch the evaluations (t = 0 included).
-            iterations_per_s: if outcome.train_s > 0.0 {
-                outcome.evaluations.max(outcome.updates) as f64 / outcome.train_s
-            } else {
-                0.0
-            },
-        },
-    };
-    let model = Model {
-        spec,
-        features: data.feature_names.clone(),
-        standardization: standardizer.as_ref().map(modelfile::file_standardization),
-        label: data.label.clone(),
-        params: outcome.params.clone(),
-    };
-    Ok(JobResult {
-        report,
-        outcome,
+    Ok(OpenJob {
+        session,
         notice,
-        model,
-        optimizer,
-        write_errors,
+        spec,
+        cfg,
+        data,
+        val,
+        standardized,
+        standardizer,
+        monitor,
+        per_epoch,
+        rule,
+        step0,
     })
+}
+
+impl OpenJob {
+    /// The session starts over from `params` under `mask`, with a fresh optimizer state.
+    pub fn restart(&mut self, params: &[f32], mask: Option<&[bool]>) -> Result<()> {
+        self.session.restart(params, mask)?;
+        self.cfg.resume = None;
+        self.cfg.mask = mask.map(<[bool]>::to_vec);
+        self.step0 = 0;
+        Ok(())
+    }
+
+    /// Trains the session from where it stands under `self.rule` and reports; `start` is when
+    /// the job began.
+    pub fn train(
+        &mut self,
+        job: &TrainJob,
+        start: Instant,
+        checked: &outputs::Checked,
+        mut observe: impl FnMut(&CheckRecord),
+    ) -> Result<JobResult> {
+        let OpenJob {
+            session,
+            notice,
+            spec,
+            cfg,
+            data,
+            val,
+            standardized,
+            standardizer,
+            monitor,
+            per_epoch,
+            rule,
+            step0,
+        } = self;
+        let (monitor, per_epoch, step0, standardized) =
+            (*monitor, *per_epoch, *step0, *standardized);
+        if let Some(s) = &job.started {
+            s.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let mut log = match &job.log {
+            Some(p) => Some(
+                RunLog::create(p, val.is_some(), checked)
+                    .map_err(|e| Error::Config(WriteError::new("--log", p, &e).to_string()))?,
+            ),
+            None => None,
+        };
+        let setup_s = start.elapsed().as_secs_f64();
+        let opts = TrainOptions {
+            rule: rule.clone(),
+            monitor,
+            restore_best: job.restore_best,
+            sync: job.sync,
+            chunk: job.chunk,
+            interrupt: job.interrupt.clone(),
+        };
+        // A failed log write does not stop the run: the log is closed, the error said at once and
+        // again in the result.
+        let mut write_errors = Vec::new();
+        let outcome = train::train(session.as_mut(), &opts, |c| {
+            observe(c);
+            if let (Some(l), Some(p)) = (log.as_mut(), &job.log) {
+                if let Err(e) = l.write(c) {
+                    let w = WriteError::new("--log", p, &e);
+                    progress::eprintln_above(&format!(
+                        "wgtrain: error: {w}; training goes on without the log"
+                    ));
+                    write_errors.push(w);
+                    log = None;
+                }
+            }
+            Ok(())
+        })?;
+        drop(log);
+        let adapter = session.adapter();
+        // The state that goes with the returned weights; none for a non-finite stop's.
+        let optimizer = match outcome.stop.reason {
+            StopReason::NonFinite if !outcome.stop.restored_best => None,
+            _ => {
+                let mut state = session.optimizer_state(outcome.stop.restored_best)?;
+                state.step = step0 + outcome.stop.iteration;
+                Some(SavedOptimizer {
+                    optimizer: cfg.optimizer,
+                    state,
+                })
+            }
+        };
+        let report = Report {
+            backend: if adapter.is_some() { "gpu" } else { "cpu" }.into(),
+            adapter,
+            data: DataInfo {
+                source: data.source.clone(),
+                rows: data.rows,
+                features: data.features,
+                positives: data.binary_positives(),
+                classes: data.label.classes.clone(),
+                label_mapping: data.label.json(spec.head == Head::Softmax),
+                standardized,
+                val: val.as_ref().map(|v| ValInfo {
+                    source: v.source.clone(),
+                    rows: v.rows,
+                    positives: v.binary_positives(),
+                }),
+            },
+            model: ModelInfo {
+                layers: spec.layers.clone(),
+                head: spec.head,
+                activation: (!spec.is_logistic()).then_some(spec.activation),
+                parameters: spec.parameter_count(),
+                checksum: model::checksum(&outcome.params),
+            },
+            stop: StopReport {
+                message: report::stop_message(&outcome.stop, &rule),
+                info: outcome.stop.clone(),
+            },
+            metrics: FullMetrics::new(&outcome.counts.train, &data.label.classes),
+            val_metrics: outcome
+                .counts
+                .val
+                .as_ref()
+                .map(|c| FullMetrics::new(c, &data.label.classes)),
+            max_iter: rule.max_iter,
+            eval_every: rule.eval_every,
+            training: TrainingInfo::new(&cfg, data.rows, per_epoch),
+            restore_best: job.restore_best,
+            lr: job.lr,
+            seed: job.seed,
+            timing: Timing {
+                setup_s,
+                train_s: outcome.train_s,
+                // Iterations run: the updates, or at full batch the evaluations (t = 0 included).
+                iterations_per_s: if outcome.train_s > 0.0 {
+                    outcome.evaluations.max(outcome.updates) as f64 / outcome.train_s
+                } else {
+                    0.0
+                },
+            },
+        };
+        let model = Model {
+            spec: spec.clone(),
+            features: data.feature_names.clone(),
+            standardization: standardizer.as_ref().map(modelfile::file_standardization),
+            label: data.label.clone(),
+            params: outcome.params.clone(),
+        };
+        Ok(JobResult {
+            report,
+            outcome,
+            notice: notice.clone(),
+            model,
+            optimizer,
+            write_errors,
+        })
+    }
 }

@@ -87,6 +87,23 @@ pub struct Evaluation {
 }
 
 /// Rejects parameters, data and validation data whose shapes do not fit together.
+/// That `params` has P entries and `mask` (if any) P with every pruned parameter 0.
+pub(crate) fn check_restart(p: usize, params: &[f32], mask: Option<&[bool]>) -> Result<()> {
+    let fits = params.len() == p
+        && mask.is_none_or(|m| {
+            m.len() == p && params.iter().zip(m).all(|(x, &keep)| keep || *x == 0.0)
+        });
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            "restart: the parameters or the pruning mask do not match the session (or a pruned \
+             one is not 0)"
+                .into(),
+        ))
+    }
+}
+
 pub(crate) fn check_shapes(
     data: &Dataset,
     val: Option<&Dataset>,
@@ -199,6 +216,10 @@ pub trait Session {
     fn save_best(&mut self) -> Result<()>;
     /// The weights last kept by `save_best` (the initial ones if none were).
     fn best_params(&mut self) -> Result<Vec<f32>>;
+    /// Starts over from `params` under `mask` (see [`SessionConfig::mask`]) with a fresh
+    /// optimizer state at step 0, keeping the rows and everything allocated: the session is
+    /// then as one newly opened with these. (Pruning's rounds.)
+    fn restart(&mut self, params: &[f32], mask: Option<&[bool]>) -> Result<()>;
     /// `None` for the CPU.
     fn adapter(&self) -> Option<AdapterDesc>;
     /// The output-layer logits z of the training rows from the last `evaluate`: [rows ×

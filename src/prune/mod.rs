@@ -241,12 +241,13 @@ pub fn run(
     let rule = &job.train.rule;
     let lower_better = rule.metric == Metric::Loss;
 
-    // One fine-tuning run from `params` under `mask` for at most `max_iter` updates, toward
-    // `threshold`; returns its result and the metric at t = 0.
-    let round_job = |threshold: Option<f64>, max_iter: u64| TrainJob {
+    // One session for every round: the dense model's evaluation (max-iter 0), then per round
+    // a restart from the pruned weights under the new mask and a fine-tuning toward the
+    // target, for at most --round-max-iter updates.
+    let tune = TrainJob {
         rule: StopRule {
-            threshold,
-            max_iter,
+            threshold: None,
+            max_iter: job.round_max_iter,
             ..rule.clone()
         },
         init_weights: None,
@@ -254,41 +255,25 @@ pub fn run(
         save: None,
         ..job.train.clone()
     };
-    let fine_tune = |tj: &TrainJob, params: Vec<f32>, mask: Option<Vec<bool>>| {
-        let rows = Rows {
-            train: Cow::Borrowed(&loaded.train),
-            val: loaded.val.as_ref().map(Cow::Borrowed),
-            standardized: loaded.standardized,
-            standardizer: loaded.standardizer.clone(),
-        };
-        let from = Start {
-            spec: spec.clone(),
-            params: Some(params),
-            resume: None,
-            mask,
-        };
-        let mut first: Option<CheckRecord> = None;
-        let result = job::run_from(
-            tj,
-            rows,
-            from,
-            Instant::now(),
-            checked,
-            |_| {},
-            |c| {
-                if first.is_none() {
-                    first = Some(*c);
-                }
-            },
-        )?;
-        Ok::<_, Error>((result, first))
+    let rows = Rows {
+        train: Cow::Borrowed(&loaded.train),
+        val: loaded.val.as_ref().map(Cow::Borrowed),
+        standardized: loaded.standardized,
+        standardizer: loaded.standardizer.clone(),
     };
-
-    // The dense model's metric: an evaluation alone (max-iter 0).
-    let (dense, _) = fine_tune(&round_job(None, 0), init.model.params.clone(), None)?;
+    let from = Start {
+        spec: spec.clone(),
+        params: Some(init.model.params.clone()),
+        resume: None,
+        mask: None,
+    };
+    let mut open = job::open(&tune, rows, from, |_| {})?;
+    let tuned_rule = open.rule.clone();
+    open.rule.max_iter = 0;
+    let dense = open.train(&tune, began, checked, |_| {})?;
     let dense_value = dense.report.stop.info.value;
     let monitor = dense.report.stop.info.monitor;
-    let notice = dense.notice.clone();
+    let notice = open.notice.clone();
     let (target, target_from) = match job.threshold {
         Some(t) => (t, "threshold"),
         None if lower_better => (dense_value + job.tolerance, "dense_minus_tolerance"),
@@ -301,7 +286,20 @@ pub fn run(
             v >= target
         }
     };
-    let tune = round_job(Some(target), job.round_max_iter);
+    open.rule = StopRule {
+        threshold: Some(target),
+        ..tuned_rule
+    };
+    let mut fine_tune = |params: &[f32], mask: &[bool]| {
+        open.restart(params, Some(mask))?;
+        let mut first: Option<CheckRecord> = None;
+        let result = open.train(&tune, Instant::now(), checked, |c| {
+            if first.is_none() {
+                first = Some(*c);
+            }
+        })?;
+        Ok::<_, Error>((result, first))
+    };
     let setup_s = began.elapsed().as_secs_f64();
 
     let weights_total = masks::weights(&layout);
@@ -360,7 +358,7 @@ pub fn run(
             .zip(&next.mask)
             .map(|(&w, &keep)| if keep { w } else { 0.0 })
             .collect();
-        let (result, first) = fine_tune(&tune, masked, Some(next.mask.clone()))?;
+        let (result, first) = fine_tune(&masked, &next.mask)?;
         let info = &result.report.stop.info;
         let after_pruning = first.map_or(f64::NAN, |c| {
             let m = match (monitor, c.val) {

@@ -331,6 +331,27 @@ impl Session for CpuSession {
         Ok(self.prev.clone())
     }
 
+    fn restart(&mut self, params: &[f32], mask: Option<&[bool]>) -> Result<()> {
+        crate::backend::check_restart(self.params.len(), params, mask)?;
+        for w in [&mut self.params, &mut self.prev, &mut self.best] {
+            w.copy_from_slice(params);
+        }
+        if self.mini.is_some() {
+            self.last_eval.copy_from_slice(params);
+        }
+        if let Some(m) = self.mini.as_mut() {
+            m.epoch = None;
+        }
+        self.state.step = 0;
+        for b in self.state.buffers.iter_mut().chain(&mut self.best_state) {
+            b.fill(0.0);
+        }
+        self.updates = 0;
+        self.evaluated = false;
+        self.mask = mask.map(<[bool]>::to_vec);
+        Ok(())
+    }
+
     fn save_best(&mut self) -> Result<()> {
         self.best.copy_from_slice(&self.params);
         for (b, s) in self.best_state.iter_mut().zip(&self.state.buffers) {

@@ -130,6 +130,11 @@ pub(super) fn chunk_kit(
 }
 
 impl ChunkKit {
+    /// The state of a fresh session (the device's words are written with each chunk).
+    pub(super) fn restart(&mut self) {
+        self.last_state = (State::zeroed(), vec![0u32; state_ints(self.classes)]);
+    }
+
     /// Sets the device state's slot to 0 where the last chunk left it otherwise (the slot is
     /// the entry of the optimizer's scalars an update reads).
     pub(super) fn clear_slot(&mut self, queue: &wgpu::Queue) {

@@ -165,6 +165,16 @@ impl GpuMini {
         })
     }
 
+    /// Back to the start with the weights `params`: nothing pending, no epoch ordered.
+    pub fn restart(&mut self, queue: &wgpu::Queue, params: &[f32]) {
+        self.clear();
+        self.epoch = None;
+        self.last = 0;
+        for e in &self.evals {
+            queue.write_buffer(e, 0, bytemuck::cast_slice(params));
+        }
+    }
+
     /// Whether update `k` (0-based over the run) can join the pending ones, or they must be
     /// sent first: the index buffer and the tables hold one submission's worth.
     pub fn has_room(&self, k: u64) -> bool {

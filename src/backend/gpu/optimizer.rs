@@ -43,6 +43,8 @@ pub(super) struct OptBuffers {
     pub entries: usize,
     /// The optimizer's step count at the start (resumed).
     pub step0: u64,
+    /// `flags` without a mask: which parameters decay.
+    base_flags: Vec<u32>,
     /// `steps` as last written, so that unchanged entries are not written again.
     written: Vec<StepScalars>,
     scratch: Vec<StepScalars>,
@@ -83,6 +85,7 @@ impl OptBuffers {
                 "parameter flags",
                 &param_flags(layout, p, cfg.mask.as_deref()),
             ),
+            base_flags: param_flags(layout, p, None),
             state: [buf("optimizer state m", 0), buf("optimizer state v", 1)],
             best: [
                 buf("best optimizer state m", 0),
@@ -121,6 +124,23 @@ impl OptBuffers {
     }
 
     /// Records the copy of the state to its best copy (`bytes`: P floats).
+    /// A fresh state at step 0 (zeros, the best's too) under `mask`.
+    pub fn restart(&mut self, queue: &wgpu::Queue, bytes: u64, mask: Option<&[bool]>) {
+        let zeros = vec![0u8; bytes as usize];
+        for b in 0..self.buffers {
+            queue.write_buffer(&self.state[b], 0, &zeros);
+            queue.write_buffer(&self.best[b], 0, &zeros);
+        }
+        self.step0 = 0;
+        let mut flags = self.base_flags.clone();
+        if let Some(mask) = mask {
+            for (f, _) in flags.iter_mut().zip(mask).filter(|(_, keep)| !**keep) {
+                *f |= PARAM_PRUNED;
+            }
+        }
+        queue.write_buffer(&self.flags, 0, bytemuck::cast_slice(&flags));
+    }
+
     pub fn copy_to_best(&self, enc: &mut wgpu::CommandEncoder, bytes: u64) {
         for b in 0..self.buffers {
             enc.copy_buffer_to_buffer(&self.state[b], 0, &self.best[b], 0, bytes);

@@ -648,6 +648,26 @@ impl Session for GpuSession {
         self.mini.as_ref().map(|m| m.per_epoch)
     }
 
+    fn restart(&mut self, params: &[f32], mask: Option<&[bool]>) -> Result<()> {
+        crate::backend::check_restart((self.param_bytes / 4) as usize, params, mask)?;
+        if let Some(m) = self.mini.as_mut() {
+            m.restart(&self.ctx.queue, params);
+        }
+        let q = &self.ctx.queue;
+        for w in self.params.iter().chain([&self.best]) {
+            q.write_buffer(w, 0, bytemuck::cast_slice(params));
+        }
+        self.opt.restart(q, self.param_bytes, mask);
+        self.chunks.restart();
+        self.cur = 0;
+        self.updates = 0;
+        self.pending = false;
+        self.pending_best = None;
+        self.evaluated = false;
+        self.args_stale = true;
+        Ok(())
+    }
+
     fn save_best(&mut self) -> Result<()> {
         // Recorded with the next submission: the weights params[cur] are the same before and
         // after a pending update asked for later (it writes the other buffer), but the
