@@ -15,6 +15,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod job;
+pub mod masks;
 pub mod memory;
 pub mod metrics;
 pub mod model;
