@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::backend::{self, BackendChoice, SessionConfig};
 use crate::batches::Batching;
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
+use crate::early_bird::EarlyBirdSettings;
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, Head, ModelSpec};
 use crate::modelfile::{self, Model, ModelFile, SavedOptimizer};
@@ -72,6 +73,8 @@ pub struct TrainJob {
     pub seed: u64,
     pub lr: f32,
     pub rule: StopRule,
+    /// `--early-bird S` with its eps and window: stop once the magnitude mask settles.
+    pub early_bird: Option<EarlyBirdSettings>,
     /// The optimizer, schedule and batches.
     pub training: TrainingSettings,
     pub backend: BackendChoice,
@@ -525,6 +528,7 @@ pub fn run(
         sync: job.sync,
         chunk: job.chunk,
         interrupt: job.interrupt.clone(),
+        early_bird: job.early_bird.map(|e| e.on(spec.layout())),
     };
     // A failed log write does not stop the run: the log is closed, the error said at once and
     // again in the result.
