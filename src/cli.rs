@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::BackendChoice;
 use crate::backend::MAX_CHUNK;
 use crate::data::{CsvOptions, Demo, DemoOptions};
+use crate::early_bird::{self, EarlyBirdSettings};
 use crate::job::{DataSource, TrainJob, ValSource};
 use crate::metrics::Metric;
 use crate::model::{Activation, Head};
@@ -163,6 +164,17 @@ pub struct TrainArgs {
     /// Return the weights of the best check instead of the last ones.
     #[arg(long)]
     pub restore_best: bool,
+    /// Stop once the magnitude mask at sparsity S (0 < S < 1) has settled: an early-bird
+    /// ticket (You et al. 2020).
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub early_bird: Option<f64>,
+    /// --early-bird: a check is stable when the mask changed in less than this fraction of
+    /// the weights, 0 < E <= 1 [default: 0.1].
+    #[arg(long, value_name = "E", allow_negative_numbers = true)]
+    pub early_bird_eps: Option<f64>,
+    /// --early-bird: stable checks in a row that stop the run, at least 1 [default: 5].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub early_bird_window: Option<u32>,
     /// Write one CSV row per checked iteration (train and validation metrics) as the run goes.
     #[arg(long, value_name = "FILE.csv")]
     pub log: Option<PathBuf>,
@@ -378,10 +390,43 @@ impl TrainArgs {
                 "--positive {p}: only with a sigmoid head (--head softmax treats every class alike)"
             );
         }
+        if self.early_bird.is_none() {
+            let given = [
+                (
+                    "--early-bird-eps",
+                    self.early_bird_eps.map(|v| v.to_string()),
+                ),
+                (
+                    "--early-bird-window",
+                    self.early_bird_window.map(|v| v.to_string()),
+                ),
+            ];
+            for (flag, v) in given {
+                if let Some(v) = v {
+                    bail!(
+                        "{flag} {v}: only with --early-bird S (the sparsity of the watched mask)"
+                    );
+                }
+            }
+        }
         if let (SyncMode::Every, Some(k)) = (self.sync, self.chunk) {
             bail!("--chunk {k}: only with --sync chunk (--sync every reads back every iteration)");
         }
         Ok(())
+    }
+
+    /// The early-bird rule, checked; every error names the flag and echoes the value.
+    fn early_bird(&self) -> Result<Option<EarlyBirdSettings>> {
+        let Some(sparsity) = self.early_bird else {
+            return Ok(None);
+        };
+        let settings = EarlyBirdSettings {
+            sparsity,
+            eps: self.early_bird_eps.unwrap_or(early_bird::DEFAULT_EPS),
+            window: self.early_bird_window.unwrap_or(early_bird::DEFAULT_WINDOW),
+        };
+        settings.check()?;
+        Ok(Some(settings))
     }
 
     pub fn job(&self) -> Result<TrainJob> {
@@ -419,6 +464,7 @@ impl TrainArgs {
             seed: self.seed,
             lr: self.lr,
             rule: self.rule()?,
+            early_bird: self.early_bird()?,
             training: self.optim.settings(self.eval_every.is_some())?,
             val: match (&self.val, self.val_split) {
                 (Some(p), _) => ValSource::File(p.clone()),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::backend::{self, BackendChoice, Session, SessionConfig};
 use crate::batches::Batching;
 use crate::data::{self, CsvOptions, Dataset, Demo, DemoOptions, Standardizer};
+use crate::early_bird::EarlyBirdSettings;
 use crate::error::{Error, Result};
 use crate::model::{self, Activation, Head, ModelSpec};
 use crate::modelfile::{self, Model, ModelFile, SavedOptimizer};
@@ -73,6 +74,8 @@ pub struct TrainJob {
     pub seed: u64,
     pub lr: f32,
     pub rule: StopRule,
+    /// `--early-bird S` with its eps and window: stop once the magnitude mask settles.
+    pub early_bird: Option<EarlyBirdSettings>,
     /// The optimizer, schedule and batches.
     pub training: TrainingSettings,
     pub backend: BackendChoice,
@@ -683,6 +686,7 @@ impl OpenJob {
             sync: job.sync,
             chunk: job.chunk,
             interrupt: job.interrupt.clone(),
+            early_bird: job.early_bird.map(|e| e.on(spec.layout())),
         };
         // A failed log write does not stop the run: the log is closed, the error said at once and
         // again in the result.
@@ -740,7 +744,7 @@ impl OpenJob {
                 checksum: model::checksum(&outcome.params),
             },
             stop: StopReport {
-                message: report::stop_message(&outcome.stop, &rule),
+                message: report::stop_message(&outcome.stop, rule),
                 info: outcome.stop.clone(),
             },
             metrics: FullMetrics::new(&outcome.counts.train, &data.label.classes),
@@ -751,7 +755,7 @@ impl OpenJob {
                 .map(|c| FullMetrics::new(c, &data.label.classes)),
             max_iter: rule.max_iter,
             eval_every: rule.eval_every,
-            training: TrainingInfo::new(&cfg, data.rows, per_epoch),
+            training: TrainingInfo::new(cfg, data.rows, per_epoch),
             restore_best: job.restore_best,
             lr: job.lr,
             seed: job.seed,

@@ -11,6 +11,7 @@ pub mod batches;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod early_bird;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -470,6 +470,7 @@ mod tests {
             best_value: Some(0.95),
             restored_best: false,
             non_finite_at: None,
+            early_bird: None,
         }
     }
 

@@ -297,6 +297,15 @@ pub fn stop_message(s: &StopInfo, rule: &StopRule) -> String {
             rule.max_time.unwrap_or(f64::NAN)
         ),
         StopReason::Interrupted => format!("interrupted at iteration {at}: {watched} {v}"),
+        StopReason::MaskStable => match s.early_bird {
+            Some(eb) => format!(
+                "stopped at iteration {at}: the magnitude mask at sparsity {} changed less than {} for {} checks in a row (mask_stable); {watched} {v}",
+                eb.settings.sparsity, eb.settings.eps, eb.settings.window
+            ),
+            None => format!(
+                "stopped at iteration {at}: the magnitude mask settled (mask_stable); {watched} {v}"
+            ),
+        },
         StopReason::MaxIter => match rule.threshold {
             Some(t) => format!(
                 "reached max_iter {max_iter} without meeting the threshold: {watched} {v} (threshold {})",

@@ -33,6 +33,9 @@ pub enum StopReason {
     MaxTime,
     /// The user interrupted the run (Ctrl-C); set by the training loop, not the engine.
     Interrupted,
+    /// The early-bird rule: the magnitude mask settled; set by the training loop, not the
+    /// engine.
+    MaskStable,
 }
 
 impl StopReason {
@@ -45,6 +48,7 @@ impl StopReason {
             StopReason::MaxIter => "max_iter",
             StopReason::MaxTime => "max_time",
             StopReason::Interrupted => "interrupted",
+            StopReason::MaskStable => "mask_stable",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::backend::{ChunkEntry, ChunkRule, ChunkStart, Evaluation, Session};
+use crate::early_bird::{EarlyBird, EarlyBirdReport, Watch};
 use crate::error::{Error, Result};
 use crate::metrics::{Metric, Metrics};
 use crate::stop::{Decision, Step, StopEngine, StopReason, StopRule};
@@ -42,6 +43,9 @@ pub struct TrainOptions {
     /// Set (e.g. by a Ctrl-C handler) to stop after the current iteration or chunk, with
     /// reason `interrupted` and the weights of that iteration.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Stop with `mask_stable` once the magnitude mask has settled (checked at checks where
+    /// the engine's rules went on).
+    pub early_bird: Option<EarlyBird>,
 }
 
 impl PartialEq for TrainOptions {
@@ -52,7 +56,15 @@ impl PartialEq for TrainOptions {
             self.restore_best,
             self.sync,
             self.chunk,
-        ) == (&o.rule, o.monitor, o.restore_best, o.sync, o.chunk)
+            &self.early_bird,
+        ) == (
+            &o.rule,
+            o.monitor,
+            o.restore_best,
+            o.sync,
+            o.chunk,
+            &o.early_bird,
+        )
     }
 }
 
@@ -65,6 +77,7 @@ impl TrainOptions {
             sync: SyncMode::Chunk,
             chunk: None,
             interrupt: None,
+            early_bird: None,
         }
     }
 }
@@ -105,6 +118,9 @@ pub struct StopInfo {
     /// For `non_finite`: the iteration whose loss was not finite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub non_finite_at: Option<u64>,
+    /// With the early-bird rule: its settings and where its mask stood.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_bird: Option<EarlyBirdReport>,
 }
 
 /// The result of a run: the weights the rules chose and their metrics.
@@ -141,7 +157,9 @@ const CHUNK_SECONDS: f64 = 0.1;
 /// With `SyncMode::Chunk` on a backend that supports it, iterations run in chunks with the
 /// rules judged on the device; this engine replays each chunk's history and stays the judge,
 /// so the stop, the reason and the weights are the same as with `SyncMode::Every`. Only
-/// `max_time` is looked at between chunks rather than between iterations.
+/// `max_time` is looked at between chunks rather than between iterations. With
+/// `early_bird` the host reads the weights at every check, so chunks hold one evaluated
+/// iteration each.
 pub fn train(
     session: &mut dyn Session,
     opts: &TrainOptions,
@@ -158,6 +176,7 @@ pub fn train(
         last_t: 0,
         evaluations: 0,
         per_epoch: session.mini_batches().unwrap_or(1),
+        watch: opts.early_bird.clone().map(Watch::new).transpose()?,
         on_check,
     };
     let chunk_rule = ChunkRule {
@@ -167,7 +186,10 @@ pub fn train(
     };
     let mini = session.mini_batches().is_some();
     let chunks = match opts.sync {
-        SyncMode::Chunk => session.max_chunk(&chunk_rule).map(|max| (&chunk_rule, max)),
+        SyncMode::Chunk => session.max_chunk(&chunk_rule).map(|max| {
+            let max = if run.watch.is_some() { 1 } else { max };
+            (&chunk_rule, max)
+        }),
         SyncMode::Every => None,
     };
     run.run(session, mini, chunks)
@@ -206,6 +228,8 @@ struct Run<'a, F> {
     evaluations: u64,
     /// Updates per epoch (1 at full batch).
     per_epoch: u64,
+    /// The early-bird rule's state, if it is on.
+    watch: Option<Watch>,
     on_check: F,
 }
 
@@ -290,7 +314,8 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                         if step.improved {
                             session.save_best()?;
                         }
-                        if let Decision::Stop(reason) = self.interrupted(step.decision) {
+                        let decision = self.early_bird(session, step)?;
+                        if let Decision::Stop(reason) = self.interrupted(decision) {
                             return self.finish(session, t, reason, now, e);
                         }
                         self.last = Some(now);
@@ -327,7 +352,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                         adopt = paused && improved_last;
                         if opts.chunk.is_none() {
                             k = if paused {
-                                FIRST_CHUNK
+                                FIRST_CHUNK.min(max.max(1))
                             } else if elapsed - began < CHUNK_SECONDS {
                                 (k * 2).min(max.max(1))
                             } else {
@@ -405,7 +430,13 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 session.save_best()?;
             }
             let decision = if last {
-                self.interrupted(step.decision)
+                let d = self.early_bird(session, step)?;
+                self.interrupted(d)
+            } else if self.watch.is_some() && step.checked {
+                return Err(Error::Gpu(format!(
+                    "a chunk held a check before its last iteration ({t}); the early-bird rule \
+                     needs the weights of every check"
+                )));
             } else {
                 step.decision
             };
@@ -418,6 +449,21 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             self.last_t = t;
         }
         Ok(Replayed::Ran(t, improved_last))
+    }
+
+    /// `step`'s decision, or at a check where the engine went on, a stop with `mask_stable`
+    /// when the early-bird rule holds for the session's weights (those of the check).
+    fn early_bird(&mut self, session: &mut dyn Session, step: Step) -> Result<Decision> {
+        match &mut self.watch {
+            Some(w) if step.checked && step.decision == Decision::Continue => {
+                Ok(if w.observe(&session.params()?)? {
+                    Decision::Stop(StopReason::MaskStable)
+                } else {
+                    Decision::Continue
+                })
+            }
+            _ => Ok(step.decision),
+        }
     }
 
     /// `decision`, or a stop with `interrupted` once the interrupt flag is set.
@@ -483,6 +529,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                 best_value: self.engine.best().map(|b| b.1),
                 restored_best: restored.is_some(),
                 non_finite_at: (reason == StopReason::NonFinite).then_some(t),
+                early_bird: self.watch.as_ref().map(Watch::report),
             },
             metrics: m,
             val_metrics: vm,

@@ -407,7 +407,7 @@ fn bad_input_is_refused_with_the_flag() {
     let fx = Fixtures::new();
     let model = dense(&fx);
     let save = fx.path("x.safetensors");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--step", "0"], "--step 0"),
         (&["--step", "1"], "--step 1"),
         (&["--step", "1.5"], "--step 1.5"),
@@ -416,6 +416,7 @@ fn bad_input_is_refused_with_the_flag() {
         (&["--tolerance", "-0.1"], "--tolerance -0.1"),
         (&["--threshold", "none"], "--threshold none"),
         (&["--max-iter", "50"], "--max-iter 50"),
+        (&["--early-bird", "0.5"], "--early-bird 0.5"),
     ];
     for (more, said) in cases {
         let e = fails(&prune_args(&model, &save, more));

@@ -199,7 +199,7 @@ def run_wgtrain(a, task, files, backend, env, workdir):
         target=target_value(rp),
         rounds=rounds,
         result=dict(sparsity=res["sparsity"], weights_kept=res["weights_kept"],
-                    round=res["round"], rounds_met=len(met_rounds), metric=result_metric),
+                    round=res["round"], rounds_met=len(met_rounds), value=result_metric),
         rounds_run=len(rounds),
         updates=rp["totals"]["updates"], fixed_budget_updates=rp["totals"]["fixed_budget_updates"],
         dense_wall_s=dense_wall, prune_wall_s=prune_wall, wall_s=dense_wall + prune_wall,
@@ -261,7 +261,7 @@ def summarize(runs):
                 target=lambda r: r["target"], sparsity=lambda r: r["result"]["sparsity"],
                 weights_kept=lambda r: r["result"]["weights_kept"],
                 rounds_met=lambda r: r["result"]["rounds_met"], rounds_run=lambda r: r["rounds_run"],
-                metric=lambda r: r["result"]["metric"], updates=lambda r: r["updates"],
+                metric=lambda r: r["result"].get("value"), updates=lambda r: r["updates"],
                 fixed_budget_updates=lambda r: r["fixed_budget_updates"],
                 dense_wall_s=lambda r: r["dense_wall_s"], prune_wall_s=lambda r: r["prune_wall_s"],
                 wall_s=lambda r: r["wall_s"])

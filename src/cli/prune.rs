@@ -64,6 +64,12 @@ impl PruneArgs {
                 t.max_iter
             );
         }
+        if let Some(s) = t.early_bird {
+            bail!(
+                "--early-bird {s}: a stop rule for dense training (train --early-bird); prune's \
+                 rounds stop at the target"
+            );
+        }
         if let Some(e) = t.optim.max_epochs {
             bail!("--max-epochs {e}: prune bounds each round's fine-tuning with --round-max-iter");
         }
