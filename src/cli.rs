@@ -474,6 +474,7 @@ impl TrainArgs {
             monitor: self.monitor,
             restore_best: self.restore_best,
             log: self.log.clone(),
+            init_flag: "--init-weights",
             init_weights: self.init_weights.clone(),
             save: self.save.clone(),
             save_timings: self.save_timings,

@@ -62,6 +62,9 @@ pub struct TrainJob {
     pub head: Option<Head>,
     /// `None`: relu, or the `--init-weights` file's.
     pub activation: Option<Activation>,
+    /// The flag that gave `init_weights`, as errors name it: `--init-weights` (`prune`:
+    /// `--model`).
+    pub init_flag: &'static str,
     /// `--init-weights FILE`: start from a saved model's weights, with its architecture and
     /// its standardization statistics (so continued training sees the same inputs).
     pub init_weights: Option<PathBuf>,
@@ -220,11 +223,11 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
         inputs.push(("--val", path.as_path()));
     }
     if let Some(path) = &job.init_weights {
-        inputs.push(("--init-weights", path.as_path()));
+        inputs.push((job.init_flag, path.as_path()));
     }
     data::check_streams(&inputs)?;
     let init = match &job.init_weights {
-        Some(p) => Some(modelfile::load_flag("--init-weights", p)?),
+        Some(p) => Some(modelfile::load_flag(job.init_flag, p)?),
         None => None,
     };
     let data = match &job.source {
@@ -259,10 +262,11 @@ pub fn load(job: &TrainJob) -> Result<Loaded> {
     };
     let standardizer = match (&init, &job.init_weights) {
         (Some(f), Some(path)) => {
-            check_init_data(path, &f.model, &train)?;
+            check_init_data(job.init_flag, path, &f.model, &train)?;
             if !job.standardize && f.model.standardization.is_some() {
                 return Err(Error::Config(format!(
-                    "--no-standardize: the --init-weights model {} was trained on standardized features; continuing uses its statistics",
+                    "--no-standardize: the {} model {} was trained on standardized features; continuing uses its statistics",
+                    job.init_flag,
                     path.display()
                 )));
             }
@@ -304,7 +308,12 @@ fn one_class_demo(d: &Dataset, options: &DemoOptions) -> Result<()> {
 }
 
 /// The `--init-weights` model must have been trained on the data's features and labels.
-fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Result<()> {
+fn check_init_data(
+    flag: &str,
+    path: &std::path::Path,
+    model: &Model,
+    data: &Dataset,
+) -> Result<()> {
     let shown = path.display();
     if model.features != data.feature_names {
         let same_set = {
@@ -314,7 +323,7 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
             a == b
         };
         return Err(Error::Config(format!(
-            "--init-weights {shown}: the model's features are [{}] but the data's are [{}]{}",
+            "{flag} {shown}: the model's features are [{}] but the data's are [{}]{}",
             model.features.join(", "),
             data.feature_names.join(", "),
             if same_set {
@@ -337,7 +346,7 @@ fn check_init_data(path: &std::path::Path, model: &Model, data: &Dataset) -> Res
             }
         };
         return Err(Error::Config(format!(
-            "--init-weights {shown}: the model's label \"{}\" has {}, but the data's \"{}\" has {} (--label and --positive choose them)",
+            "{flag} {shown}: the model's label \"{}\" has {}, but the data's \"{}\" has {} (--label and --positive choose them)",
             m.column,
             describe(m),
             d.column,
@@ -360,25 +369,28 @@ pub fn check_init_arch(job: &TrainJob, path: &std::path::Path, model: &Model) ->
     };
     if !job.hidden.is_empty() && job.hidden != hidden {
         return Err(Error::Config(format!(
-            "--hidden {}: the --init-weights model {} has hidden layers {}; leave out --hidden to take the model's",
+            "--hidden {}: the {} model {} has hidden layers {}; leave out --hidden to take the model's",
             list(&job.hidden),
+            job.init_flag,
             path.display(),
             list(hidden)
         )));
     }
     if let (Some(a), None) = (job.activation, model.activation()) {
         return Err(Error::Config(format!(
-            "--activation {}: the --init-weights model {} is logistic regression, with no hidden \
-             layer to activate; leave out --activation",
+            "--activation {}: the {} model {} is logistic regression, with no hidden layer to \
+             activate; leave out --activation",
             a.name(),
+            job.init_flag,
             path.display()
         )));
     }
     if let (Some(a), Some(m)) = (job.activation, model.activation()) {
         if a != m {
             return Err(Error::Config(format!(
-                "--activation {}: the --init-weights model {} uses {}; leave out --activation to take the model's",
+                "--activation {}: the {} model {} uses {}; leave out --activation to take the model's",
                 a.name(),
+                job.init_flag,
                 path.display(),
                 m.name()
             )));

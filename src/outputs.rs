@@ -189,7 +189,7 @@ pub fn check_train(job: &TrainJob, plot: Option<&Path>) -> Result<Checked> {
     }
     if let Some(path) = &job.init_weights {
         inputs.push(Named {
-            flag: "--init-weights",
+            flag: job.init_flag,
             path,
         });
     }

@@ -459,7 +459,10 @@ fn bad_input_is_refused_with_the_flag() {
         "--backend",
         "cpu",
     ]);
-    assert!(e.contains(&model) || e.contains("features"), "{e}");
+    assert!(
+        e.contains(&format!("--model {model}")) && e.contains("features"),
+        "{e}"
+    );
     // No --save.
     let e = fails(&["prune", "--model", &model, "--demo", "moons"]);
     assert!(e.contains("--save"), "{e}");

@@ -6,7 +6,8 @@ the same CSV files of ttt_data.py, with the same step, batch, learning rate and 
 
     python3 benches/peers/prune_bench.py [--tasks k10,logistic] [--tools wgtrain-cpu,pytorch]
         [--rows 100000] [--val-rows 20000] [--repeats 1] [--wgtrain target/release/wgtrain]
-        [--data-dir DIR] [--out FILE.json] [--threads 2] [--t-dense k10=0.8,...]
+        [--data-dir DIR] [--out FILE.json] [--threads 2] [--t-dense k10=0.78,...]
+        [--wgtrain-prune-args "--eval-every 25"]
 
 Tasks (an MLP with one 64-unit ReLU layer on both; its weights, biases excluded, are pruned):
   k10       ReLU-teacher labels, K = 10, 64 features: MLP 64 -> 64 -> 10 (softmax)
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -170,7 +172,7 @@ def run_wgtrain(a, task, files, backend, env, workdir):
                  "--save", str(pruned), *common_opt, "--step", str(s["step"]),
                  "--round-max-iter", str(s["round_updates"]), "--max-rounds", str(s["max_rounds"]),
                  "--metric", "accuracy", "--tolerance", str(s["tolerance"]), "--seed", str(a.seed),
-                 "--backend", backend, "--json", "--quiet"]
+                 "--backend", backend, "--json", "--quiet", *a.prune_args]
     timeout = a.budget
     rt, dense_wall = run_proc(train_cmd, env, timeout)
     what = "wgtrain train"
@@ -375,6 +377,9 @@ def main():
     p.add_argument("--seed", type=int, default=0, help="the data's and the models' seed")
     p.add_argument("--threads", type=int, default=2, help="PyTorch's torch.set_num_threads")
     p.add_argument("--t-dense", help="override T_dense, e.g. k10=0.75,logistic=0.93")
+    p.add_argument("--wgtrain-prune-args", default="", metavar="ARGS",
+                   help="more flags for `wgtrain prune`, one shell-quoted string, e.g. "
+                        "\"--eval-every 25\" (recorded in the JSON's commands)")
     p.add_argument("--budget", type=float, default=1800.0,
                    help="seconds after which one process is killed and the run counts as failed")
     a = p.parse_args()
@@ -388,6 +393,7 @@ def main():
             raise SystemExit(f"unknown tool {t!r}; known: {', '.join(TOOLS)}")
     if a.repeats < 1 or a.rows < 1 or a.val_rows < 1:
         raise SystemExit("--repeats, --rows and --val-rows must be at least 1")
+    a.prune_args = shlex.split(a.wgtrain_prune_args)
     a.t_dense_given = bool(a.t_dense)
     a.t_dense = parse_t_dense(a.t_dense)
     wg_used = any(t.startswith("wgtrain-") for t in tools)
@@ -402,6 +408,7 @@ def main():
     workdir = tempfile.TemporaryDirectory(prefix="prune-bench-models-")
 
     report = dict(machine=machine(a, wg_used), settings=SETTINGS, rows=a.rows,
+                  wgtrain_prune_args=a.prune_args,
                   val_rows=a.val_rows, seed=a.seed, repeats=a.repeats, torch_threads=a.threads,
                   data_dir=str(data_dir), tasks={})
     failed = False

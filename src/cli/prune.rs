@@ -86,6 +86,7 @@ impl PruneArgs {
         };
         let mut train = t.job()?;
         train.init_weights = Some(self.model.clone());
+        train.init_flag = "--model";
         Ok(PruneJob {
             train,
             method: self.method,
