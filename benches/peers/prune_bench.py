@@ -7,7 +7,7 @@ the same CSV files of ttt_data.py, with the same step, batch, learning rate and 
     python3 benches/peers/prune_bench.py [--tasks k10,logistic] [--tools wgtrain-cpu,pytorch]
         [--rows 100000] [--val-rows 20000] [--repeats 1] [--wgtrain target/release/wgtrain]
         [--data-dir DIR] [--out FILE.json] [--threads 2] [--t-dense k10=0.78,...]
-        [--wgtrain-prune-args "--eval-every 25"]
+        [--wgtrain-prune-args "--eval-every 25"] [--same-dense]
 
 Tasks (an MLP with one 64-unit ReLU layer on both; its weights, biases excluded, are pruned):
   k10       ReLU-teacher labels, K = 10, 64 features: MLP 64 -> 64 -> 10 (softmax)
@@ -24,6 +24,18 @@ processes: train --save, then prune --model) and pytorch (prune.py in a fresh in
 Wall times: wgtrain's are its two processes, each from the CSV on disk (the prune process
 reads the CSV files again, and the saved model); PyTorch's from pandas.read_csv to the last
 round in one process, imports excluded (as in time_to_target.py).
+
+--same-dense separates dense training from pruning: the PyTorch side no longer trains its own
+dense model (the tools' dense models differ: wgtrain's He-uniform start trains slower) but
+prunes wgtrain's. Per task and repeat it first runs the same `wgtrain train --save` as the
+wgtrain-cpu row (backend cpu, same seed), then prune.py --init-from that file, which takes
+the file's weights, feature order and standardization statistics, so both tools prune the
+same weights on the same inputs. The PyTorch row is labelled "(prunes wgtrain's dense
+model)": its dense accuracy is PyTorch's evaluation of that model (checked against what
+wgtrain train reported, to 1e-4), its epochs wgtrain's, its dense wall the CSV and model
+loading only (wgtrain's training time is in the JSON, `wgtrain_dense`). The wgtrain rows are
+as without the flag; the JSON records each dense model's checksum, and the note under the
+table says whether both tools pruned the identical model in every repeat.
 """
 
 import argparse
@@ -155,31 +167,46 @@ def run_proc(cmd, env, timeout):
     return out, wall
 
 
-def run_wgtrain(a, task, files, backend, env, workdir):
+def common_opt():
+    s = SETTINGS
+    return ["--optimizer", s["optimizer"], "--lr", str(s["lr"]), "--batch-size", str(s["batch_size"])]
+
+
+def wgtrain_dense(a, task, files, backend, env, dense):
+    """`wgtrain train --save DENSE`: the dense model both rows start from. Returns
+    (train JSON, wall, command, dense dict)."""
     t = TASKS[task]
     s = SETTINGS
     train, val = files
-    dense = Path(workdir) / f"{task}-{backend}-dense.safetensors"
-    pruned = Path(workdir) / f"{task}-{backend}-pruned.safetensors"
-    common_opt = ["--optimizer", s["optimizer"], "--lr", str(s["lr"]),
-                  "--batch-size", str(s["batch_size"])]
     train_cmd = [a.wgtrain, "train", "--data", str(train), "--val", str(val),
-                 "--hidden", str(t["hidden"]), *common_opt, "--metric", "accuracy",
+                 "--hidden", str(t["hidden"]), *common_opt(), "--metric", "accuracy",
                  "--threshold", str(a.t_dense[task]), "--max-epochs", str(s["dense_max_epochs"]),
                  "--save", str(dense), "--backend", backend, "--seed", str(a.seed),
                  "--json", "--quiet"]
-    prune_cmd = [a.wgtrain, "prune", "--model", str(dense), "--data", str(train), "--val", str(val),
-                 "--save", str(pruned), *common_opt, "--step", str(s["step"]),
-                 "--round-max-iter", str(s["round_updates"]), "--max-rounds", str(s["max_rounds"]),
-                 "--metric", "accuracy", "--tolerance", str(s["tolerance"]), "--seed", str(a.seed),
-                 "--backend", backend, "--json", "--quiet", *a.prune_args]
-    timeout = a.budget
-    rt, dense_wall = run_proc(train_cmd, env, timeout)
+    rt, dense_wall = run_proc(train_cmd, env, a.budget)
     what = "wgtrain train"
     dense_acc = get(rt, "val_metrics.accuracy", what)
     stop = get(rt, "stop", what)
     epochs = stop.get("epoch", rt.get("epochs")) if isinstance(stop, dict) else None
-    rp, prune_wall = run_proc(prune_cmd, env, timeout)
+    d = dict(val_metric=dense_acc, epochs=epochs,
+             met_dense_target=(stop.get("reason") == "threshold") if isinstance(stop, dict) else None,
+             wall_s=dense_wall, train_s=rt.get("timing", {}).get("train_s"),
+             checksum=(rt.get("model") or {}).get("checksum"))
+    return rt, dense_wall, train_cmd, d
+
+
+def run_wgtrain(a, task, files, backend, env, workdir):
+    s = SETTINGS
+    train, val = files
+    dense = Path(workdir) / f"{task}-{backend}-dense.safetensors"
+    pruned = Path(workdir) / f"{task}-{backend}-pruned.safetensors"
+    rt, dense_wall, train_cmd, dense_info = wgtrain_dense(a, task, files, backend, env, dense)
+    prune_cmd = [a.wgtrain, "prune", "--model", str(dense), "--data", str(train), "--val", str(val),
+                 "--save", str(pruned), *common_opt(), "--step", str(s["step"]),
+                 "--round-max-iter", str(s["round_updates"]), "--max-rounds", str(s["max_rounds"]),
+                 "--metric", "accuracy", "--tolerance", str(s["tolerance"]), "--seed", str(a.seed),
+                 "--backend", backend, "--json", "--quiet", *a.prune_args]
+    rp, prune_wall = run_proc(prune_cmd, env, a.budget)
     what = "wgtrain prune"
     for k in PRUNE_KEYS:
         get(rp, k, what)
@@ -195,9 +222,7 @@ def run_wgtrain(a, task, files, backend, env, workdir):
         result_metric = rounds[res["round"] - 1]["metric_after_finetune"]
     return dict(
         raw=dict(train=rt, prune=rp),
-        dense=dict(val_metric=dense_acc, epochs=epochs,
-                   met_dense_target=(stop.get("reason") == "threshold") if isinstance(stop, dict) else None,
-                   wall_s=dense_wall, train_s=rt.get("timing", {}).get("train_s")),
+        dense=dense_info,
         target=target_value(rp),
         rounds=rounds,
         result=dict(sparsity=res["sparsity"], weights_kept=res["weights_kept"],
@@ -215,10 +240,15 @@ def run_wgtrain(a, task, files, backend, env, workdir):
 # PyTorch
 
 
-def run_pytorch(a, task, files, env):
+def run_pytorch(a, task, files, env, workdir, rep):
     t = TASKS[task]
     s = SETTINGS
     train, val = files
+    wg = None
+    if a.same_dense:  # wgtrain trains the dense model, PyTorch prunes it
+        dense = Path(workdir) / f"{task}-pytorch-r{rep}-dense.safetensors"
+        rt, wall, train_cmd, info = wgtrain_dense(a, task, files, "cpu", env, dense)
+        wg = dict(train=rt, wall_s=wall, cmd=train_cmd, dense=info, file=str(dense))
     cmd = [sys.executable, str(HERE / "prune.py"), "--train", str(train), "--val", str(val),
            "--hidden", str(t["hidden"]), "--classes", str(t["classes"]),
            "--target-metric", "accuracy", "--tolerance", str(s["tolerance"]),
@@ -227,12 +257,23 @@ def run_pytorch(a, task, files, env):
            "--batch-size", str(s["batch_size"]), "--lr", str(s["lr"]),
            "--max-rounds", str(s["max_rounds"]), "--seed", str(a.seed),
            "--threads", str(a.threads), "--json"]
+    if wg is not None:
+        cmd += ["--init-from", wg["file"]]
     r, proc_wall = run_proc(cmd, env, a.budget * 2)
+    dense = dict(val_metric=r["dense"]["val_metric"], epochs=r["dense"]["epochs"],
+                 met_dense_target=r["dense"]["met_dense_target"],
+                 wall_s=r["load_s"] + r["dense_s"], train_s=r["dense_s"])
+    if wg is not None:
+        # PyTorch's evaluation of wgtrain's model against wgtrain's own (both on the val rows)
+        diff = abs(r["dense"]["val_metric"] - wg["dense"]["val_metric"])
+        dense.update(source="wgtrain", pytorch_epochs=r["dense"]["epochs"],
+                     epochs=wg["dense"]["epochs"], checksum=wg["dense"]["checksum"],
+                     wgtrain_val_metric=wg["dense"]["val_metric"], abs_diff=diff,
+                     matches=diff <= 1e-4, wgtrain_train_wall_s=wg["wall_s"])
     return dict(
         raw=r,
-        dense=dict(val_metric=r["dense"]["val_metric"], epochs=r["dense"]["epochs"],
-                   met_dense_target=r["dense"]["met_dense_target"],
-                   wall_s=r["load_s"] + r["dense_s"], train_s=r["dense_s"]),
+        wgtrain_dense=wg,
+        dense=dense,
         target=r["target"],
         rounds=[{k: x[k] for k in ROUND_KEYS} for x in r["rounds"]],
         result=dict(r["result"]),
@@ -240,7 +281,8 @@ def run_pytorch(a, task, files, env):
         updates=r["updates_total"], fixed_budget_updates=len(r["rounds"]) * s["round_updates"],
         dense_wall_s=r["load_s"] + r["dense_s"], prune_wall_s=r["prune_s"], wall_s=r["wall_s"],
         process_wall_s=proc_wall, import_s=r["import_s"], threads=r["threads"],
-        torch=r["torch"], ended=r["ended"], cmd=[cmd],
+        torch=r["torch"], ended=r["ended"],
+        cmd=[cmd] if wg is None else [wg["cmd"], cmd],
     )
 
 
@@ -309,6 +351,29 @@ def table(task, entries):
             f"{upd} | {rng(s['dense_wall_s'], fmt_time)} | {rng(s['prune_wall_s'], fmt_time)} | "
             f"{rng(s['wall_s'], fmt_time, bold=True)} |")
     return lines
+
+
+def same_dense_notes(tools):
+    """Whether PyTorch's dense accuracy matched wgtrain's for the model it pruned, and whether
+    that model was the one the wgtrain-cpu row pruned (same checksum, repeat by repeat)."""
+    pt = [r for r in tools["pytorch"]["runs"] if "error" not in r]
+    diffs = [r["dense"]["abs_diff"] for r in pt]
+    match = sum(r["dense"]["matches"] for r in pt)
+    parts = [f"dense accuracy of wgtrain's model as PyTorch evaluates it vs wgtrain train's "
+             f"report: {match}/{len(pt)} within 1e-4 (largest difference "
+             f"{max(diffs, default=0.0):.2g})"]
+    out = dict(pytorch_runs=len(pt), accuracy_matches=match, max_abs_diff=max(diffs, default=None))
+    wg = tools.get("wgtrain-cpu")
+    if wg:
+        w = [r for r in wg["runs"] if "error" not in r]
+        same = [a["dense"].get("checksum") is not None
+                and a["dense"].get("checksum") == b["dense"].get("checksum")
+                for a, b in zip(w, pt)]
+        out.update(same_model_as_wgtrain_cpu=sum(same), compared=len(same))
+        parts.append(f"same dense model (checksum) as the wgtrain-cpu row: {sum(same)}/{len(same)} "
+                     f"repeats")
+    out["text"] = "; ".join(parts)
+    return out
 
 
 def version(mod):
@@ -380,6 +445,10 @@ def main():
     p.add_argument("--wgtrain-prune-args", default="", metavar="ARGS",
                    help="more flags for `wgtrain prune`, one shell-quoted string, e.g. "
                         "\"--eval-every 25\" (recorded in the JSON's commands)")
+    p.add_argument("--same-dense", action="store_true",
+                   help="PyTorch prunes wgtrain's dense model (per task and repeat: wgtrain "
+                        "train --backend cpu --save, then prune.py --init-from it) instead of "
+                        "training its own")
     p.add_argument("--budget", type=float, default=1800.0,
                    help="seconds after which one process is killed and the run counts as failed")
     a = p.parse_args()
@@ -396,7 +465,9 @@ def main():
     a.prune_args = shlex.split(a.wgtrain_prune_args)
     a.t_dense_given = bool(a.t_dense)
     a.t_dense = parse_t_dense(a.t_dense)
-    wg_used = any(t.startswith("wgtrain-") for t in tools)
+    if a.same_dense and "pytorch" not in tools:
+        raise SystemExit("--same-dense changes the pytorch row: add pytorch to --tools")
+    wg_used = any(t.startswith("wgtrain-") for t in tools) or a.same_dense
     if wg_used:
         check_wgtrain(a.wgtrain)  # before any data or PyTorch run: fail fast
 
@@ -408,7 +479,7 @@ def main():
     workdir = tempfile.TemporaryDirectory(prefix="prune-bench-models-")
 
     report = dict(machine=machine(a, wg_used), settings=SETTINGS, rows=a.rows,
-                  wgtrain_prune_args=a.prune_args,
+                  wgtrain_prune_args=a.prune_args, same_dense=a.same_dense,
                   val_rows=a.val_rows, seed=a.seed, repeats=a.repeats, torch_threads=a.threads,
                   data_dir=str(data_dir), tasks={})
     failed = False
@@ -422,7 +493,7 @@ def main():
                 print(f"[{task}] {tool}: run {i + 1}/{a.repeats}", file=sys.stderr, flush=True)
                 try:
                     if tool == "pytorch":
-                        r = run_pytorch(a, task, files[task], env)
+                        r = run_pytorch(a, task, files[task], env, workdir.name, i)
                     else:
                         r = run_wgtrain(a, task, files[task], tool.split("-", 1)[1], env, workdir.name)
                 except InterfaceError as e:
@@ -441,6 +512,8 @@ def main():
             ok = [r for r in runs if "error" not in r]
             if tool == "pytorch" and ok:
                 label = f"pytorch {ok[0]['torch']} ({ok[0]['threads']} threads)"
+                if a.same_dense:
+                    label += " (prunes wgtrain's dense model)"
             if tool.startswith("wgtrain-") and ok and ok[0].get("adapter"):
                 ad = ok[0]["adapter"]
                 name = ad.get("name", str(ad)) if isinstance(ad, dict) else str(ad)
@@ -463,6 +536,11 @@ def main():
     print(f"- {a.repeats} run(s) each" + (": median (min … max)" if a.repeats > 1 else "")
           + "; wall: from the CSV on disk (wgtrain: its two processes, the prune process "
             "loading the CSV files again; PyTorch: one process, imports excluded)")
+    if a.same_dense:
+        print("- --same-dense: the PyTorch row prunes wgtrain's dense model (`wgtrain train "
+              "--backend cpu --save` per repeat, loaded by prune.py --init-from with wgtrain's "
+              "standardization); its dense accuracy is PyTorch's evaluation of that model, its "
+              "epochs wgtrain's, its wall dense the CSV + model loading only")
     if a.rows != 100_000 and not a.t_dense_given:
         print(f"- T_dense was chosen for 100,000 training rows: with {a.rows:,} the dense model "
               f"may not reach it (the table says so); --t-dense sets others")
@@ -470,6 +548,11 @@ def main():
         e = report["tasks"][task]
         print(f"\n### {task}: {e['desc']}; T_dense {e['t_dense']}\n")
         print("\n".join(table(task, [(v["label"], v["summary"]) for v in e["tools"].values()])))
+        if a.same_dense and "pytorch" in e["tools"]:
+            notes = same_dense_notes(e["tools"])
+            e["same_dense_check"] = notes
+            print("\n" + notes["text"])
+            out_path.write_text(json.dumps(report, indent=1))
     print(f"\nJSON: {out_path}", file=sys.stderr)
     workdir.cleanup()
     if failed:

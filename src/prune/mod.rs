@@ -118,6 +118,8 @@ pub struct PruneTiming {
 pub struct PruneReport {
     pub method: Method,
     pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::backend::AdapterDesc>,
     pub metric: Metric,
     pub monitor: Monitor,
     pub target: f64,
@@ -445,6 +447,7 @@ pub fn run(
     let report = PruneReport {
         method: job.method,
         backend: dense.report.backend.clone(),
+        adapter: dense.report.adapter.clone(),
         metric: rule.metric,
         monitor,
         target,

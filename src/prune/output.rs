@@ -43,14 +43,17 @@ pub fn human(r: &PruneReport) -> String {
             r.tolerance
         ),
     };
+    let on = match &r.adapter {
+        Some(a) => format!("{}: {}", r.backend, a.name),
+        None => r.backend.clone(),
+    };
     let _ = writeln!(
         s,
-        "pruning: {} ({}), {} of what is left per round, at most {} updates per round, on {}",
+        "pruning: {} ({}), {} of what is left per round, at most {} updates per round, on {on}",
         r.method.name(),
         of_what(r.method),
         r.step,
         r.round_max_iter,
-        r.backend
     );
     let _ = writeln!(s, "target: {target}");
     let _ = writeln!(
