@@ -343,7 +343,7 @@ def run(a):
         with torch.no_grad():
             z = model(xv)
             pred = (z.squeeze(1) >= 0).long() if binary else z.argmax(dim=1)
-            acc = float((pred == yv).float().mean())
+            acc = int((pred == yv).sum()) / yv.numel()  # exact count / rows, as wgtrain
         model.train()
         return acc
 
