@@ -306,6 +306,35 @@ fn the_report_the_file_and_the_compute_saved() {
     assert_eq!(r["result"]["weights_kept"].as_u64(), Some(24));
     assert_eq!(r["result"]["sparsity"].as_f64(), Some(0.5));
 
+    // A target above the dense model's value: round 1 misses, the result is the dense model,
+    // which says it does not meet the target.
+    let r = prune_json(
+        &model,
+        &fx.path("u.safetensors"),
+        &[
+            "--backend",
+            "cpu",
+            "--threshold",
+            "0.999",
+            "--round-max-iter",
+            "20",
+        ],
+    );
+    assert_eq!(r["ended"], "round_missed", "{r}");
+    assert_eq!(r["result"]["round"].as_u64(), Some(0));
+    assert_eq!(r["result"]["met"].as_bool(), Some(false));
+    assert_eq!(r["rounds"][0]["updates"].as_u64(), Some(20));
+    // A target sparsity below one weight ends before any round.
+    let r = prune_json(
+        &model,
+        &fx.path("v.safetensors"),
+        &["--backend", "cpu", "--target-sparsity", "0.001"],
+    );
+    assert_eq!(
+        (r["ended"].as_str(), r["rounds"].as_array().map(Vec::len)),
+        (Some("target_sparsity"), Some(0))
+    );
+
     // The human report and the log and chart.
     let log = fx.path("r.csv");
     let plot = fx.path("r.svg");
@@ -407,7 +436,7 @@ fn bad_input_is_refused_with_the_flag() {
     let fx = Fixtures::new();
     let model = dense(&fx);
     let save = fx.path("x.safetensors");
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--step", "0"], "--step 0"),
         (&["--step", "1"], "--step 1"),
         (&["--step", "1.5"], "--step 1.5"),
@@ -417,6 +446,7 @@ fn bad_input_is_refused_with_the_flag() {
         (&["--threshold", "none"], "--threshold none"),
         (&["--max-iter", "50"], "--max-iter 50"),
         (&["--early-bird", "0.5"], "--early-bird 0.5"),
+        (&["--restore-best"], "--restore-best"),
     ];
     for (more, said) in cases {
         let e = fails(&prune_args(&model, &save, more));

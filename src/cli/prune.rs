@@ -70,6 +70,12 @@ impl PruneArgs {
                  rounds stop at the target"
             );
         }
+        if t.restore_best {
+            bail!(
+                "--restore-best: prune keeps the weights that met the target, which a best \
+                 check of an earlier iteration may not"
+            );
+        }
         if let Some(e) = t.optim.max_epochs {
             bail!("--max-epochs {e}: prune bounds each round's fine-tuning with --round-max-iter");
         }

@@ -89,6 +89,9 @@ pub struct ResultInfo {
     pub units_kept: Option<usize>,
     /// Its monitored metric.
     pub value: f64,
+    /// Whether it meets the target (round 0, the dense model, may not, with a --threshold
+    /// above its value).
+    pub met: bool,
     /// The saved model's layers (smaller than the dense model's with `neurons`).
     pub layers: Vec<usize>,
     pub checksum: String,
@@ -326,12 +329,28 @@ pub fn run(
         (total - kept) as f64 / total.max(1) as f64
     };
     let prune_began = Instant::now();
+    let interrupt = job.train.interrupt.clone();
     for round in 1..=job.max_rounds {
+        // A round that meets the target at once never looks at the interrupt flag.
+        if interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            ended = "interrupted";
+            break;
+        }
         let (alive, total) = if neurons {
             (units_alive(&state), units_total)
         } else {
             (masks::kept_weights(&layout, &state.mask), weights_total)
         };
+        if job
+            .target_sparsity
+            .is_some_and(|s| sparsity(&state) >= s - 0.5 / total.max(1) as f64)
+        {
+            ended = "target_sparsity";
+            break;
+        }
         let remove = to_remove(job.step, alive, total, job.target_sparsity);
         // Never a model without weights (or a layer without units).
         let next = if neurons {
@@ -381,7 +400,7 @@ pub fn run(
             units_kept: neurons.then(|| units_alive(&state_next)),
             metric_after_pruning: after_pruning,
             metric_after_finetune: info.value,
-            updates: info.iteration,
+            updates: result.outcome.updates,
             met,
             stop_reason: info.reason,
             train_s: result.report.timing.train_s,
@@ -393,6 +412,10 @@ pub fn run(
         let interrupted = info.reason == StopReason::Interrupted;
         rounds.push(r);
         if interrupted {
+            // Weights that meet the target when the run is stopped are a result too.
+            if met {
+                kept = (state_next, round, info.value);
+            }
             ended = "interrupted";
             break;
         }
@@ -433,6 +456,7 @@ pub fn run(
         weights_kept: masks::kept_weights(&layout, &best.mask),
         units_kept: neurons.then(|| units_alive(&best)),
         value: best_value,
+        met: meets(best_value),
         layers: saved.spec.layers.clone(),
         checksum: model::checksum(&saved.params),
     };

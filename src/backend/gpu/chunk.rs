@@ -130,9 +130,13 @@ pub(super) fn chunk_kit(
 }
 
 impl ChunkKit {
-    /// The state of a fresh session (the device's words are written with each chunk).
+    /// The state of a fresh session (the device's words are written with each chunk). The
+    /// slot stays as the device holds it, so that `clear_slot` still zeroes it before a lone
+    /// update.
     pub(super) fn restart(&mut self) {
+        let slot = self.last_state.0.slot;
         self.last_state = (State::zeroed(), vec![0u32; state_ints(self.classes)]);
+        self.last_state.0.slot = slot;
     }
 
     /// Sets the device state's slot to 0 where the last chunk left it otherwise (the slot is
