@@ -500,3 +500,61 @@ fn bad_input_is_refused_with_the_flag() {
     let e = fails(&prune_args(&model, &model, &[]));
     assert!(e.contains("--save"), "{e}");
 }
+
+/// Ctrl-C during a round: prune stops after the current update with `ended: interrupted`, exit
+/// status 130, and still writes the result (here the dense model: no round met the target).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_pruning_and_still_writes_the_result() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    let fx = Fixtures::new();
+    let model = dense(&fx);
+    let out = fx.path("i.safetensors");
+    let log = fx.path("i.csv");
+    // An unreachable target and a round without end: only the signal stops it.
+    let mut a = prune_args(
+        &model,
+        &out,
+        &[
+            "--backend",
+            "cpu",
+            "--threshold",
+            "0.999",
+            "--round-max-iter",
+            "100000000",
+            "--log",
+            &log,
+            "--json",
+        ],
+    );
+    a.retain(|x| *x != "--quiet");
+    let mut child = wgtrain_std()
+        .args(&a)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wgtrain starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "prune ended before the signal"
+    );
+    let status = signal_and_wait(
+        &mut child,
+        "INT",
+        Duration::from_secs(120),
+        "prune did not stop",
+    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    let r = json(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(r["ended"], "interrupted", "{r}");
+    assert_eq!(r["rounds"][0]["stop_reason"], "interrupted");
+    assert!(r["rounds"][0]["updates"].as_u64().unwrap() > 0);
+    assert_eq!(r["result"]["round"].as_u64(), Some(0));
+    assert!(std::path::Path::new(&out).exists(), "the result is written");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+}
