@@ -99,6 +99,35 @@ impl Default for StopRule {
 }
 
 impl StopRule {
+    /// The number of the check at or after iteration t: check c is iteration
+    /// min(c·E, max_iter) for E = eval_every, c = 0 ..= ⌈max_iter / E⌉ (every check
+    /// iteration is one).
+    pub fn check_number(&self, t: u64) -> u64 {
+        t.div_ceil(self.eval_every.max(1))
+    }
+
+    /// The iteration of check c.
+    pub fn check_iteration(&self, c: u64) -> u64 {
+        c.saturating_mul(self.eval_every.max(1)).min(self.max_iter)
+    }
+
+    /// The rule counted in checks (how the GPU judges mini-batch runs): one check per step,
+    /// max_iter the last check's number, and the warmup the first check at or past it (none
+    /// where it lies past max_iter).
+    pub fn in_checks(&self) -> StopRule {
+        let last = self.check_number(self.max_iter);
+        StopRule {
+            eval_every: 1,
+            max_iter: last,
+            warmup: if self.warmup > self.max_iter {
+                last + 1
+            } else {
+                self.check_number(self.warmup)
+            },
+            ..self.clone()
+        }
+    }
+
     /// Whether iteration t is a check.
     pub fn is_check(&self, t: u64) -> bool {
         t % self.eval_every.max(1) == 0 || t >= self.max_iter
@@ -272,6 +301,34 @@ impl StopEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_are_numbered_with_the_last_at_max_iter() {
+        let r = StopRule {
+            eval_every: 7,
+            max_iter: 97,
+            warmup: 12,
+            ..Default::default()
+        };
+        // Checks at 0, 7, ..., 91 and 97.
+        assert_eq!(
+            [0, 7, 8, 91, 92, 97].map(|t| r.check_number(t)),
+            [0, 1, 2, 13, 14, 14]
+        );
+        assert_eq!(
+            [0, 1, 13, 14, 15].map(|c| r.check_iteration(c)),
+            [0, 7, 91, 97, 97]
+        );
+        let c = r.in_checks();
+        assert_eq!((c.eval_every, c.max_iter, c.warmup), (1, 14, 2));
+        // A warmup past max_iter tracks no check.
+        let late = StopRule {
+            warmup: 98,
+            ..r.clone()
+        }
+        .in_checks();
+        assert_eq!(late.warmup, 15);
+    }
 
     /// Runs values (all losses finite, no time passing) until a stop.
     fn run(rule: StopRule, values: &[f64]) -> (u64, StopReason) {

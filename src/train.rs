@@ -20,6 +20,17 @@ pub enum Monitor {
     Val,
 }
 
+impl Monitor {
+    /// The watched set's metrics: the validation rows' where watched and present, else the
+    /// training rows'.
+    pub fn pick(self, train: Metrics, val: Option<Metrics>) -> Metrics {
+        match (self, val) {
+            (Monitor::Val, Some(v)) => v,
+            _ => train,
+        }
+    }
+}
+
 /// When the host reads the metrics back from a GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -330,8 +341,8 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
                             adopt_candidate: adopt,
                         };
                         let left = if mini {
-                            let every = opts.rule.eval_every.max(1);
-                            opts.rule.max_iter.div_ceil(every) - t.div_ceil(every) + 1
+                            let r = &opts.rule;
+                            r.check_number(r.max_iter) - r.check_number(t) + 1
                         } else {
                             opts.rule.max_iter.saturating_sub(t).saturating_add(1)
                         };
@@ -510,10 +521,7 @@ impl<F: FnMut(&CheckRecord) -> Result<()>> Run<'_, F> {
             ),
             _ => (t, now, now_eval, session.params()?),
         };
-        let watched = |p: Pair| match self.opts.monitor {
-            Monitor::Val => p.1.unwrap_or(p.0),
-            Monitor::Train => p.0,
-        };
+        let watched = |(train, val): Pair| self.opts.monitor.pick(train, val);
         Ok(Outcome {
             stop: StopInfo {
                 reason,

@@ -17,27 +17,6 @@ use wgtrain::optim::{Optimizer, OptimizerKind};
 use wgtrain::stop::StopRule;
 use wgtrain::train::TrainOptions;
 
-macro_rules! both_backends {
-    ($($(#[$meta:meta])* fn $name:ident($kind:ident) $body:block)*) => {
-        $(
-            $(#[$meta])*
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-                fn body($kind: $crate::common::Kind) $body
-                #[test]
-                fn cpu() {
-                    body($crate::common::Kind::Cpu)
-                }
-                #[test]
-                fn gpu() {
-                    body($crate::common::Kind::Gpu)
-                }
-            }
-        )*
-    };
-}
-
 /// A mask over `spec`'s parameters: every third weight, and hidden unit 1 whole (its row,
 /// bias and outgoing column) where there is a hidden layer.
 fn mask_of(spec: &wgtrain::model::ModelSpec) -> Vec<bool> {
@@ -136,21 +115,26 @@ fn a_mask_over_non_zero_weights_is_refused() {
 
 /// The dense model of the CLI tests: a 2 → 16 → 1 MLP on 2,000 moons rows.
 fn dense(fx: &Fixtures) -> String {
+    dense_of(fx, "2000", "16", "0.5", "0.97")
+}
+
+/// A dense MLP trained on the CPU on `rows` moons rows to `threshold` val accuracy, saved.
+fn dense_of(fx: &Fixtures, rows: &str, hidden: &str, lr: &str, threshold: &str) -> String {
     let model = fx.path("dense.safetensors");
     ok(&[
         "train",
         "--demo",
         "moons",
         "--rows",
-        "2000",
+        rows,
         "--hidden",
-        "16",
+        hidden,
         "--lr",
-        "0.5",
+        lr,
         "--val-split",
         "0.2",
         "--threshold",
-        "0.97",
+        threshold,
         "--backend",
         "cpu",
         "--save",
@@ -360,27 +344,7 @@ fn the_report_the_file_and_the_compute_saved() {
 #[test]
 fn the_compacted_model_predicts_as_the_masked_one() {
     let fx = Fixtures::new();
-    let model = fx.path("dense.safetensors");
-    ok(&[
-        "train",
-        "--demo",
-        "moons",
-        "--rows",
-        "1000",
-        "--hidden",
-        "12,6",
-        "--lr",
-        "0.3",
-        "--val-split",
-        "0.2",
-        "--threshold",
-        "0.95",
-        "--backend",
-        "cpu",
-        "--save",
-        &model,
-        "--quiet",
-    ]);
+    let model = dense_of(&fx, "1000", "12,6", "0.3", "0.95");
     let out = fx.path("n.safetensors");
     let a = [
         "prune",

@@ -38,6 +38,15 @@ def check(args):
         raise SystemExit(f"--hidden {args.hidden}: must be 0 (logistic regression) or more")
 
 
+def choices(text, known, what):
+    """The comma-separated names of `text`, each one of `known` (else exits naming it)."""
+    names = [t for t in text.split(",") if t]
+    for t in names:
+        if t not in known:
+            raise SystemExit(f"unknown {what} {t!r}; known: {', '.join(known)}")
+    return names
+
+
 def make_data(rows, features, seed, classes=2):
     """float32 X [rows, features] standardized; y [rows] in {0, 1} (two classes: the side of a
     random hyperplane) or, for K >= 3, int64 class indices: the argmax of K random linear

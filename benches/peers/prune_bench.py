@@ -57,7 +57,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ttt_data  # noqa: E402
-from common import fmt_time  # noqa: E402
+from common import choices, fmt_time  # noqa: E402
 
 # T_dense: what the dense model must reach before pruning, a little below where a 64-unit MLP
 # with Adam lr 1e-3, batch 256 gets within 10 epochs on 100,000 rows, with an epoch or more
@@ -452,14 +452,8 @@ def main():
     p.add_argument("--budget", type=float, default=1800.0,
                    help="seconds after which one process is killed and the run counts as failed")
     a = p.parse_args()
-    tasks = [t for t in a.tasks.split(",") if t]
-    tools = [t for t in a.tools.split(",") if t]
-    for t in tasks:
-        if t not in TASKS:
-            raise SystemExit(f"unknown task {t!r}; known: {', '.join(TASKS)}")
-    for t in tools:
-        if t not in TOOLS:
-            raise SystemExit(f"unknown tool {t!r}; known: {', '.join(TOOLS)}")
+    tasks = choices(a.tasks, TASKS, "task")
+    tools = choices(a.tools, TOOLS, "tool")
     if a.repeats < 1 or a.rows < 1 or a.val_rows < 1:
         raise SystemExit("--repeats, --rows and --val-rows must be at least 1")
     a.prune_args = shlex.split(a.wgtrain_prune_args)

@@ -50,7 +50,7 @@ sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import fmt_time  # noqa: E402
+from common import choices, fmt_time  # noqa: E402
 
 # The tasks: model, target and the files' stem (ttt_data.py writes {stem}_train/_val.csv).
 TASKS = {
@@ -421,14 +421,8 @@ def main():
 
     import ttt_data
 
-    tasks = [t for t in a.tasks.split(",") if t]
-    tools = [t for t in a.tools.split(",") if t]
-    for t in tasks:
-        if t not in TASKS:
-            raise SystemExit(f"unknown task {t!r}; known: {', '.join(TASKS)}")
-    for t in tools:
-        if t not in TOOLS:
-            raise SystemExit(f"unknown tool {t!r}; known: {', '.join(TOOLS)}")
+    tasks = choices(a.tasks, TASKS, "task")
+    tools = choices(a.tools, TOOLS, "tool")
     if a.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     env = dict(os.environ)

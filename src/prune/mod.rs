@@ -320,13 +320,23 @@ pub fn run(
     let mut rounds = Vec::new();
     let mut ended = "max_rounds";
     let units_alive = |p: &Pruned| p.alive.iter().flatten().filter(|&&a| a).count();
-    let sparsity = |p: &Pruned| {
-        let (kept, total) = if neurons {
+    // What sparsity counts: (alive, in all), weights or with `neurons` hidden units.
+    let counted = |p: &Pruned| {
+        if neurons {
             (units_alive(p), units_total)
         } else {
             (masks::kept_weights(&layout, &p.mask), weights_total)
-        };
+        }
+    };
+    let sparsity = |p: &Pruned| {
+        let (kept, total) = counted(p);
         (total - kept) as f64 / total.max(1) as f64
+    };
+    // Within half a unit of the target sparsity.
+    let reached = |p: &Pruned| {
+        let total = counted(p).1.max(1) as f64;
+        job.target_sparsity
+            .is_some_and(|s| sparsity(p) >= s - 0.5 / total)
     };
     let prune_began = Instant::now();
     let interrupt = job.train.interrupt.clone();
@@ -339,15 +349,8 @@ pub fn run(
             ended = "interrupted";
             break;
         }
-        let (alive, total) = if neurons {
-            (units_alive(&state), units_total)
-        } else {
-            (masks::kept_weights(&layout, &state.mask), weights_total)
-        };
-        if job
-            .target_sparsity
-            .is_some_and(|s| sparsity(&state) >= s - 0.5 / total.max(1) as f64)
-        {
+        let (alive, total) = counted(&state);
+        if reached(&state) {
             ended = "target_sparsity";
             break;
         }
@@ -381,13 +384,8 @@ pub fn run(
             .collect();
         let (result, first) = fine_tune(&masked, &next.mask)?;
         let info = &result.report.stop.info;
-        let after_pruning = first.map_or(f64::NAN, |c| {
-            let m = match (monitor, c.val) {
-                (Monitor::Val, Some(v)) => v,
-                _ => c.train,
-            };
-            m.get(rule.metric)
-        });
+        let after_pruning =
+            first.map_or(f64::NAN, |c| monitor.pick(c.train, c.val).get(rule.metric));
         let met = info.reason != StopReason::NonFinite && meets(info.value);
         let state_next = Pruned {
             params: result.model.params.clone(),
@@ -406,9 +404,6 @@ pub fn run(
             train_s: result.report.timing.train_s,
         };
         on_round(&r);
-        let reached = job
-            .target_sparsity
-            .is_some_and(|s| r.sparsity >= s - 0.5 / total.max(1) as f64);
         let interrupted = info.reason == StopReason::Interrupted;
         rounds.push(r);
         if interrupted {
@@ -425,7 +420,7 @@ pub fn run(
         }
         kept = (state_next.clone(), round, info.value);
         state = state_next;
-        if reached {
+        if reached(&state) {
             ended = "target_sparsity";
             break;
         }

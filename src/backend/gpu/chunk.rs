@@ -212,23 +212,23 @@ impl GpuSession {
             0
         };
         let k_classes = self.classes;
-        // With mini-batches the device judges checks, numbered as `Checks` says.
-        let checks = self.mini.is_some().then(|| Checks::of(&r.rule));
-        let (rule, t_device) = match &checks {
-            None => (
-                Rule::new(r, k_classes, self.has_val, n_args as u32, copy_groups),
-                start.t,
-            ),
-            Some(ch) => {
-                let rule = Rule::new(
-                    &ch.rule(r),
-                    k_classes,
-                    self.has_val,
-                    n_args as u32,
-                    copy_groups,
-                );
-                (rule, ch.index(start.t))
-            }
+        // With mini-batches the device judges checks (StopRule::in_checks).
+        let mini = self.mini.is_some();
+        let in_checks = mini.then(|| ChunkRule {
+            rule: r.rule.in_checks(),
+            ..r.clone()
+        });
+        let rule = Rule::new(
+            in_checks.as_ref().unwrap_or(r),
+            k_classes,
+            self.has_val,
+            n_args as u32,
+            copy_groups,
+        );
+        let t_device = if mini {
+            r.rule.check_number(start.t)
+        } else {
+            start.t
         };
         self.flush()?;
         let kit = &self.chunks;
@@ -254,8 +254,8 @@ impl GpuSession {
         q.write_buffer(&self.args, 0, bytemuck::cast_slice(&self.live_args));
         let t0 = self.updates;
         // Per entry i of the chunk: its weights' buffer and iteration.
-        let (enc, at): (_, Vec<(usize, u64)>) = if let Some(ch) = &checks {
-            self.record_mini_chunk(r, ch, start.t, k, n_args)?
+        let (enc, at): (_, Vec<(usize, u64)>) = if mini {
+            self.record_mini_chunk(r, start.t, k, n_args)?
         } else {
             // Entry j of the optimizer's table: the update before the chunk's evaluation j,
             // this session's update T + j − 1 (T: the updates asked for so far, a pending one
@@ -317,9 +317,11 @@ impl GpuSession {
             .iter()
             .take(ran)
             .map(|(e, record)| ChunkEntry {
-                t: checks
-                    .as_ref()
-                    .map_or(u64::from(e.t), |ch| ch.t(u64::from(e.t))),
+                t: if mini {
+                    r.rule.check_iteration(u64::from(e.t))
+                } else {
+                    u64::from(e.t)
+                },
                 eval: self.decode(record),
                 checked: e.checked(),
                 improved: e.improved(),
@@ -401,7 +403,6 @@ impl GpuSession {
     fn record_mini_chunk(
         &mut self,
         r: &ChunkRule,
-        checks: &Checks,
         t0: u64,
         k: u32,
         n_args: usize,
@@ -411,11 +412,12 @@ impl GpuSession {
             .take()
             .ok_or_else(|| Error::Config("a mini-batch chunk without mini-batches".into()))?;
         let step0 = self.opt.step0;
-        let c0 = checks.index(t0);
+        let c0 = r.rule.check_number(t0);
+        let last = r.rule.check_number(r.rule.max_iter);
         let mut ts = vec![t0];
-        while ts.len() < k as usize && c0 + (ts.len() as u64) <= checks.last() {
+        while ts.len() < k as usize && c0 + (ts.len() as u64) <= last {
             let from = ts[ts.len() - 1];
-            let next = checks.t(c0 + ts.len() as u64);
+            let next = r.rule.check_iteration(c0 + ts.len() as u64);
             if !mini.has_room_for(step0 + from..step0 + next) {
                 break;
             }
@@ -449,52 +451,6 @@ impl GpuSession {
         }
         self.mini = Some(mini);
         Ok((enc, at))
-    }
-}
-
-/// A mini-batch run's checks as the device numbers them: check c is iteration
-/// min(c·E, max_iter) for E = eval_every, c = 0 ..= ⌈max_iter / E⌉. (Every check iteration
-/// t of the host's rule is one: t = c·E or t = max_iter.)
-pub(super) struct Checks {
-    every: u64,
-    max_iter: u64,
-}
-
-impl Checks {
-    pub fn of(rule: &crate::stop::StopRule) -> Self {
-        Checks {
-            every: rule.eval_every.max(1),
-            max_iter: rule.max_iter,
-        }
-    }
-
-    /// The number of the check at iteration t.
-    pub fn index(&self, t: u64) -> u64 {
-        t.div_ceil(self.every)
-    }
-
-    /// The iteration of check c.
-    pub fn t(&self, c: u64) -> u64 {
-        c.saturating_mul(self.every).min(self.max_iter)
-    }
-
-    /// The last check's number.
-    pub fn last(&self) -> u64 {
-        self.index(self.max_iter)
-    }
-
-    /// `r` in checks: one per iteration, max_iter the last check, and the warmup the first
-    /// check at or past it (none where it lies past max_iter).
-    pub fn rule(&self, r: &ChunkRule) -> ChunkRule {
-        let mut out = r.clone();
-        out.rule.eval_every = 1;
-        out.rule.max_iter = self.last();
-        out.rule.warmup = if r.rule.warmup > self.max_iter {
-            self.last() + 1
-        } else {
-            self.index(r.rule.warmup)
-        };
-        out
     }
 }
 
